@@ -1,0 +1,42 @@
+# Shopfloor — `make run` starts the server with a demo plant, `make test` runs the suite.
+# Both create .venv and install what they need on a fresh machine.
+
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= var/demo
+HTTP_PORT ?= 8000
+
+.PHONY: run test bench check services install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	SHOPFLOOR_ADMIN_EMAIL=$${SHOPFLOOR_ADMIN_EMAIL:-admin@demo.plant} \
+	SHOPFLOOR_ADMIN_PASSWORD=$${SHOPFLOOR_ADMIN_PASSWORD:-shopfloor-demo} \
+	$(BIN)/shopfloor serve --demo --data-dir $(DATA_DIR) --http-port $(HTTP_PORT)
+
+services:
+	bash scripts/ensure-services.sh
+
+test: $(STAMP) services
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) services
+	SHOPFLOOR_BENCH_FULL=1 $(BIN)/python -m pytest -q -m slow bench tests
+
+check: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

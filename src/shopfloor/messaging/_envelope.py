@@ -1,0 +1,42 @@
+"""The one message envelope every protocol adapter produces (SPEC: "One envelope")."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+SUBTOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
+def new_message_id() -> str:
+    """A random, unique message id (UUID4 hex); duplicates from redelivery share it."""
+    return uuid.uuid4().hex
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def is_valid_subtopic(subtopic: str) -> bool:
+    """Subtopics are `/`-separated segments of `[A-Za-z0-9_-]`; the empty subtopic is valid."""
+    return subtopic == "" or SUBTOPIC_RE.fullmatch(subtopic) is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A message as it travels on the bus.
+
+    `publisher` is always the authenticated thing id, never a field the client chose.
+    `created` is the adapter's receive time in nanoseconds since the epoch.
+    """
+
+    channel: str
+    subtopic: str
+    publisher: str
+    protocol: str
+    payload: bytes
+    content_type: str
+    created: int = field(default_factory=now_ns)
+    id: str = field(default_factory=new_message_id)
