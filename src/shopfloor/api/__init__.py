@@ -1,0 +1,21 @@
+"""HTTP API layer: routes call services; services never import this package."""
+
+from ._errors import ApiError, error_response, install_error_handlers
+from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
+from .identity import router as identity_router
+from .registry import router as registry_router
+from .system import mount_docs
+from .system import router as system_router
+
+__all__ = [
+    "ApiError",
+    "BodyLimitMiddleware",
+    "HttpMetrics",
+    "MetricsMiddleware",
+    "error_response",
+    "identity_router",
+    "install_error_handlers",
+    "mount_docs",
+    "registry_router",
+    "system_router",
+]

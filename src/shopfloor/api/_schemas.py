@@ -1,0 +1,127 @@
+"""Request and response bodies of the identity and registry routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from shopfloor.auth import MIN_PASSWORD_LENGTH
+from shopfloor.registry import Permission, Role
+
+T = TypeVar("T")
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f,]+$")
+]
+Tags = Annotated[list[Tag], Field(max_length=50)]
+Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=1024)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenRequest(Body):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class OrgCreate(Body):
+    name: Name
+
+
+class OrgOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class UserCreate(Body):
+    email: EmailStr
+    password: Password
+    org_id: str | None = Field(default=None, description="Defaults to the caller's organisation.")
+    role: Role = Role.VIEWER
+
+
+class UserUpdate(Body):
+    role: Role | None = None
+    password: Password | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    org_id: str | None
+    role: Role | None
+    platform_admin: bool
+    created_at: datetime | None = None
+
+
+class MeOut(UserOut):
+    source: str = Field(description="`local` for Shopfloor accounts, `oidc` for the issuer's.")
+
+
+class EntityCreate(Body):
+    name: Name
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=list)
+
+
+class EntityUpdate(Body):
+    name: Name | None = None
+    metadata: dict[str, Any] | None = None
+    tags: Tags | None = None
+
+
+class ChannelOut(BaseModel):
+    id: str
+    name: str
+    metadata: dict[str, Any]
+    tags: list[str]
+    org_id: str
+    created_at: datetime
+
+
+class ThingOut(ChannelOut):
+    key: str | None = Field(
+        description="The thing's key; null for roles that may not see keys (see docs/roles.md)."
+    )
+
+
+class ConnectionBody(Body):
+    permissions: Annotated[list[Permission], Field(min_length=1)] = Field(
+        default_factory=lambda: [Permission.PUBLISH, Permission.SUBSCRIBE]
+    )
+
+
+class ConnectionOut(BaseModel):
+    channel_id: str
+    thing_id: str
+    permissions: list[Permission]
+    created_at: datetime
+
+
+class ConnectedThingOut(ThingOut):
+    permissions: list[Permission]
+
+
+class ConnectedChannelOut(ChannelOut):
+    permissions: list[Permission]
+
+
+class PageOut(BaseModel, Generic[T]):
+    total: int
+    offset: int
+    limit: int
+    items: list[T]

@@ -1,0 +1,59 @@
+"""Health, Prometheus metrics and the OpenAPI UI served from local assets.
+
+FastAPI's default `/docs` loads Swagger UI from a public CDN; plants are often
+air-gapped, so the assets come from the `fastapi-offline` package and are served here.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shopfloor import __version__
+
+from ._deps import PlatformDep
+
+router = APIRouter()
+DOCS_ASSETS = "/docs/assets"
+
+
+@router.get("/health", tags=["system"], summary="Readiness of every service of this process")
+async def health(platform: PlatformDep) -> JSONResponse:
+    services = await platform.health.report()
+    ready = platform.started and all(services.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "version": __version__, "services": services},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", tags=["system"], summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def mount_docs(app: FastAPI) -> None:
+    """`/docs` with Swagger UI from local assets; `app` must be built with docs_url=None."""
+    assets = files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            oauth2_redirect_url=oauth2_redirect,
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

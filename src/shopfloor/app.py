@@ -1,0 +1,58 @@
+"""Assembles the FastAPI app and the platform's services from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from shopfloor import __version__
+from shopfloor.api import (
+    BodyLimitMiddleware,
+    HttpMetrics,
+    MetricsMiddleware,
+    identity_router,
+    install_error_handlers,
+    mount_docs,
+    registry_router,
+    system_router,
+)
+from shopfloor.services import Platform
+from shopfloor.settings import Settings
+
+DESCRIPTION = """\
+Shopfloor: things, channels and telemetry for industrial plants.
+
+Sign in with `POST /api/v1/auth/token` and send `Authorization: Bearer <access_token>`.
+Errors are `{"error": {"code": "...", "message": "..."}}` with stable codes.
+"""
+
+
+def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
+    """The ASGI app; its lifespan starts and stops the platform's services."""
+    platform = platform or Platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with platform:
+            yield
+
+    app = FastAPI(
+        title="Shopfloor",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    app.state.metrics = HttpMetrics()
+    install_error_handlers(app)
+    app.include_router(system_router)
+    app.include_router(identity_router)
+    app.include_router(registry_router)
+    mount_docs(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,32 @@
+"""Identity and access: passwords, tokens, OIDC, thing keys, roles."""
+
+from ._authenticator import Authenticator
+from ._errors import AuthError, Forbidden, Unauthenticated
+from ._oidc import OidcClaimsMapping, OidcIdentity, OidcVerifier
+from ._passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from ._principal import Principal
+from ._roles import PERMISSIONS, Action, allowed
+from ._secrets import SecretFiles
+from ._thing_keys import ThingKeys
+from ._tokens import IssuedToken, TokenIssuer
+
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "PERMISSIONS",
+    "Action",
+    "AuthError",
+    "Authenticator",
+    "Forbidden",
+    "IssuedToken",
+    "OidcClaimsMapping",
+    "OidcIdentity",
+    "OidcVerifier",
+    "Principal",
+    "SecretFiles",
+    "ThingKeys",
+    "TokenIssuer",
+    "Unauthenticated",
+    "allowed",
+    "hash_password",
+    "verify_password",
+]

@@ -1,0 +1,69 @@
+"""Turns credentials into a `Principal`: passwords, Shopfloor tokens and OIDC tokens."""
+
+from __future__ import annotations
+
+from shopfloor.registry import NotFound, Registry, Role
+
+from ._errors import Unauthenticated
+from ._oidc import OidcIdentity, OidcVerifier
+from ._passwords import verify_password
+from ._principal import Principal
+from ._tokens import ISSUER, IssuedToken, TokenIssuer, unverified_issuer
+
+_ROLE_RANK = (Role.ADMIN, Role.ENGINEER, Role.OPERATOR, Role.VIEWER)
+
+
+class Authenticator:
+    def __init__(
+        self, registry: Registry, tokens: TokenIssuer, oidc: OidcVerifier | None = None
+    ) -> None:
+        self._registry = registry
+        self._tokens = tokens
+        self._oidc = oidc
+
+    async def login(self, email: str, password: str) -> IssuedToken:
+        user = await self._registry.find_user_by_email(email)
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            raise Unauthenticated("wrong e-mail or password", code="invalid_credentials")
+        return self._tokens.issue(user.id)
+
+    async def principal(self, bearer: str) -> Principal:
+        issuer = unverified_issuer(bearer)
+        if self._oidc is not None and issuer == self._oidc.issuer:
+            return await self._oidc_principal(await self._oidc.verify(bearer))
+        if issuer != ISSUER:
+            raise Unauthenticated("the token is not valid", code="invalid_token")
+        user_id = self._tokens.verify(bearer)
+        try:
+            user = await self._registry.get_user(user_id)
+        except NotFound as exc:
+            raise Unauthenticated("the account no longer exists", code="invalid_token") from exc
+        return Principal(
+            subject=user.id,
+            email=user.email,
+            org_id=user.org_id,
+            role=user.role,
+            platform_admin=user.platform_admin,
+            source="local",
+        )
+
+    async def _oidc_principal(self, identity: OidcIdentity) -> Principal:
+        org_id = None
+        for name in identity.orgs:
+            org = await self._registry.find_org(name)
+            if org is not None:
+                org_id = org.id
+                break
+        role = next((r for r in _ROLE_RANK if r.value in identity.roles), None)
+        return Principal(
+            subject=identity.subject,
+            email=identity.email,
+            org_id=org_id if role else None,
+            role=role if org_id else None,
+            platform_admin=identity.platform_admin,
+            source="oidc",
+        )
+
+    async def close(self) -> None:
+        if self._oidc is not None:
+            await self._oidc.close()

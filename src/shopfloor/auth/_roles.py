@@ -1,0 +1,26 @@
+"""Who may do what. The same table, in words, is docs/roles.md."""
+
+from __future__ import annotations
+
+import enum
+
+from shopfloor.registry import Role
+
+
+class Action(enum.StrEnum):
+    READ = "read"  # things, channels, connections, stored messages of the organisation
+    MANAGE_REGISTRY = "manage_registry"  # create, change, delete things/channels; connect
+    MANAGE_THING_KEYS = "manage_thing_keys"  # see and rotate thing keys
+    MANAGE_USERS = "manage_users"  # create, change, delete users of the organisation
+
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(Action),
+    Role.ENGINEER: frozenset({Action.READ, Action.MANAGE_REGISTRY, Action.MANAGE_THING_KEYS}),
+    Role.OPERATOR: frozenset({Action.READ}),
+    Role.VIEWER: frozenset({Action.READ}),
+}
+
+
+def allowed(role: Role | None, action: Action) -> bool:
+    return role is not None and action in PERMISSIONS[role]

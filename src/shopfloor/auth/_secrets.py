@@ -1,0 +1,57 @@
+"""Secrets generated into the data dir on first start: never in the database.
+
+A copy of the database alone therefore lets nobody publish as a thing nor mint tokens.
+Files are created exclusively (two processes starting together agree on one secret)
+with mode 0600 in a 0700 folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+class SecretFiles:
+    def __init__(self, data_dir: Path) -> None:
+        self.folder = data_dir / "secrets"
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The Ed25519 key that signs Shopfloor bearer tokens."""
+        pem = self._read_or_create(
+            "token-signing-key.pem",
+            lambda: Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{self.folder / 'token-signing-key.pem'} is not an Ed25519 key")
+        return key
+
+    def thing_key_secret(self) -> bytes:
+        """32 random bytes from which thing-key hashing and encryption keys are derived."""
+        return self._read_or_create("thing-key-secret.bin", lambda: secrets.token_bytes(32))
+
+    def _read_or_create(self, name: str, make: object) -> bytes:
+        path = self.folder / name
+        with contextlib.suppress(FileNotFoundError):
+            return path.read_bytes()
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        assert callable(make)
+        content: bytes = make()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return content

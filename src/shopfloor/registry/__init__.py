@@ -1,0 +1,26 @@
+"""Registry: organisations, users, things, channels and connections (SQLAlchemy 2, async)."""
+
+from ._database import async_url, create_engine, migrate
+from ._errors import Conflict, NotFound, RegistryError
+from ._registry import KeyCipher, Registry
+from ._types import Channel, Connection, Entity, Org, Page, Permission, Role, Thing, User
+
+__all__ = [
+    "Channel",
+    "Conflict",
+    "Connection",
+    "Entity",
+    "KeyCipher",
+    "NotFound",
+    "Org",
+    "Page",
+    "Permission",
+    "Registry",
+    "RegistryError",
+    "Role",
+    "Thing",
+    "User",
+    "async_url",
+    "create_engine",
+    "migrate",
+]

@@ -1,0 +1,611 @@
+"""The registry service: organisations, users, things, channels and their connections.
+
+Every thing/channel call is scoped by `org_id`: an object of another organisation is
+reported as not found, so ids from other tenants leak nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import _tables as t
+from ._database import create_engine, migrate
+from ._entities import EntityTable, as_utc, is_unique_violation, new_id, utcnow
+from ._errors import Conflict, NotFound
+from ._types import Channel, Connection, Org, Page, Permission, Role, Thing, User
+
+_THINGS = EntityTable("thing", t.things, t.thing_tags, t.thing_tags.c.thing_id)
+_CHANNELS = EntityTable("channel", t.channels, t.channel_tags, t.channel_tags.c.channel_id)
+
+
+class KeyCipher(Protocol):
+    """What the registry needs to store thing keys (implemented by `auth.ThingKeys`)."""
+
+    def generate(self) -> str: ...
+    def digest(self, key: str) -> str: ...
+    def encrypt(self, key: str) -> str: ...
+    def decrypt(self, ciphertext: str) -> str: ...
+
+
+class Registry:
+    """Async registry over SQLite or PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine, keys: KeyCipher) -> None:
+        self._engine = engine
+        self._keys = keys
+
+    @classmethod
+    async def open(cls, url: str, keys: KeyCipher) -> Registry:
+        """Connect, apply pending migrations and return a ready registry."""
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, keys)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except (sa.exc.SQLAlchemyError, OSError):
+            return False
+        return True
+
+    # -- organisations -------------------------------------------------------------------
+
+    async def create_org(self, name: str) -> Org:
+        org = Org(id=new_id(), name=name, created_at=utcnow())
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(sa.insert(t.orgs).values(**_fields(org)))
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"an organisation named {name!r} exists", code="name_taken") from exc
+        return org
+
+    async def get_org(self, org_id: str) -> Org:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.orgs).where(t.orgs.c.id == org_id))).first()
+        if row is None:
+            raise NotFound(f"organisation {org_id} not found", code="org_not_found")
+        return _org(row)
+
+    async def find_org(self, name_or_id: str) -> Org | None:
+        query = sa.select(t.orgs).where(
+            (t.orgs.c.name == name_or_id) | (t.orgs.c.id == name_or_id)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _org(row)
+
+    async def list_orgs(self, *, offset: int = 0, limit: int = 100) -> Page[Org]:
+        async with self._engine.connect() as conn:
+            total = await _count(conn, t.orgs, sa.true())
+            rows = await conn.execute(
+                sa.select(t.orgs).order_by(t.orgs.c.name).offset(offset).limit(limit)
+            )
+            return Page(total=total, offset=offset, limit=limit, items=[_org(r) for r in rows])
+
+    # -- users ---------------------------------------------------------------------------
+
+    async def count_users(self) -> int:
+        async with self._engine.connect() as conn:
+            return await _count(conn, t.users, sa.true())
+
+    async def create_user(
+        self,
+        *,
+        email: str,
+        password_hash: str,
+        org_id: str | None,
+        role: Role | None,
+        platform_admin: bool = False,
+    ) -> User:
+        if (org_id is None) != (role is None):
+            raise ValueError("a user has both an organisation and a role, or neither")
+        user = User(
+            id=new_id(),
+            email=email.lower(),
+            org_id=org_id,
+            role=role,
+            platform_admin=platform_admin,
+            password_hash=password_hash,
+            created_at=utcnow(),
+        )
+        try:
+            async with self._engine.begin() as conn:
+                if org_id is not None:
+                    await self._require_org(conn, org_id)
+                await conn.execute(sa.insert(t.users).values(**_fields(user)))
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"a user with e-mail {email!r} exists", code="email_taken") from exc
+        return user
+
+    async def get_user(self, user_id: str) -> User:
+        user = await self._user_where(t.users.c.id == user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} not found", code="user_not_found")
+        return user
+
+    async def find_user_by_email(self, email: str) -> User | None:
+        return await self._user_where(t.users.c.email == email.lower())
+
+    async def list_users(
+        self, *, org_id: str | None, offset: int = 0, limit: int = 100
+    ) -> Page[User]:
+        """Users of one organisation, or of all when `org_id` is None."""
+        condition = sa.true() if org_id is None else t.users.c.org_id == org_id
+        async with self._engine.connect() as conn:
+            total = await _count(conn, t.users, condition)
+            rows = await conn.execute(
+                sa.select(t.users)
+                .where(condition)
+                .order_by(t.users.c.email)
+                .offset(offset)
+                .limit(limit)
+            )
+            return Page(total=total, offset=offset, limit=limit, items=[_user(r) for r in rows])
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        org_id: str | None = None,
+        role: Role | None = None,
+        password_hash: str | None = None,
+    ) -> User:
+        values: dict[str, Any] = {}
+        if org_id is not None:
+            values["org_id"] = org_id
+        if role is not None:
+            values["role"] = role.value
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        async with self._engine.begin() as conn:
+            if org_id is not None:
+                await self._require_org(conn, org_id)
+            if values:
+                result = await conn.execute(
+                    sa.update(t.users).where(t.users.c.id == user_id).values(**values)
+                )
+                if result.rowcount == 0:
+                    raise NotFound(f"user {user_id} not found", code="user_not_found")
+        return await self.get_user(user_id)
+
+    async def delete_user(self, user_id: str) -> None:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
+        if result.rowcount == 0:
+            raise NotFound(f"user {user_id} not found", code="user_not_found")
+
+    # -- things --------------------------------------------------------------------------
+
+    async def create_thing(
+        self,
+        org_id: str,
+        *,
+        name: str,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+    ) -> tuple[Thing, str]:
+        """Create a thing; returns it with its new key (the only time the key is made)."""
+        key = self._keys.generate()
+        thing_id = new_id()
+        async with self._engine.begin() as conn:
+            await self._require_org(conn, org_id)
+            await _THINGS.insert(
+                conn,
+                {
+                    "id": thing_id,
+                    "org_id": org_id,
+                    "name": name,
+                    "key_hash": self._keys.digest(key),
+                    "key_ciphertext": self._keys.encrypt(key),
+                    "metadata": dict(metadata or {}),
+                    "created_at": utcnow(),
+                },
+            )
+            await _THINGS.set_tags(conn, thing_id, tags)
+            return await self._thing(conn, org_id, thing_id), key
+
+    async def get_thing(self, org_id: str, thing_id: str) -> Thing:
+        async with self._engine.connect() as conn:
+            return await self._thing(conn, org_id, thing_id)
+
+    async def list_things(
+        self,
+        org_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        name: str | None = None,
+        tag: str | None = None,
+    ) -> Page[Thing]:
+        async with self._engine.connect() as conn:
+            return await self._page(conn, _THINGS, _thing, org_id, offset, limit, name, tag)
+
+    async def update_thing(
+        self,
+        org_id: str,
+        thing_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Thing:
+        async with self._engine.begin() as conn:
+            await self._update(conn, _THINGS, org_id, thing_id, name, metadata, tags)
+            return await self._thing(conn, org_id, thing_id)
+
+    async def delete_thing(self, org_id: str, thing_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await _THINGS.fetch(conn, org_id, thing_id)
+            await conn.execute(sa.delete(t.things).where(t.things.c.id == thing_id))
+
+    async def rotate_thing_key(self, org_id: str, thing_id: str) -> tuple[Thing, str]:
+        """Replace a thing's key; the old key stops working at once."""
+        key = self._keys.generate()
+        async with self._engine.begin() as conn:
+            await _THINGS.fetch(conn, org_id, thing_id)
+            await conn.execute(
+                sa.update(t.things)
+                .where(t.things.c.id == thing_id)
+                .values(key_hash=self._keys.digest(key), key_ciphertext=self._keys.encrypt(key))
+            )
+            return await self._thing(conn, org_id, thing_id), key
+
+    def thing_key(self, thing: Thing) -> str:
+        """The plain key of a thing, for users allowed to see it."""
+        return self._keys.decrypt(thing.key_ciphertext)
+
+    async def thing_by_key(self, key: str) -> Thing | None:
+        """The thing a key belongs to, or None. The key is never compared in clear text."""
+        digest = self._keys.digest(key)
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(t.things).where(t.things.c.key_hash == digest))
+            ).first()
+            if row is None:
+                return None
+            tags = await _THINGS.tags_of(conn, [row.id])
+        return _thing(row, tags[row.id])
+
+    # -- channels ------------------------------------------------------------------------
+
+    async def create_channel(
+        self,
+        org_id: str,
+        *,
+        name: str,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+    ) -> Channel:
+        channel_id = new_id()
+        async with self._engine.begin() as conn:
+            await self._require_org(conn, org_id)
+            await _CHANNELS.insert(
+                conn,
+                {
+                    "id": channel_id,
+                    "org_id": org_id,
+                    "name": name,
+                    "metadata": dict(metadata or {}),
+                    "created_at": utcnow(),
+                },
+            )
+            await _CHANNELS.set_tags(conn, channel_id, tags)
+            return await self._channel(conn, org_id, channel_id)
+
+    async def get_channel(self, org_id: str, channel_id: str) -> Channel:
+        async with self._engine.connect() as conn:
+            return await self._channel(conn, org_id, channel_id)
+
+    async def find_channel(self, channel_id: str) -> Channel | None:
+        """A channel by id whatever its organisation (for adapters authorising things)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(t.channels).where(t.channels.c.id == channel_id))
+            ).first()
+            if row is None:
+                return None
+            tags = await _CHANNELS.tags_of(conn, [row.id])
+        return _channel(row, tags[row.id])
+
+    async def list_channels(
+        self,
+        org_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        name: str | None = None,
+        tag: str | None = None,
+    ) -> Page[Channel]:
+        async with self._engine.connect() as conn:
+            return await self._page(conn, _CHANNELS, _channel, org_id, offset, limit, name, tag)
+
+    async def update_channel(
+        self,
+        org_id: str,
+        channel_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Channel:
+        async with self._engine.begin() as conn:
+            await self._update(conn, _CHANNELS, org_id, channel_id, name, metadata, tags)
+            return await self._channel(conn, org_id, channel_id)
+
+    async def delete_channel(self, org_id: str, channel_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await _CHANNELS.fetch(conn, org_id, channel_id)
+            await conn.execute(sa.delete(t.channels).where(t.channels.c.id == channel_id))
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def connect(
+        self,
+        org_id: str,
+        channel_id: str,
+        thing_id: str,
+        permissions: Iterable[Permission] = (Permission.PUBLISH, Permission.SUBSCRIBE),
+    ) -> Connection:
+        """Connect a thing to a channel of the same organisation (replaces permissions)."""
+        granted = frozenset(permissions)
+        if not granted:
+            raise ValueError("a connection needs at least one permission")
+        values = {
+            "can_publish": Permission.PUBLISH in granted,
+            "can_subscribe": Permission.SUBSCRIBE in granted,
+        }
+        async with self._engine.begin() as conn:
+            await _CHANNELS.fetch(conn, org_id, channel_id)
+            await _THINGS.fetch(conn, org_id, thing_id)
+            where = (t.connections.c.channel_id == channel_id) & (
+                t.connections.c.thing_id == thing_id
+            )
+            result = await conn.execute(sa.update(t.connections).where(where).values(**values))
+            if result.rowcount == 0:
+                try:
+                    await conn.execute(
+                        sa.insert(t.connections).values(
+                            channel_id=channel_id,
+                            thing_id=thing_id,
+                            created_at=utcnow(),
+                            **values,
+                        )
+                    )
+                except sa.exc.IntegrityError as exc:
+                    if not is_unique_violation(exc):
+                        raise
+                    raise Conflict("connection changed concurrently; retry", code="conflict") from exc
+            row = (await conn.execute(sa.select(t.connections).where(where))).one()
+        return _connection(row)
+
+    async def disconnect(self, org_id: str, channel_id: str, thing_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await _CHANNELS.fetch(conn, org_id, channel_id)
+            await _THINGS.fetch(conn, org_id, thing_id)
+            result = await conn.execute(
+                sa.delete(t.connections).where(
+                    (t.connections.c.channel_id == channel_id)
+                    & (t.connections.c.thing_id == thing_id)
+                )
+            )
+        if result.rowcount == 0:
+            raise NotFound("the thing is not connected to the channel", code="not_connected")
+
+    async def connection(self, channel_id: str, thing_id: str) -> Connection | None:
+        """The connection between a channel and a thing, if any (adapters' hot path)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.connections).where(
+                        (t.connections.c.channel_id == channel_id)
+                        & (t.connections.c.thing_id == thing_id)
+                    )
+                )
+            ).first()
+        return None if row is None else _connection(row)
+
+    async def channel_things(
+        self, org_id: str, channel_id: str, *, offset: int = 0, limit: int = 100
+    ) -> Page[tuple[Thing, Connection]]:
+        async with self._engine.connect() as conn:
+            await _CHANNELS.fetch(conn, org_id, channel_id)
+            return await self._connected(
+                conn, _THINGS, _thing, t.connections.c.thing_id, t.connections.c.channel_id,
+                channel_id, offset, limit,
+            )  # fmt: skip
+
+    async def thing_channels(
+        self, org_id: str, thing_id: str, *, offset: int = 0, limit: int = 100
+    ) -> Page[tuple[Channel, Connection]]:
+        async with self._engine.connect() as conn:
+            await _THINGS.fetch(conn, org_id, thing_id)
+            return await self._connected(
+                conn, _CHANNELS, _channel, t.connections.c.channel_id, t.connections.c.thing_id,
+                thing_id, offset, limit,
+            )  # fmt: skip
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _require_org(self, conn: AsyncConnection, org_id: str) -> None:
+        found = await conn.scalar(sa.select(t.orgs.c.id).where(t.orgs.c.id == org_id))
+        if found is None:
+            raise NotFound(f"organisation {org_id} not found", code="org_not_found")
+
+    async def _user_where(self, condition: sa.ColumnElement[bool]) -> User | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.users).where(condition))).first()
+        return None if row is None else _user(row)
+
+    async def _thing(self, conn: AsyncConnection, org_id: str, thing_id: str) -> Thing:
+        row = await _THINGS.fetch(conn, org_id, thing_id)
+        return _thing(row, (await _THINGS.tags_of(conn, [thing_id]))[thing_id])
+
+    async def _channel(self, conn: AsyncConnection, org_id: str, channel_id: str) -> Channel:
+        row = await _CHANNELS.fetch(conn, org_id, channel_id)
+        return _channel(row, (await _CHANNELS.tags_of(conn, [channel_id]))[channel_id])
+
+    async def _page(
+        self,
+        conn: AsyncConnection,
+        entities: EntityTable,
+        build: Any,
+        org_id: str,
+        offset: int,
+        limit: int,
+        name: str | None,
+        tag: str | None,
+    ) -> Any:
+        condition = entities.filtered(org_id, name=name, tag=tag)
+        total = await _count(conn, entities.table, condition)
+        rows = list(
+            await conn.execute(
+                sa.select(entities.table)
+                .where(condition)
+                .order_by(entities.table.c.name, entities.table.c.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        tags = await entities.tags_of(conn, [r.id for r in rows])
+        items = [build(r, tags[r.id]) for r in rows]
+        return Page(total=total, offset=offset, limit=limit, items=items)
+
+    async def _update(
+        self,
+        conn: AsyncConnection,
+        entities: EntityTable,
+        org_id: str,
+        entity_id: str,
+        name: str | None,
+        metadata: Mapping[str, Any] | None,
+        tags: Iterable[str] | None,
+    ) -> None:
+        await entities.fetch(conn, org_id, entity_id)
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = name
+        if metadata is not None:
+            values["metadata"] = dict(metadata)
+        if values:
+            try:
+                await conn.execute(
+                    sa.update(entities.table)
+                    .where(entities.table.c.id == entity_id)
+                    .values(**values)
+                )
+            except sa.exc.IntegrityError as exc:
+                raise entities.name_conflict(str(name)) from exc
+        if tags is not None:
+            await entities.set_tags(conn, entity_id, tags)
+
+    async def _connected(
+        self,
+        conn: AsyncConnection,
+        entities: EntityTable,
+        build: Any,
+        join_column: sa.Column[Any],
+        filter_column: sa.Column[Any],
+        filter_id: str,
+        offset: int,
+        limit: int,
+    ) -> Any:
+        condition = filter_column == filter_id
+        total = await _count(conn, t.connections, condition)
+        rows = list(
+            await conn.execute(
+                sa.select(
+                    entities.table,
+                    t.connections.c.channel_id,
+                    t.connections.c.thing_id,
+                    t.connections.c.can_publish,
+                    t.connections.c.can_subscribe,
+                    t.connections.c.created_at.label("connected_at"),
+                )
+                .join(t.connections, join_column == entities.table.c.id)
+                .where(condition)
+                .order_by(entities.table.c.name, entities.table.c.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        tags = await entities.tags_of(conn, [r.id for r in rows])
+        items = [(build(r, tags[r.id]), _connection(r, r.connected_at)) for r in rows]
+        return Page(total=total, offset=offset, limit=limit, items=items)
+
+
+async def _count(conn: AsyncConnection, table: sa.Table, condition: Any) -> int:
+    total = await conn.scalar(sa.select(sa.func.count()).select_from(table).where(condition))
+    return int(total or 0)
+
+
+def _fields(obj: Org | User) -> dict[str, Any]:
+    values = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+    if isinstance(obj, User):
+        values["role"] = obj.role.value if obj.role else None
+    return values
+
+
+def _org(row: sa.Row[Any]) -> Org:
+    return Org(id=row.id, name=row.name, created_at=as_utc(row.created_at))
+
+
+def _user(row: sa.Row[Any]) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        org_id=row.org_id,
+        role=Role(row.role) if row.role else None,
+        platform_admin=bool(row.platform_admin),
+        password_hash=row.password_hash,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _thing(row: sa.Row[Any], tags: list[str]) -> Thing:
+    return Thing(
+        id=row.id,
+        org_id=row.org_id,
+        name=row.name,
+        metadata=dict(row.metadata),
+        tags=tuple(tags),
+        key_ciphertext=row.key_ciphertext,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _channel(row: sa.Row[Any], tags: list[str]) -> Channel:
+    return Channel(
+        id=row.id,
+        org_id=row.org_id,
+        name=row.name,
+        metadata=dict(row.metadata),
+        tags=tuple(tags),
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _connection(row: sa.Row[Any], created_at: datetime | None = None) -> Connection:
+    granted = set()
+    if row.can_publish:
+        granted.add(Permission.PUBLISH)
+    if row.can_subscribe:
+        granted.add(Permission.SUBSCRIBE)
+    return Connection(
+        channel_id=row.channel_id,
+        thing_id=row.thing_id,
+        permissions=frozenset(granted),
+        created_at=as_utc(created_at or row.created_at),
+    )

@@ -1,0 +1,85 @@
+"""Registry value objects, detached from the database."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Role(enum.StrEnum):
+    """Organisation roles; the permission table is in docs/roles.md."""
+
+    ADMIN = "admin"
+    ENGINEER = "engineer"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+
+
+class Permission(enum.StrEnum):
+    PUBLISH = "publish"
+    SUBSCRIBE = "subscribe"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Org:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class User:
+    id: str
+    email: str
+    org_id: str | None
+    role: Role | None
+    platform_admin: bool
+    password_hash: str = field(repr=False)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entity:
+    """A thing or a channel: both have a name, metadata and tags inside one organisation."""
+
+    id: str
+    org_id: str
+    name: str
+    metadata: dict[str, Any]
+    tags: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thing(Entity):
+    #: Encrypted thing key; only `ThingKeys.decrypt` turns it back into the key.
+    key_ciphertext: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Channel(Entity):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connection:
+    channel_id: str
+    thing_id: str
+    permissions: frozenset[Permission]
+    created_at: datetime
+
+    def allows(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    total: int
+    offset: int
+    limit: int
+    items: Sequence[T]
