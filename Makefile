@@ -1,7 +1,9 @@
 # Shopfloor — `make run` starts the server with a demo plant, `make test` runs the suite.
 # Both create .venv and install what they need on a fresh machine.
 
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter on PATH that runs and is Python >= 3.11.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -11,7 +13,7 @@ HTTP_PORT ?= 8000
 .PHONY: run test bench check services install clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required (python3 on PATH)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -20,6 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
+	SHOPFLOOR_LOG_FORMAT=$${SHOPFLOOR_LOG_FORMAT:-text} \
 	SHOPFLOOR_ADMIN_EMAIL=$${SHOPFLOOR_ADMIN_EMAIL:-admin@demo.plant} \
 	SHOPFLOOR_ADMIN_PASSWORD=$${SHOPFLOOR_ADMIN_PASSWORD:-shopfloor-demo} \
 	$(BIN)/shopfloor serve --demo --data-dir $(DATA_DIR) --http-port $(HTTP_PORT)

@@ -19,7 +19,7 @@ from shopfloor.auth import (
     TokenIssuer,
     hash_password,
 )
-from shopfloor.registry import Registry
+from shopfloor.registry import Conflict, Registry
 from shopfloor.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class Platform:
         self.health = Health()
         self._registry: Registry | None = None
         self._auth: Authenticator | None = None
+        #: Awaited once every service has started (the CLI prints the demo plant here).
+        self.on_started: list[Callable[[], Awaitable[None]]] = []
         self.started = False
 
     @property
@@ -87,6 +89,7 @@ class Platform:
                 settings.oidc_issuer,
                 audience=settings.oidc_audience,
                 jwks_ttl_seconds=settings.oidc_jwks_ttl_seconds,
+                min_refresh_seconds=settings.oidc_jwks_min_refresh_seconds,
                 mapping=OidcClaimsMapping(
                     role_claim=settings.oidc_role_claim,
                     org_claim=settings.oidc_org_claim,
@@ -96,6 +99,8 @@ class Platform:
             )
         self._auth = Authenticator(self._registry, tokens, oidc)
         await self._ensure_first_admin()
+        for callback in self.on_started:
+            await callback()
         self.started = True
         logger.info("platform started with services %s", ",".join(settings.services))
 
@@ -112,11 +117,14 @@ class Platform:
         password = self.settings.admin_password.get_secret_value()
         if not email or await self.registry.count_users() > 0:
             return
-        await self.registry.create_user(
-            email=email,
-            password_hash=await asyncio.to_thread(hash_password, password),
-            org_id=None,
-            role=None,
-            platform_admin=True,
-        )
+        try:
+            await self.registry.create_user(
+                email=email,
+                password_hash=await asyncio.to_thread(hash_password, password),
+                org_id=None,
+                role=None,
+                platform_admin=True,
+            )
+        except Conflict:
+            return  # another process starting at the same time created it
         logger.info("created the first platform admin %s", email)

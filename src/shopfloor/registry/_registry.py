@@ -181,6 +181,16 @@ class Registry:
                     raise NotFound(f"user {user_id} not found", code="user_not_found")
         return await self.get_user(user_id)
 
+    async def set_platform_admin(self, user_id: str, platform_admin: bool) -> None:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(t.users)
+                .where(t.users.c.id == user_id)
+                .values(platform_admin=platform_admin)
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"user {user_id} not found", code="user_not_found")
+
     async def delete_user(self, user_id: str) -> None:
         async with self._engine.begin() as conn:
             result = await conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
