@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +57,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Apply every pending migration (idempotent, safe with several processes)."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        # SQLite answers "database is locked" at once when two deferred transactions both
+        # upgrade to writing, busy timeout or not; a lock file serialises the migrators.
+        async with _file_lock(Path(database + ".migrate.lock")):
+            await _migrate(engine)
+    else:
+        await _migrate(engine)
+
+
+@asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+async def _migrate(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(

@@ -1,0 +1,47 @@
+"""Errors raised by the SenML normalizer.
+
+Error tree::
+
+    ValueError
+     └── SenMLError          every rejection, with a stable snake_case `code`
+
+Foreign exceptions (``json``, ``cbor2``, ``UnicodeDecodeError``, ``RecursionError``)
+are translated at the parsing boundary, so callers only ever catch `SenMLError` and
+can map its `code` onto an HTTP 4xx / MQTT reason without inspecting messages.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+SenMLErrorCode: TypeAlias = Literal[
+    "invalid_json",
+    "invalid_cbor",
+    "invalid_senml",
+    "unsupported_senml_version",
+    "unsupported_senml_label",
+    "unsupported_content_type",
+    "too_many_records",
+    "payload_too_deep",
+    "empty_payload",
+]
+
+
+class SenMLError(ValueError):
+    """A payload that cannot be normalised into records.
+
+    `code` is stable and machine-readable; the message is for humans and names the
+    offending entry index and field where there is one.
+    """
+
+    code: SenMLErrorCode
+    message: str
+
+    def __init__(self, code: SenMLErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[SenMLError], tuple[SenMLErrorCode, str]]:
+        # Errors may cross process boundaries (split services); keep `code` on unpickle.
+        return (type(self), (self.code, self.message))

@@ -1,0 +1,228 @@
+"""The registry contract: one suite, run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shopfloor.auth import ThingKeys
+from shopfloor.registry import Conflict, NotFound, Permission, Registry, Role
+
+
+@pytest.fixture
+async def registry(database_url: str) -> AsyncIterator[Registry]:
+    registry = await Registry.open(database_url, ThingKeys(secrets.token_bytes(32)))
+    try:
+        yield registry
+    finally:
+        await registry.close()
+
+
+async def test_migrations_are_idempotent(database_url: str) -> None:
+    keys = ThingKeys(secrets.token_bytes(32))
+    first = await Registry.open(database_url, keys)
+    await first.create_org("Plant")
+    await first.close()
+    second = await Registry.open(database_url, keys)  # applies nothing, loses nothing
+    try:
+        assert (await second.list_orgs()).total == 1
+    finally:
+        await second.close()
+
+
+async def test_concurrent_start_migrates_once(database_url: str) -> None:
+    keys = ThingKeys(secrets.token_bytes(32))
+    opened = await asyncio.gather(*(Registry.open(database_url, keys) for _ in range(3)))
+    try:
+        await opened[0].create_org("Plant")
+        assert (await opened[2].list_orgs()).total == 1
+    finally:
+        for registry in opened:
+            await registry.close()
+
+
+async def test_org_names_are_unique(registry: Registry) -> None:
+    org = await registry.create_org("Plant A")
+    assert (await registry.get_org(org.id)).name == "Plant A"
+    assert (await registry.find_org("Plant A")) == org
+    assert (await registry.find_org(org.id)) == org
+    with pytest.raises(Conflict) as caught:
+        await registry.create_org("Plant A")
+    assert caught.value.code == "name_taken"
+
+
+async def test_users_belong_to_an_org_with_a_role(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    user = await registry.create_user(
+        email="Ann@Plant.Example", password_hash="h", org_id=org.id, role=Role.OPERATOR
+    )
+    assert user.email == "ann@plant.example"
+    assert await registry.find_user_by_email("ANN@plant.example") == user
+    with pytest.raises(Conflict):
+        await registry.create_user(
+            email="ann@plant.example", password_hash="h", org_id=org.id, role=Role.VIEWER
+        )
+    changed = await registry.update_user(user.id, role=Role.ENGINEER, password_hash="h2")
+    assert (changed.role, changed.password_hash) == (Role.ENGINEER, "h2")
+    page = await registry.list_users(org_id=org.id)
+    assert [u.id for u in page.items] == [user.id]
+    await registry.delete_user(user.id)
+    with pytest.raises(NotFound):
+        await registry.get_user(user.id)
+
+
+async def test_user_in_missing_org_is_refused(registry: Registry) -> None:
+    with pytest.raises(NotFound):
+        await registry.create_user(
+            email="x@y.example", password_hash="h", org_id="missing", role=Role.VIEWER
+        )
+
+
+async def test_thing_keys_are_stored_hashed_and_encrypted(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    thing, key = await registry.create_thing(org.id, name="press-01", metadata={"line": "A"})
+    assert len(key) >= 32  # 192 random bits, base64url
+    assert key not in thing.key_ciphertext
+    assert registry.thing_key(thing) == key
+    assert (await registry.thing_by_key(key)) == thing
+    assert await registry.thing_by_key(key + "x") is None
+    rotated, new_key = await registry.rotate_thing_key(org.id, thing.id)
+    assert new_key != key
+    assert await registry.thing_by_key(key) is None
+    assert (await registry.thing_by_key(new_key)) == rotated
+
+
+async def test_a_database_copy_alone_does_not_reveal_keys(database_url: str) -> None:
+    registry = await Registry.open(database_url, ThingKeys(secrets.token_bytes(32)))
+    org = await registry.create_org("Plant")
+    thing, key = await registry.create_thing(org.id, name="press-01")
+    await registry.close()
+    thief = await Registry.open(database_url, ThingKeys(secrets.token_bytes(32)))
+    try:
+        assert await thief.thing_by_key(key) is None
+        stolen = await thief.get_thing(org.id, thing.id)
+        with pytest.raises(ValueError):
+            thief.thing_key(stolen)
+    finally:
+        await thief.close()
+
+
+async def test_things_are_scoped_to_their_org(registry: Registry) -> None:
+    mine = await registry.create_org("Mine")
+    theirs = await registry.create_org("Theirs")
+    thing, _ = await registry.create_thing(theirs.id, name="press-01")
+    for call in (
+        registry.get_thing(mine.id, thing.id),
+        registry.update_thing(mine.id, thing.id, name="x"),
+        registry.delete_thing(mine.id, thing.id),
+        registry.rotate_thing_key(mine.id, thing.id),
+    ):
+        with pytest.raises(NotFound):
+            await call
+    # the same name is free in another organisation
+    await registry.create_thing(mine.id, name="press-01")
+
+
+async def test_thing_names_unique_within_org(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    await registry.create_thing(org.id, name="press-01")
+    other, _ = await registry.create_thing(org.id, name="press-02")
+    with pytest.raises(Conflict):
+        await registry.create_thing(org.id, name="press-01")
+    with pytest.raises(Conflict):
+        await registry.update_thing(org.id, other.id, name="press-01")
+
+
+async def test_listing_pages_and_filters(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    for i in range(12):
+        await registry.create_thing(
+            org.id, name=f"machine-{i:02d}", tags=["even" if i % 2 == 0 else "odd", "all"]
+        )
+    await registry.create_thing(org.id, name="weird_%_name", tags=["all"])
+    page = await registry.list_things(org.id, offset=5, limit=4)
+    assert page.total == 13
+    assert [t.name for t in page.items] == [f"machine-{i:02d}" for i in range(5, 9)]
+    evens = await registry.list_things(org.id, tag="even")
+    assert evens.total == 6
+    assert all("even" in t.tags for t in evens.items)
+    by_name = await registry.list_things(org.id, name="INE-1")
+    assert sorted(t.name for t in by_name.items) == ["machine-10", "machine-11"]
+    literal = await registry.list_things(org.id, name="_%_")
+    assert [t.name for t in literal.items] == ["weird_%_name"]
+
+
+async def test_update_changes_only_what_is_given(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    channel = await registry.create_channel(
+        org.id, name="telemetry", metadata={"a": 1}, tags=["x", "y"]
+    )
+    renamed = await registry.update_channel(org.id, channel.id, name="tele")
+    assert (renamed.name, renamed.metadata, renamed.tags) == ("tele", {"a": 1}, ("x", "y"))
+    retagged = await registry.update_channel(org.id, channel.id, tags=["z"], metadata={})
+    assert (retagged.name, retagged.metadata, retagged.tags) == ("tele", {}, ("z",))
+
+
+async def test_connections_carry_permissions(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    channel = await registry.create_channel(org.id, name="telemetry")
+    press, _ = await registry.create_thing(org.id, name="press-01")
+    oven, _ = await registry.create_thing(org.id, name="oven-02")
+    both = await registry.connect(org.id, channel.id, press.id)
+    assert both.permissions == {Permission.PUBLISH, Permission.SUBSCRIBE}
+    await registry.connect(org.id, channel.id, oven.id, [Permission.SUBSCRIBE])
+    connection = await registry.connection(channel.id, oven.id)
+    assert connection is not None
+    assert connection.allows(Permission.SUBSCRIBE) and not connection.allows(Permission.PUBLISH)
+    # connecting again replaces the permissions
+    await registry.connect(org.id, channel.id, oven.id, [Permission.PUBLISH])
+    again = await registry.connection(channel.id, oven.id)
+    assert again is not None and again.permissions == {Permission.PUBLISH}
+
+    things = await registry.channel_things(org.id, channel.id)
+    assert [(t.name, c.permissions) for t, c in things.items] == [
+        ("oven-02", {Permission.PUBLISH}),
+        ("press-01", {Permission.PUBLISH, Permission.SUBSCRIBE}),
+    ]
+    channels = await registry.thing_channels(org.id, press.id)
+    assert [c.name for c, _ in channels.items] == ["telemetry"]
+
+    await registry.disconnect(org.id, channel.id, press.id)
+    assert await registry.connection(channel.id, press.id) is None
+    with pytest.raises(NotFound):
+        await registry.disconnect(org.id, channel.id, press.id)
+
+
+async def test_connections_never_cross_orgs(registry: Registry) -> None:
+    mine = await registry.create_org("Mine")
+    theirs = await registry.create_org("Theirs")
+    channel = await registry.create_channel(mine.id, name="telemetry")
+    foreign, _ = await registry.create_thing(theirs.id, name="spy")
+    with pytest.raises(NotFound):
+        await registry.connect(mine.id, channel.id, foreign.id)
+    with pytest.raises(NotFound):
+        await registry.connect(theirs.id, channel.id, foreign.id)
+
+
+async def test_deleting_removes_connections(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    channel = await registry.create_channel(org.id, name="telemetry")
+    thing, key = await registry.create_thing(org.id, name="press-01", tags=["a"])
+    await registry.connect(org.id, channel.id, thing.id)
+    await registry.delete_thing(org.id, thing.id)
+    assert await registry.connection(channel.id, thing.id) is None
+    assert await registry.thing_by_key(key) is None
+    assert (await registry.list_things(org.id, tag="a")).total == 0
+    await registry.delete_channel(org.id, channel.id)
+    assert await registry.find_channel(channel.id) is None
+
+
+async def test_timestamps_are_timezone_aware(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    thing, _ = await registry.create_thing(org.id, name="press-01")
+    fetched = await registry.get_thing(org.id, thing.id)
+    assert fetched.created_at.tzinfo is not None
+    assert abs((fetched.created_at - thing.created_at).total_seconds()) < 1

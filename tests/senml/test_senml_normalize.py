@@ -1,0 +1,70 @@
+"""`normalize` picks the parser from the content type an adapter received."""
+
+from __future__ import annotations
+
+import json
+
+import cbor2
+import pytest
+
+from shopfloor.senml import SUPPORTED_CONTENT_TYPES, Record, SenMLError, normalize
+
+NOW = 1_700_000_000.0
+SENML_JSON = json.dumps([{"n": "dev:temp", "v": 20.5}]).encode()
+SENML_CBOR = cbor2.dumps([{0: "dev:temp", 2: 20.5}])
+EXPECTED = [Record(name="dev:temp", time=NOW, value=20.5)]
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type"),
+    [
+        (SENML_JSON, "application/senml+json"),
+        (SENML_JSON, "Application/SenML+JSON; charset=utf-8"),
+        (SENML_CBOR, "application/senml+cbor"),
+        (SENML_JSON, "application/json"),
+        (json.dumps({"dev:temp": 20.5}).encode(), " application/json ;charset=UTF-8"),
+    ],
+)
+def test_each_supported_type_reaches_its_parser(payload: bytes, content_type: str) -> None:
+    assert normalize(payload, content_type, now=NOW) == EXPECTED
+
+
+def test_plain_json_is_flattened() -> None:
+    records = normalize(b'{"line": {"speed": 3}}', "application/json", now=NOW)
+
+    assert records == [Record(name="line.speed", time=NOW, value=3)]
+
+
+def test_the_supported_types_are_published() -> None:
+    assert sorted(SUPPORTED_CONTENT_TYPES) == [
+        "application/json",
+        "application/senml+cbor",
+        "application/senml+json",
+    ]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/cbor", "text/plain", "", "application/senml+xml", "json"]
+)
+def test_other_types_are_refused(content_type: str) -> None:
+    with pytest.raises(SenMLError) as caught:
+        normalize(SENML_JSON, content_type, now=NOW)
+
+    assert caught.value.code == "unsupported_content_type"
+    assert "application/senml+json" in str(caught.value)
+
+
+def test_the_record_limit_is_passed_on() -> None:
+    pack = json.dumps([{"n": "x", "v": i} for i in range(3)]).encode()
+
+    with pytest.raises(SenMLError) as caught:
+        normalize(pack, "application/senml+json", now=NOW, max_records=2)
+
+    assert caught.value.code == "too_many_records"
+
+
+def test_a_cbor_payload_labelled_as_json_is_refused_not_misread() -> None:
+    with pytest.raises(SenMLError) as caught:
+        normalize(SENML_CBOR, "application/senml+json", now=NOW)
+
+    assert caught.value.code == "invalid_json"
