@@ -14,8 +14,9 @@ import time
 from typing import Any
 
 _SECRET_PATTERNS = [
-    # Authorization headers and the like: "Bearer xxx", "Thing xxx", "Basic xxx".
-    (re.compile(r"\b(Bearer|Thing|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I), r"\1 [redacted]"),
+    # Authorization headers: "Bearer xxx", "Basic xxx" and "Thing xxx" (capitalised, as in
+    # the header, so that "thing <id> connected" log lines keep their ids).
+    (re.compile(r"\b((?i:bearer|basic)|Thing)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 [redacted]"),
     # key=value and "key": "value" pairs whose key names a secret.
     (
         re.compile(
@@ -67,3 +68,5 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Alembic narrates every plugin and migration step at INFO.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

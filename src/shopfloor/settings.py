@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         default="shopfloor-admin", description="Role value that makes a platform admin."
     )
     oidc_jwks_ttl_seconds: int = Field(default=300, ge=10, description="JWKS cache life.")
+    oidc_jwks_min_refresh_seconds: float = Field(
+        default=10.0, ge=0, description="Least time between two JWKS refetches for unknown keys."
+    )
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
     log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 #: Asymmetric algorithms only: a symmetric `HS256` token would be "signed" with public data.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
-_MIN_REFRESH_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,16 +73,18 @@ class OidcVerifier:
         audience: str = "",
         mapping: OidcClaimsMapping | None = None,
         jwks_ttl_seconds: float = 300.0,
+        min_refresh_seconds: float = 10.0,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self._audience = audience or None
         self._mapping = mapping or OidcClaimsMapping()
         self._ttl = jwks_ttl_seconds
+        self._min_refresh = min_refresh_seconds
         self._http = http or httpx.AsyncClient(timeout=10.0)
         self._owns_http = http is None
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = -math.inf  # never fetched
         self._lock = asyncio.Lock()
 
     async def close(self) -> None:
@@ -130,7 +132,7 @@ class OidcVerifier:
         if now - self._fetched_at > self._ttl:
             await self._refresh(force=False)
         key = self._keys.get(kid) if kid else self._only_key()
-        if key is None and time.monotonic() - self._fetched_at > _MIN_REFRESH_INTERVAL:
+        if key is None and time.monotonic() - self._fetched_at >= self._min_refresh:
             await self._refresh(force=True)  # the issuer may have rotated its keys
             key = self._keys.get(kid) if kid else self._only_key()
         if key is None:
@@ -143,7 +145,7 @@ class OidcVerifier:
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
             fresh = time.monotonic() - self._fetched_at
-            if (not force and fresh <= self._ttl) or (force and fresh <= _MIN_REFRESH_INTERVAL):
+            if (not force and fresh <= self._ttl) or (force and fresh < self._min_refresh):
                 return  # another request refreshed while we waited
             try:
                 keys = await self._fetch_keys()

@@ -1,0 +1,47 @@
+"""Health, metrics and the API docs served without any outside network."""
+
+from __future__ import annotations
+
+import re
+
+from .conftest import Api
+
+
+async def test_health_reports_every_service(api: Api) -> None:
+    response = await api.http.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["services"] == {"registry": True}
+
+
+async def test_health_is_unavailable_when_a_service_is_not_ready(api: Api) -> None:
+    async def broken() -> bool:
+        return False
+
+    api.platform.health.add("broken", broken)
+    response = await api.http.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["services"]["broken"] is False
+
+
+async def test_metrics_count_requests_by_route_template(api: Api) -> None:
+    await api.http.get("/api/v1/things/123")  # 401, but counted under its template
+    text = (await api.http.get("/metrics")).text
+    assert 'shopfloor_http_requests_total{method="GET",route="/api/v1/things/{thing_id}",status="401"} 1.0' in text
+    assert "shopfloor_http_request_seconds_bucket" in text
+
+
+async def test_docs_load_only_local_assets(api: Api) -> None:
+    page = await api.http.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", page.text)
+    urls += re.findall(r"""url:\s*["']([^"']+)["']""", page.text)
+    assert urls, "the page references its assets"
+    for url in urls:
+        assert not re.match(r"^(https?:)?//", url), f"/docs loads {url} from outside"
+        assert (await api.http.get(url)).status_code == 200, url
+    spec = (await api.http.get("/openapi.json")).json()
+    assert "/api/v1/things" in spec["paths"]
+    assert "/api/v1/auth/token" in spec["paths"]
