@@ -47,9 +47,7 @@ async def postgres_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """The registry contract runs once per database backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'registry.db'}"

@@ -61,8 +61,7 @@ def bind_socket(host: str, port: int, *, option: str, env: str) -> socket.socket
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise PortInUse(
-                f"port {port} on {host} is already in use; choose another with {option} "
-                f"or {env}"
+                f"port {port} on {host} is already in use; choose another with {option} or {env}"
             ) from exc
         raise
     sock.listen(2048)
@@ -270,7 +269,11 @@ async def _create_admin(settings: Settings, email: str, password: str, *, reset:
         existing = await registry.find_user_by_email(email)
         if existing is None:
             user = await registry.create_user(
-                email=email, password_hash=password_hash, org_id=None, role=None, platform_admin=True
+                email=email,
+                password_hash=password_hash,
+                org_id=None,
+                role=None,
+                platform_admin=True,
             )
             return f"created platform admin {user.email} ({user.id})"
         if not reset:

@@ -51,8 +51,14 @@ async def test_missing_credentials(api: Api, method: str, path: str) -> None:
     [
         "not-a-token",
         "a.b.c",
-        _forge({"iss": "shopfloor", "sub": "x", "iat": int(time.time()), "exp": int(time.time()) + 60}),
-        jwt.encode({"iss": "shopfloor", "sub": "x"}, "a-guessable-shared-secret-of-32-bytes", algorithm="HS256"),
+        _forge(
+            {"iss": "shopfloor", "sub": "x", "iat": int(time.time()), "exp": int(time.time()) + 60}
+        ),
+        jwt.encode(
+            {"iss": "shopfloor", "sub": "x"},
+            "a-guessable-shared-secret-of-32-bytes",
+            algorithm="HS256",
+        ),
     ],
 )
 async def test_forged_tokens(api: Api, token: str) -> None:

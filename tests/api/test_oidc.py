@@ -63,6 +63,13 @@ class Issuer:
         )
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the issuer did not start"
+        await asyncio.sleep(0.01)  # uvicorn offers no 'started' event to wait on
+
+
 @pytest.fixture
 async def issuer() -> AsyncIterator[Issuer]:
     issuer = Issuer()
@@ -73,8 +80,7 @@ async def issuer() -> AsyncIterator[Issuer]:
     server = uvicorn.Server(uvicorn.Config(issuer.app(), log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+        await _until(lambda: server.started)
         yield issuer
     finally:
         server.should_exit = True
@@ -161,7 +167,9 @@ async def test_expired_token_is_refused(oidc_api: Api, issuer: Issuer) -> None:
 async def test_key_rotation_is_followed_and_jwks_is_cached(oidc_api: Api, issuer: Issuer) -> None:
     first = issuer.token(realm_access={"roles": ["viewer"]})
     for _ in range(3):
-        assert (await oidc_api.http.get("/api/v1/users/me", headers=bearer(first))).status_code == 200
+        assert (
+            await oidc_api.http.get("/api/v1/users/me", headers=bearer(first))
+        ).status_code == 200
     assert issuer.jwks_requests == 1  # cached
     issuer.rotate("key-2")
     second = issuer.token(realm_access={"roles": ["viewer"]})

@@ -10,7 +10,9 @@ MANAGERS = ["admin", "engineer"]
 READERS = ["operator", "viewer"]
 
 
-async def _thing(api: Api, headers: dict[str, str], name: str, **extra: object) -> dict[str, object]:
+async def _thing(
+    api: Api, headers: dict[str, str], name: str, **extra: object
+) -> dict[str, object]:
     response = await api.http.post("/api/v1/things", json={"name": name, **extra}, headers=headers)
     assert response.status_code == 201, response.text
     body: dict[str, object] = response.json()
@@ -65,7 +67,9 @@ async def test_connections(api: Api) -> None:
     plant = await api.org("Plant")
     eng = await api.member(plant, "engineer")
     thing = await _thing(api, eng, "press-01")
-    channel = (await api.http.post("/api/v1/channels", json={"name": "telemetry"}, headers=eng)).json()
+    channel = (
+        await api.http.post("/api/v1/channels", json={"name": "telemetry"}, headers=eng)
+    ).json()
     assert set(channel) == {"id", "name", "metadata", "tags", "org_id", "created_at"}
     path = f"/api/v1/channels/{channel['id']}/things/{thing['id']}"
 

@@ -72,11 +72,11 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     content_type = request.headers.get("content-type", "")
-    if any(e.get("loc", ("",))[0] == "body" for e in errors) and content_type:
-        if not _is_json(content_type):
-            return error_response(
-                415, "unsupported_media_type", f"expected application/json, got {content_type}"
-            )
+    body_errors = any(e.get("loc", ("",))[0] == "body" for e in errors)
+    if body_errors and content_type and not _is_json(content_type):
+        return error_response(
+            415, "unsupported_media_type", f"expected application/json, got {content_type}"
+        )
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "invalid_json", "the request body is not valid JSON")
     details = [

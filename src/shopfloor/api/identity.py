@@ -79,7 +79,9 @@ async def list_orgs(
         )  # fmt: skip
     org_id = principal.require_org()
     own = [await platform.registry.get_org(org_id)] if paging.offset == 0 else []
-    return PageOut(total=1, offset=paging.offset, limit=paging.limit, items=[_org_out(o) for o in own])
+    return PageOut(
+        total=1, offset=paging.offset, limit=paging.limit, items=[_org_out(o) for o in own]
+    )
 
 
 @router.get("/orgs/{org_id}", response_model=OrgOut, tags=["orgs"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, status
+from pydantic import BaseModel
 
 from shopfloor.auth import Action, Principal
-from shopfloor.registry import Channel, Connection, Page, Registry, Thing
+from shopfloor.registry import Connection, Entity, Page, Registry, Thing
 
 from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep
 from ._schemas import (
@@ -28,7 +30,7 @@ NameFilter = Annotated[str | None, Query(max_length=200, description="Part of th
 TagFilter = Annotated[str | None, Query(max_length=100, description="Exact tag.")]
 
 
-def _channel_out(channel: Channel) -> ChannelOut:
+def _channel_out(channel: Entity) -> ChannelOut:
     return ChannelOut(
         id=channel.id,
         name=channel.name,
@@ -44,7 +46,7 @@ def _thing_out(
 ) -> ThingOut:
     if key is None and principal.can(Action.MANAGE_THING_KEYS):
         key = registry.thing_key(thing)
-    return ThingOut(**_channel_out(thing).model_dump(), key=key)  # type: ignore[arg-type]
+    return ThingOut(**_channel_out(thing).model_dump(), key=key)
 
 
 def _connection_out(connection: Connection) -> ConnectionOut:
@@ -56,15 +58,19 @@ def _connection_out(connection: Connection) -> ConnectionOut:
     )
 
 
-def _page(page: Page[object], items: list[object]) -> PageOut[object]:
-    return PageOut(total=page.total, offset=page.offset, limit=page.limit, items=items)
+def _page(page: Page[Any], items: Sequence[BaseModel]) -> PageOut[Any]:
+    return PageOut(total=page.total, offset=page.offset, limit=page.limit, items=list(items))
 
 
 # -- things ------------------------------------------------------------------------------
 
 
-@router.post("/things", response_model=ThingOut, status_code=status.HTTP_201_CREATED, tags=["things"])
-async def create_thing(body: EntityCreate, platform: PlatformDep, principal: PrincipalDep) -> ThingOut:
+@router.post(
+    "/things", response_model=ThingOut, status_code=status.HTTP_201_CREATED, tags=["things"]
+)
+async def create_thing(
+    body: EntityCreate, platform: PlatformDep, principal: PrincipalDep
+) -> ThingOut:
     """Create a thing; the answer holds its key."""
     org_id = principal.require(Action.MANAGE_REGISTRY)
     thing, key = await platform.registry.create_thing(
@@ -80,7 +86,7 @@ async def list_things(
     paging: PagingDep,
     name: NameFilter = None,
     tag: TagFilter = None,
-) -> PageOut[object]:
+) -> PageOut[Any]:
     org_id = principal.require_org()
     page = await platform.registry.list_things(
         org_id, offset=paging.offset, limit=paging.limit, name=name, tag=tag
@@ -111,32 +117,40 @@ async def delete_thing(thing_id: str, platform: PlatformDep, principal: Principa
 
 
 @router.post("/things/{thing_id}/key", response_model=ThingOut, tags=["things"])
-async def rotate_thing_key(thing_id: str, platform: PlatformDep, principal: PrincipalDep) -> ThingOut:
+async def rotate_thing_key(
+    thing_id: str, platform: PlatformDep, principal: PrincipalDep
+) -> ThingOut:
     """Give the thing a new key; the old one stops working at once."""
     org_id = principal.require(Action.MANAGE_THING_KEYS)
     thing, key = await platform.registry.rotate_thing_key(org_id, thing_id)
     return _thing_out(platform.registry, principal, thing, key)
 
 
-@router.get("/things/{thing_id}/channels", response_model=PageOut[ConnectedChannelOut], tags=["things"])
+@router.get(
+    "/things/{thing_id}/channels", response_model=PageOut[ConnectedChannelOut], tags=["things"]
+)
 async def thing_channels(
     thing_id: str, platform: PlatformDep, principal: PrincipalDep, paging: PagingDep
-) -> PageOut[object]:
+) -> PageOut[Any]:
     page = await platform.registry.thing_channels(
         principal.require_org(), thing_id, offset=paging.offset, limit=paging.limit
     )
-    items: list[object] = [
+    items = [
         ConnectedChannelOut(**_channel_out(c).model_dump(), permissions=sorted(conn.permissions))
         for c, conn in page.items
     ]
-    return _page(page, items)  # type: ignore[arg-type]
+    return _page(page, items)
 
 
 # -- channels ----------------------------------------------------------------------------
 
 
-@router.post("/channels", response_model=ChannelOut, status_code=status.HTTP_201_CREATED, tags=["channels"])
-async def create_channel(body: EntityCreate, platform: PlatformDep, principal: PrincipalDep) -> ChannelOut:
+@router.post(
+    "/channels", response_model=ChannelOut, status_code=status.HTTP_201_CREATED, tags=["channels"]
+)
+async def create_channel(
+    body: EntityCreate, platform: PlatformDep, principal: PrincipalDep
+) -> ChannelOut:
     org_id = principal.require(Action.MANAGE_REGISTRY)
     channel = await platform.registry.create_channel(
         org_id, name=body.name, metadata=body.metadata, tags=body.tags
@@ -151,15 +165,17 @@ async def list_channels(
     paging: PagingDep,
     name: NameFilter = None,
     tag: TagFilter = None,
-) -> PageOut[object]:
+) -> PageOut[Any]:
     page = await platform.registry.list_channels(
         principal.require_org(), offset=paging.offset, limit=paging.limit, name=name, tag=tag
     )
-    return _page(page, [_channel_out(c) for c in page.items])  # type: ignore[arg-type]
+    return _page(page, [_channel_out(c) for c in page.items])
 
 
 @router.get("/channels/{channel_id}", response_model=ChannelOut, tags=["channels"])
-async def get_channel(channel_id: str, platform: PlatformDep, principal: PrincipalDep) -> ChannelOut:
+async def get_channel(
+    channel_id: str, platform: PlatformDep, principal: PrincipalDep
+) -> ChannelOut:
     return _channel_out(await platform.registry.get_channel(principal.require_org(), channel_id))
 
 
@@ -182,24 +198,28 @@ async def delete_channel(channel_id: str, platform: PlatformDep, principal: Prin
     await platform.registry.delete_channel(principal.require(Action.MANAGE_REGISTRY), channel_id)
 
 
-@router.get("/channels/{channel_id}/things", response_model=PageOut[ConnectedThingOut], tags=["channels"])
+@router.get(
+    "/channels/{channel_id}/things", response_model=PageOut[ConnectedThingOut], tags=["channels"]
+)
 async def channel_things(
     channel_id: str, platform: PlatformDep, principal: PrincipalDep, paging: PagingDep
-) -> PageOut[object]:
+) -> PageOut[Any]:
     page = await platform.registry.channel_things(
         principal.require_org(), channel_id, offset=paging.offset, limit=paging.limit
     )
-    items: list[object] = [
+    items = [
         ConnectedThingOut(
             **_thing_out(platform.registry, principal, t).model_dump(),
             permissions=sorted(conn.permissions),
         )
         for t, conn in page.items
     ]
-    return _page(page, items)  # type: ignore[arg-type]
+    return _page(page, items)
 
 
-@router.put("/channels/{channel_id}/things/{thing_id}", response_model=ConnectionOut, tags=["channels"])
+@router.put(
+    "/channels/{channel_id}/things/{thing_id}", response_model=ConnectionOut, tags=["channels"]
+)
 async def connect(
     channel_id: str,
     thing_id: str,
@@ -216,12 +236,16 @@ async def connect(
 
 
 @router.delete(
-    "/channels/{channel_id}/things/{thing_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["channels"]
+    "/channels/{channel_id}/things/{thing_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["channels"],
 )
 async def disconnect(
     channel_id: str, thing_id: str, platform: PlatformDep, principal: PrincipalDep
 ) -> None:
-    await platform.registry.disconnect(principal.require(Action.MANAGE_REGISTRY), channel_id, thing_id)
+    await platform.registry.disconnect(
+        principal.require(Action.MANAGE_REGISTRY), channel_id, thing_id
+    )
 
 
 __all__ = ["Paging", "router"]

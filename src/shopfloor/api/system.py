@@ -34,7 +34,9 @@ async def health(platform: PlatformDep) -> JSONResponse:
 
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 def mount_docs(app: FastAPI) -> None:

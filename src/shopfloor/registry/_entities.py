@@ -74,9 +74,7 @@ class EntityTable:
             raise NotFound(f"{self.kind} {entity_id} not found", code=f"{self.kind}_not_found")
         return row
 
-    def filtered(
-        self, org_id: str, *, name: str | None, tag: str | None
-    ) -> sa.ColumnElement[bool]:
+    def filtered(self, org_id: str, *, name: str | None, tag: str | None) -> sa.ColumnElement[bool]:
         condition = self.table.c.org_id == org_id
         if name:
             pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

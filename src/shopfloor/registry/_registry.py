@@ -6,9 +6,9 @@ reported as not found, so ids from other tenants leak nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -18,6 +18,8 @@ from ._database import create_engine, migrate
 from ._entities import EntityTable, as_utc, is_unique_violation, new_id, utcnow
 from ._errors import Conflict, NotFound
 from ._types import Channel, Connection, Org, Page, Permission, Role, Thing, User
+
+E = TypeVar("E", Thing, Channel)
 
 _THINGS = EntityTable("thing", t.things, t.thing_tags, t.thing_tags.c.thing_id)
 _CHANNELS = EntityTable("channel", t.channels, t.channel_tags, t.channel_tags.c.channel_id)
@@ -80,9 +82,7 @@ class Registry:
         return _org(row)
 
     async def find_org(self, name_or_id: str) -> Org | None:
-        query = sa.select(t.orgs).where(
-            (t.orgs.c.name == name_or_id) | (t.orgs.c.id == name_or_id)
-        )
+        query = sa.select(t.orgs).where((t.orgs.c.name == name_or_id) | (t.orgs.c.id == name_or_id))
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else _org(row)
@@ -397,7 +397,9 @@ class Registry:
                 except sa.exc.IntegrityError as exc:
                     if not is_unique_violation(exc):
                         raise
-                    raise Conflict("connection changed concurrently; retry", code="conflict") from exc
+                    raise Conflict(
+                        "connection changed concurrently; retry", code="conflict"
+                    ) from exc
             row = (await conn.execute(sa.select(t.connections).where(where))).one()
         return _connection(row)
 
@@ -471,13 +473,13 @@ class Registry:
         self,
         conn: AsyncConnection,
         entities: EntityTable,
-        build: Any,
+        build: Callable[[sa.Row[Any], list[str]], E],
         org_id: str,
         offset: int,
         limit: int,
         name: str | None,
         tag: str | None,
-    ) -> Any:
+    ) -> Page[E]:
         condition = entities.filtered(org_id, name=name, tag=tag)
         total = await _count(conn, entities.table, condition)
         rows = list(
@@ -525,13 +527,13 @@ class Registry:
         self,
         conn: AsyncConnection,
         entities: EntityTable,
-        build: Any,
+        build: Callable[[sa.Row[Any], list[str]], E],
         join_column: sa.Column[Any],
         filter_column: sa.Column[Any],
         filter_id: str,
         offset: int,
         limit: int,
-    ) -> Any:
+    ) -> Page[tuple[E, Connection]]:
         condition = filter_column == filter_id
         total = await _count(conn, t.connections, condition)
         rows = list(

@@ -70,18 +70,14 @@ thing_tags = sa.Table(
 channel_tags = sa.Table(
     "channel_tags",
     metadata,
-    sa.Column(
-        "channel_id", ID, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
-    ),
+    sa.Column("channel_id", ID, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("tag", sa.String(100), primary_key=True, index=True),
 )
 
 connections = sa.Table(
     "connections",
     metadata,
-    sa.Column(
-        "channel_id", ID, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
-    ),
+    sa.Column("channel_id", ID, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("thing_id", ID, sa.ForeignKey("things.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("can_publish", sa.Boolean, nullable=False),
     sa.Column("can_subscribe", sa.Boolean, nullable=False),
