@@ -226,3 +226,39 @@ async def test_timestamps_are_timezone_aware(registry: Registry) -> None:
     fetched = await registry.get_thing(org.id, thing.id)
     assert fetched.created_at.tzinfo is not None
     assert abs((fetched.created_at - thing.created_at).total_seconds()) < 1
+
+
+async def test_changes_are_announced_after_commit(registry: Registry) -> None:
+    from shopfloor.registry import ChangeKind, RegistryChange
+
+    seen: list[RegistryChange] = []
+    registry.add_listener(seen.append)
+    org = await registry.create_org("Plant")
+    channel = await registry.create_channel(org.id, name="telemetry")
+    thing, _ = await registry.create_thing(org.id, name="press-01")
+    await registry.connect(org.id, channel.id, thing.id)
+    await registry.rotate_thing_key(org.id, thing.id)
+    await registry.disconnect(org.id, channel.id, thing.id)
+    await registry.connect(org.id, channel.id, thing.id)
+    await registry.delete_channel(org.id, channel.id)
+    await registry.delete_thing(org.id, thing.id)
+    assert [(c.kind, c.thing_ids) for c in seen] == [
+        (ChangeKind.THING_CREATED, (thing.id,)),
+        (ChangeKind.CONNECTED, (thing.id,)),
+        (ChangeKind.THING_KEY_ROTATED, (thing.id,)),
+        (ChangeKind.DISCONNECTED, (thing.id,)),
+        (ChangeKind.CONNECTED, (thing.id,)),
+        (ChangeKind.CHANNEL_DELETED, (thing.id,)),
+        (ChangeKind.THING_DELETED, (thing.id,)),
+    ]
+    assert all(c.org_id == org.id for c in seen)
+
+
+async def test_failed_change_is_not_announced(registry: Registry) -> None:
+    seen: list[object] = []
+    registry.add_listener(seen.append)
+    org = await registry.create_org("Plant")
+    await registry.create_thing(org.id, name="press-01")
+    with pytest.raises(Conflict):
+        await registry.create_thing(org.id, name="press-01")
+    assert len(seen) == 1

@@ -2,10 +2,13 @@
 
 from ._database import async_url, create_engine, migrate
 from ._errors import Conflict, NotFound, RegistryError
+from ._events import ChangeKind, ChangeListener, RegistryChange
 from ._registry import KeyCipher, Registry
 from ._types import Channel, Connection, Entity, Org, Page, Permission, Role, Thing, User
 
 __all__ = [
+    "ChangeKind",
+    "ChangeListener",
     "Channel",
     "Conflict",
     "Connection",
@@ -16,6 +19,7 @@ __all__ = [
     "Page",
     "Permission",
     "Registry",
+    "RegistryChange",
     "RegistryError",
     "Role",
     "Thing",

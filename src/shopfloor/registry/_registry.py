@@ -7,7 +7,6 @@ reported as not found, so ids from other tenants leak nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -15,8 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import _tables as t
 from ._database import create_engine, migrate
-from ._entities import EntityTable, as_utc, is_unique_violation, new_id, utcnow
+from ._entities import EntityTable, is_unique_violation, new_id, utcnow
 from ._errors import Conflict, NotFound
+from ._events import ChangeKind, ChangeListener, RegistryChange, announce
+from ._rows import (
+    channel_from,
+    connection_from,
+    count_rows,
+    fields_of,
+    org_from,
+    thing_from,
+    user_from,
+)
 from ._types import Channel, Connection, Org, Page, Permission, Role, Thing, User
 
 E = TypeVar("E", Thing, Channel)
@@ -40,6 +49,23 @@ class Registry:
     def __init__(self, engine: AsyncEngine, keys: KeyCipher) -> None:
         self._engine = engine
         self._keys = keys
+        self._listeners: list[ChangeListener] = []
+
+    def add_listener(self, listener: ChangeListener) -> None:
+        """Call `listener` after each committed change to things, channels or connections."""
+        self._listeners.append(listener)
+
+    def _announce(
+        self,
+        kind: ChangeKind,
+        org_id: str,
+        thing_ids: tuple[str, ...] = (),
+        channel_id: str | None = None,
+    ) -> None:
+        change = RegistryChange(
+            kind=kind, org_id=org_id, thing_ids=thing_ids, channel_id=channel_id
+        )
+        announce(self._listeners, change)
 
     @classmethod
     async def open(cls, url: str, keys: KeyCipher) -> Registry:
@@ -69,7 +95,7 @@ class Registry:
         org = Org(id=new_id(), name=name, created_at=utcnow())
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(sa.insert(t.orgs).values(**_fields(org)))
+                await conn.execute(sa.insert(t.orgs).values(**fields_of(org)))
         except sa.exc.IntegrityError as exc:
             raise Conflict(f"an organisation named {name!r} exists", code="name_taken") from exc
         return org
@@ -79,27 +105,27 @@ class Registry:
             row = (await conn.execute(sa.select(t.orgs).where(t.orgs.c.id == org_id))).first()
         if row is None:
             raise NotFound(f"organisation {org_id} not found", code="org_not_found")
-        return _org(row)
+        return org_from(row)
 
     async def find_org(self, name_or_id: str) -> Org | None:
         query = sa.select(t.orgs).where((t.orgs.c.name == name_or_id) | (t.orgs.c.id == name_or_id))
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else _org(row)
+        return None if row is None else org_from(row)
 
     async def list_orgs(self, *, offset: int = 0, limit: int = 100) -> Page[Org]:
         async with self._engine.connect() as conn:
-            total = await _count(conn, t.orgs, sa.true())
+            total = await count_rows(conn, t.orgs, sa.true())
             rows = await conn.execute(
                 sa.select(t.orgs).order_by(t.orgs.c.name).offset(offset).limit(limit)
             )
-            return Page(total=total, offset=offset, limit=limit, items=[_org(r) for r in rows])
+            return Page(total=total, offset=offset, limit=limit, items=[org_from(r) for r in rows])
 
     # -- users ---------------------------------------------------------------------------
 
     async def count_users(self) -> int:
         async with self._engine.connect() as conn:
-            return await _count(conn, t.users, sa.true())
+            return await count_rows(conn, t.users, sa.true())
 
     async def create_user(
         self,
@@ -125,7 +151,7 @@ class Registry:
             async with self._engine.begin() as conn:
                 if org_id is not None:
                     await self._require_org(conn, org_id)
-                await conn.execute(sa.insert(t.users).values(**_fields(user)))
+                await conn.execute(sa.insert(t.users).values(**fields_of(user)))
         except sa.exc.IntegrityError as exc:
             raise Conflict(f"a user with e-mail {email!r} exists", code="email_taken") from exc
         return user
@@ -145,7 +171,7 @@ class Registry:
         """Users of one organisation, or of all when `org_id` is None."""
         condition = sa.true() if org_id is None else t.users.c.org_id == org_id
         async with self._engine.connect() as conn:
-            total = await _count(conn, t.users, condition)
+            total = await count_rows(conn, t.users, condition)
             rows = await conn.execute(
                 sa.select(t.users)
                 .where(condition)
@@ -153,7 +179,7 @@ class Registry:
                 .offset(offset)
                 .limit(limit)
             )
-            return Page(total=total, offset=offset, limit=limit, items=[_user(r) for r in rows])
+            return Page(total=total, offset=offset, limit=limit, items=[user_from(r) for r in rows])
 
     async def update_user(
         self,
@@ -225,7 +251,9 @@ class Registry:
                 },
             )
             await _THINGS.set_tags(conn, thing_id, tags)
-            return await self._thing(conn, org_id, thing_id), key
+            created = await self._thing(conn, org_id, thing_id)
+        self._announce(ChangeKind.THING_CREATED, org_id, (thing_id,))
+        return created, key
 
     async def get_thing(self, org_id: str, thing_id: str) -> Thing:
         async with self._engine.connect() as conn:
@@ -241,7 +269,7 @@ class Registry:
         tag: str | None = None,
     ) -> Page[Thing]:
         async with self._engine.connect() as conn:
-            return await self._page(conn, _THINGS, _thing, org_id, offset, limit, name, tag)
+            return await self._page(conn, _THINGS, thing_from, org_id, offset, limit, name, tag)
 
     async def update_thing(
         self,
@@ -254,12 +282,15 @@ class Registry:
     ) -> Thing:
         async with self._engine.begin() as conn:
             await self._update(conn, _THINGS, org_id, thing_id, name, metadata, tags)
-            return await self._thing(conn, org_id, thing_id)
+            updated = await self._thing(conn, org_id, thing_id)
+        self._announce(ChangeKind.THING_UPDATED, org_id, (thing_id,))
+        return updated
 
     async def delete_thing(self, org_id: str, thing_id: str) -> None:
         async with self._engine.begin() as conn:
             await _THINGS.fetch(conn, org_id, thing_id)
             await conn.execute(sa.delete(t.things).where(t.things.c.id == thing_id))
+        self._announce(ChangeKind.THING_DELETED, org_id, (thing_id,))
 
     async def rotate_thing_key(self, org_id: str, thing_id: str) -> tuple[Thing, str]:
         """Replace a thing's key; the old key stops working at once."""
@@ -271,7 +302,9 @@ class Registry:
                 .where(t.things.c.id == thing_id)
                 .values(key_hash=self._keys.digest(key), key_ciphertext=self._keys.encrypt(key))
             )
-            return await self._thing(conn, org_id, thing_id), key
+            rotated = await self._thing(conn, org_id, thing_id)
+        self._announce(ChangeKind.THING_KEY_ROTATED, org_id, (thing_id,))
+        return rotated, key
 
     def thing_key(self, thing: Thing) -> str:
         """The plain key of a thing, for users allowed to see it."""
@@ -287,7 +320,7 @@ class Registry:
             if row is None:
                 return None
             tags = await _THINGS.tags_of(conn, [row.id])
-        return _thing(row, tags[row.id])
+        return thing_from(row, tags[row.id])
 
     # -- channels ------------------------------------------------------------------------
 
@@ -328,7 +361,7 @@ class Registry:
             if row is None:
                 return None
             tags = await _CHANNELS.tags_of(conn, [row.id])
-        return _channel(row, tags[row.id])
+        return channel_from(row, tags[row.id])
 
     async def list_channels(
         self,
@@ -340,7 +373,7 @@ class Registry:
         tag: str | None = None,
     ) -> Page[Channel]:
         async with self._engine.connect() as conn:
-            return await self._page(conn, _CHANNELS, _channel, org_id, offset, limit, name, tag)
+            return await self._page(conn, _CHANNELS, channel_from, org_id, offset, limit, name, tag)
 
     async def update_channel(
         self,
@@ -358,7 +391,12 @@ class Registry:
     async def delete_channel(self, org_id: str, channel_id: str) -> None:
         async with self._engine.begin() as conn:
             await _CHANNELS.fetch(conn, org_id, channel_id)
+            connected = await conn.scalars(
+                sa.select(t.connections.c.thing_id).where(t.connections.c.channel_id == channel_id)
+            )
+            thing_ids = tuple(connected)
             await conn.execute(sa.delete(t.channels).where(t.channels.c.id == channel_id))
+        self._announce(ChangeKind.CHANNEL_DELETED, org_id, thing_ids, channel_id)
 
     # -- connections ---------------------------------------------------------------------
 
@@ -401,7 +439,8 @@ class Registry:
                         "connection changed concurrently; retry", code="conflict"
                     ) from exc
             row = (await conn.execute(sa.select(t.connections).where(where))).one()
-        return _connection(row)
+        self._announce(ChangeKind.CONNECTED, org_id, (thing_id,), channel_id)
+        return connection_from(row)
 
     async def disconnect(self, org_id: str, channel_id: str, thing_id: str) -> None:
         async with self._engine.begin() as conn:
@@ -415,6 +454,7 @@ class Registry:
             )
         if result.rowcount == 0:
             raise NotFound("the thing is not connected to the channel", code="not_connected")
+        self._announce(ChangeKind.DISCONNECTED, org_id, (thing_id,), channel_id)
 
     async def connection(self, channel_id: str, thing_id: str) -> Connection | None:
         """The connection between a channel and a thing, if any (adapters' hot path)."""
@@ -427,7 +467,7 @@ class Registry:
                     )
                 )
             ).first()
-        return None if row is None else _connection(row)
+        return None if row is None else connection_from(row)
 
     async def channel_things(
         self, org_id: str, channel_id: str, *, offset: int = 0, limit: int = 100
@@ -435,7 +475,7 @@ class Registry:
         async with self._engine.connect() as conn:
             await _CHANNELS.fetch(conn, org_id, channel_id)
             return await self._connected(
-                conn, _THINGS, _thing, t.connections.c.thing_id, t.connections.c.channel_id,
+                conn, _THINGS, thing_from, t.connections.c.thing_id, t.connections.c.channel_id,
                 channel_id, offset, limit,
             )  # fmt: skip
 
@@ -445,7 +485,7 @@ class Registry:
         async with self._engine.connect() as conn:
             await _THINGS.fetch(conn, org_id, thing_id)
             return await self._connected(
-                conn, _CHANNELS, _channel, t.connections.c.channel_id, t.connections.c.thing_id,
+                conn, _CHANNELS, channel_from, t.connections.c.channel_id, t.connections.c.thing_id,
                 thing_id, offset, limit,
             )  # fmt: skip
 
@@ -459,15 +499,15 @@ class Registry:
     async def _user_where(self, condition: sa.ColumnElement[bool]) -> User | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(t.users).where(condition))).first()
-        return None if row is None else _user(row)
+        return None if row is None else user_from(row)
 
     async def _thing(self, conn: AsyncConnection, org_id: str, thing_id: str) -> Thing:
         row = await _THINGS.fetch(conn, org_id, thing_id)
-        return _thing(row, (await _THINGS.tags_of(conn, [thing_id]))[thing_id])
+        return thing_from(row, (await _THINGS.tags_of(conn, [thing_id]))[thing_id])
 
     async def _channel(self, conn: AsyncConnection, org_id: str, channel_id: str) -> Channel:
         row = await _CHANNELS.fetch(conn, org_id, channel_id)
-        return _channel(row, (await _CHANNELS.tags_of(conn, [channel_id]))[channel_id])
+        return channel_from(row, (await _CHANNELS.tags_of(conn, [channel_id]))[channel_id])
 
     async def _page(
         self,
@@ -481,7 +521,7 @@ class Registry:
         tag: str | None,
     ) -> Page[E]:
         condition = entities.filtered(org_id, name=name, tag=tag)
-        total = await _count(conn, entities.table, condition)
+        total = await count_rows(conn, entities.table, condition)
         rows = list(
             await conn.execute(
                 sa.select(entities.table)
@@ -535,7 +575,7 @@ class Registry:
         limit: int,
     ) -> Page[tuple[E, Connection]]:
         condition = filter_column == filter_id
-        total = await _count(conn, t.connections, condition)
+        total = await count_rows(conn, t.connections, condition)
         rows = list(
             await conn.execute(
                 sa.select(
@@ -554,70 +594,5 @@ class Registry:
             )
         )
         tags = await entities.tags_of(conn, [r.id for r in rows])
-        items = [(build(r, tags[r.id]), _connection(r, r.connected_at)) for r in rows]
+        items = [(build(r, tags[r.id]), connection_from(r, r.connected_at)) for r in rows]
         return Page(total=total, offset=offset, limit=limit, items=items)
-
-
-async def _count(conn: AsyncConnection, table: sa.Table, condition: Any) -> int:
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(table).where(condition))
-    return int(total or 0)
-
-
-def _fields(obj: Org | User) -> dict[str, Any]:
-    values = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-    if isinstance(obj, User):
-        values["role"] = obj.role.value if obj.role else None
-    return values
-
-
-def _org(row: sa.Row[Any]) -> Org:
-    return Org(id=row.id, name=row.name, created_at=as_utc(row.created_at))
-
-
-def _user(row: sa.Row[Any]) -> User:
-    return User(
-        id=row.id,
-        email=row.email,
-        org_id=row.org_id,
-        role=Role(row.role) if row.role else None,
-        platform_admin=bool(row.platform_admin),
-        password_hash=row.password_hash,
-        created_at=as_utc(row.created_at),
-    )
-
-
-def _thing(row: sa.Row[Any], tags: list[str]) -> Thing:
-    return Thing(
-        id=row.id,
-        org_id=row.org_id,
-        name=row.name,
-        metadata=dict(row.metadata),
-        tags=tuple(tags),
-        key_ciphertext=row.key_ciphertext,
-        created_at=as_utc(row.created_at),
-    )
-
-
-def _channel(row: sa.Row[Any], tags: list[str]) -> Channel:
-    return Channel(
-        id=row.id,
-        org_id=row.org_id,
-        name=row.name,
-        metadata=dict(row.metadata),
-        tags=tuple(tags),
-        created_at=as_utc(row.created_at),
-    )
-
-
-def _connection(row: sa.Row[Any], created_at: datetime | None = None) -> Connection:
-    granted = set()
-    if row.can_publish:
-        granted.add(Permission.PUBLISH)
-    if row.can_subscribe:
-        granted.add(Permission.SUBSCRIBE)
-    return Connection(
-        channel_id=row.channel_id,
-        thing_id=row.thing_id,
-        permissions=frozenset(granted),
-        created_at=as_utc(created_at or row.created_at),
-    )
