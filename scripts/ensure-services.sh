@@ -53,7 +53,44 @@ ensure_mosquitto() {
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto mosquitto-clients
 }
 
+ensure_mosquitto_dev() {
+  # The publisher plugin is compiled on this machine against Mosquitto's plugin headers,
+  # and the tests create the dynamic-security file with mosquitto_ctrl.
+  if [ ! -f /usr/include/mosquitto_broker.h ] || [ ! -f /usr/include/mosquitto.h ]; then
+    apt_install mosquitto-dev libmosquitto-dev
+  fi
+  command -v gcc >/dev/null || apt_install gcc libc6-dev
+  command -v mosquitto_ctrl >/dev/null || apt_install mosquitto-clients
+}
+
+ensure_influxdb() {
+  # Debian's package ships no running init here, so influxd is started detached by hand.
+  [ -x /usr/bin/influxd ] || apt_install influxdb
+  if ! port_open 8086; then
+    log "starting InfluxDB"
+    mkdir -p /var/lib/influxdb /var/log/influxdb
+    chown -R influxdb: /var/lib/influxdb /var/log/influxdb
+    # The package's config listens on every interface; the tests need loopback only.
+    INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:8086 \
+      start-stop-daemon --start --oknodo --background --no-close --chuid influxdb \
+      --exec /usr/bin/influxd -- -config /etc/influxdb/influxdb.conf \
+      >>/var/log/influxdb/influxd.log 2>&1
+  fi
+  # An open port is not enough: InfluxDB answers /ping with 204 only once it serves queries.
+  local status=""
+  for _ in $(seq 1 60); do
+    status=$( (exec 3<>/dev/tcp/127.0.0.1/8086 &&
+      printf 'GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && head -n1 <&3) 2>/dev/null || true)
+    case "$status" in *" 204 "*) return 0 ;; esac
+    sleep 0.5
+  done
+  log "InfluxDB did not answer /ping on 127.0.0.1:8086"
+  return 1
+}
+
 ensure_postgres
 ensure_nats
 ensure_mosquitto
+ensure_mosquitto_dev
+ensure_influxdb
 log "ready"
