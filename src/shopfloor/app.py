@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from shopfloor import __version__
+from shopfloor.adapters.http import router as http_adapter_router
 from shopfloor.api import (
     BodyLimitMiddleware,
     HttpMetrics,
@@ -15,6 +16,7 @@ from shopfloor.api import (
     identity_router,
     install_error_handlers,
     mount_docs,
+    readers_router,
     registry_router,
     system_router,
 )
@@ -47,11 +49,16 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         redoc_url=None,
     )
     app.state.platform = platform
-    app.state.metrics = HttpMetrics()
+    app.state.metrics = HttpMetrics(platform.metrics)
     install_error_handlers(app)
     app.include_router(system_router)
     app.include_router(identity_router)
     app.include_router(registry_router)
+    services = set(settings.services)
+    if "api" in services:
+        app.include_router(readers_router)
+    if "http" in services:
+        app.include_router(http_adapter_router)
     mount_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -13,8 +13,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: Services `shopfloor serve --services` can start; `api` includes the registry routes.
-KNOWN_SERVICES: tuple[str, ...] = ("api",)
+#: Services `shopfloor serve --services` can start: `api` (identity, registry and reader
+#: routes), `http` (the HTTP messaging adapter), `writer` (bus → time-series store).
+KNOWN_SERVICES: tuple[str, ...] = ("api", "http", "writer")
 DEFAULT_SERVICES: tuple[str, ...] = KNOWN_SERVICES
 
 

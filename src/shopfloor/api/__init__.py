@@ -3,6 +3,7 @@
 from ._errors import ApiError, error_response, install_error_handlers
 from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
 from .identity import router as identity_router
+from .readers import router as readers_router
 from .registry import router as registry_router
 from .system import mount_docs
 from .system import router as system_router
@@ -16,6 +17,7 @@ __all__ = [
     "identity_router",
     "install_error_handlers",
     "mount_docs",
+    "readers_router",
     "registry_router",
     "system_router",
 ]

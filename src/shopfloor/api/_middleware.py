@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
@@ -14,9 +14,9 @@ from ._errors import error_response
 
 @dataclass
 class HttpMetrics:
-    """Per-app metrics (one registry per app, so several apps in one process never clash)."""
+    """HTTP metrics in the platform's registry (one per platform: apps never clash)."""
 
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    registry: CollectorRegistry
 
     def __post_init__(self) -> None:
         self.requests = Counter(

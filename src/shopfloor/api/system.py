@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -33,10 +33,8 @@ async def health(platform: PlatformDep) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics")
-async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+async def metrics(platform: PlatformDep) -> Response:
+    return Response(generate_latest(platform.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
 def mount_docs(app: FastAPI) -> None:

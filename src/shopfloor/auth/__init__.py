@@ -7,6 +7,7 @@ from ._passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from ._principal import Principal
 from ._roles import PERMISSIONS, Action, allowed
 from ._secrets import SecretFiles
+from ._thing_access import AuthenticatedThing, ThingAccess
 from ._thing_keys import ThingKeys
 from ._tokens import IssuedToken, TokenIssuer
 
@@ -15,6 +16,7 @@ __all__ = [
     "PERMISSIONS",
     "Action",
     "AuthError",
+    "AuthenticatedThing",
     "Authenticator",
     "Forbidden",
     "IssuedToken",
@@ -23,6 +25,7 @@ __all__ = [
     "OidcVerifier",
     "Principal",
     "SecretFiles",
+    "ThingAccess",
     "ThingKeys",
     "TokenIssuer",
     "Unauthenticated",

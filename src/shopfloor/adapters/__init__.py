@@ -1,0 +1,1 @@
+"""Protocol adapters: the ways messages enter and leave the platform."""

@@ -1,0 +1,167 @@
+"""The one path every protocol adapter takes to put a thing's message on the bus.
+
+Authenticate the key, check the channel connection, validate subtopic, size, content
+type and payload, then publish the envelope and return only once the bus holds it.
+HTTP turns `IngressError` into its status and code; MQTT counts it and reports it to
+the publisher on the channel's `_errors` subtopic.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter
+
+from shopfloor.auth import AuthenticatedThing, ThingAccess
+from shopfloor.messaging import (
+    Bus,
+    Envelope,
+    MessageTooLarge,
+    TransientBusError,
+    is_valid_subtopic,
+    now_ns,
+)
+from shopfloor.registry import Permission
+from shopfloor.senml import SUPPORTED_CONTENT_TYPES, SenMLError, normalize
+
+logger = logging.getLogger(__name__)
+
+ERRORS_SUBTOPIC = "_errors"
+
+
+class IngressError(Exception):
+    """A message refused, with the HTTP status and stable code that say why."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class IngressMetrics:
+    accepted: Counter
+    rejected: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> IngressMetrics:
+        return cls(
+            accepted=Counter(
+                "shopfloor_messages_accepted",
+                "Messages accepted onto the bus, by protocol.",
+                ["protocol"],
+                registry=registry,
+            ),
+            rejected=Counter(
+                "shopfloor_messages_rejected",
+                "Messages refused by an adapter, by protocol and error code.",
+                ["protocol", "code"],
+                registry=registry,
+            ),
+        )
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+class Ingress:
+    def __init__(
+        self,
+        access: ThingAccess,
+        bus: Bus,
+        metrics: IngressMetrics,
+        *,
+        max_payload_bytes: int,
+        max_records: int = 10_000,
+    ) -> None:
+        self.access = access
+        self.bus = bus
+        self.metrics = metrics
+        self.max_payload_bytes = max_payload_bytes
+        self.max_records = max_records
+
+    async def authenticate(self, key: str) -> AuthenticatedThing:
+        thing = await self.access.authenticate(key)
+        if thing is None:
+            raise IngressError(401, "invalid_credentials", "unknown thing key")
+        return thing
+
+    async def publish(
+        self,
+        thing: AuthenticatedThing,
+        channel_id: str,
+        subtopic: str,
+        payload: bytes,
+        content_type: str,
+        *,
+        protocol: str,
+    ) -> Envelope:
+        """Validate and publish; raises IngressError (and counts it) when refused."""
+        try:
+            envelope = await self._publish(
+                thing, channel_id, subtopic, payload, content_type, protocol
+            )
+        except IngressError as exc:
+            self.metrics.rejected.labels(protocol, exc.code).inc()
+            raise
+        self.metrics.accepted.labels(protocol).inc()
+        return envelope
+
+    async def _publish(
+        self,
+        thing: AuthenticatedThing,
+        channel_id: str,
+        subtopic: str,
+        payload: bytes,
+        content_type: str,
+        protocol: str,
+    ) -> Envelope:
+        if not is_valid_subtopic(subtopic) or subtopic.startswith(ERRORS_SUBTOPIC):
+            raise IngressError(
+                400, "invalid_subtopic", "subtopics are /-separated segments of [A-Za-z0-9_-]"
+            )
+        if not await self.access.allowed(thing.id, channel_id, Permission.PUBLISH):
+            raise IngressError(
+                403, "publish_not_allowed", "the thing may not publish on this channel"
+            )
+        if len(payload) > self.max_payload_bytes:
+            raise IngressError(
+                413, "payload_too_large", f"the payload exceeds {self.max_payload_bytes} bytes"
+            )
+        media = media_type(content_type)
+        if media not in SUPPORTED_CONTENT_TYPES:
+            supported = ", ".join(sorted(SUPPORTED_CONTENT_TYPES))
+            raise IngressError(
+                415, "unsupported_media_type", f"content type {media!r}; use one of {supported}"
+            )
+        created = now_ns()
+        try:
+            # Parsed here to refuse a malformed message while the publisher is still
+            # waiting for the answer; the writer parses the stored bytes again.
+            normalize(payload, media, now=created / 1e9, max_records=self.max_records)
+        except SenMLError as exc:
+            raise IngressError(400, exc.code, exc.message) from exc
+        envelope = Envelope(
+            channel=channel_id,
+            subtopic=subtopic,
+            publisher=thing.id,
+            protocol=protocol,
+            payload=payload,
+            content_type=media,
+            created=created,
+        )
+        try:
+            await self.bus.publish(envelope)
+        except TransientBusError as exc:
+            raise IngressError(
+                503, "unavailable", "the platform is busy; retry", retry_after=exc.retry_after
+            ) from exc
+        except MessageTooLarge as exc:
+            raise IngressError(413, "payload_too_large", str(exc)) from exc
+        return envelope

@@ -1,0 +1,109 @@
+"""Readers: stored messages of a channel, as JSON pages or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from shopfloor.adapters.http import thing_key
+from shopfloor.auth import Forbidden, Unauthenticated
+from shopfloor.registry import Permission
+from shopfloor.storage import InvalidQuery
+from shopfloor.storage import Query as ReadQuery
+
+from ._deps import PlatformDep
+from ._errors import ApiError
+
+router = APIRouter(prefix="/api/v1", tags=["readers"])
+
+CSV_COLUMNS = (
+    "channel", "subtopic", "publisher", "protocol", "name", "unit", "time",
+    "value", "string_value", "bool_value", "data_value", "sum",
+)  # fmt: skip
+
+
+async def _authorise(channel_id: str, request: Request, platform: PlatformDep) -> None:
+    """A user of the channel's organisation, or a thing connected with `subscribe`."""
+    authorization = request.headers.get("authorization", "")
+    if authorization[:6].lower() == "thing ":
+        thing = await platform.access.authenticate(thing_key(authorization))
+        if thing is None:
+            raise Unauthenticated("unknown thing key", code="invalid_credentials")
+        if not await platform.access.allowed(thing.id, channel_id, Permission.SUBSCRIBE):
+            raise Forbidden("the thing may not read this channel", code="subscribe_not_allowed")
+        return
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "send `Authorization: Bearer <token>` or `Thing <key>`", code="missing_credentials"
+        )
+    principal = await platform.auth.principal(token.strip())
+    await platform.registry.get_channel(principal.require_org(), channel_id)
+
+
+@router.get(
+    "/channels/{channel_id}/messages",
+    summary="Stored messages of a channel",
+    # a dependency, so that credentials are checked before the parameters
+    dependencies=[Depends(_authorise)],
+)
+async def read_messages(
+    channel_id: str,
+    request: Request,
+    platform: PlatformDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    subtopic: str | None = None,
+    publisher: str | None = None,
+    name: str | None = None,
+    v: float | None = None,
+    vs: str | None = None,
+    vb: bool | None = None,
+    comparator: Annotated[str, Query(pattern="^(eq|lt|le|gt|ge)$")] = "eq",
+    from_: Annotated[float | None, Query(alias="from")] = None,
+    to: float | None = None,
+    order: str = "time",
+    dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    aggregation: Annotated[str | None, Query(pattern="^(min|max|avg|sum|count)$")] = None,
+    interval: Annotated[str | None, Query(description="10s, 1m, 1h, 1d, 500ms ...")] = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Response:
+    """Readers API (SPEC "Readers"); the parameters are declared for the docs and
+    validated again by the store's `Query`, which is the one source of truth."""
+    try:
+        query = ReadQuery.from_params(channel_id, request.query_params)
+    except InvalidQuery as exc:
+        raise ApiError(400, exc.code, exc.message) from exc
+    try:
+        page = await platform.store.query(query)
+    except InvalidQuery as exc:
+        raise ApiError(400, exc.code, exc.message) from exc
+    if format == "csv":
+        rows = [m.to_reader_json() for m in page.messages]
+        return StreamingResponse(
+            _csv(rows),
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="channel-{channel_id}.csv"',
+                "X-Total-Count": str(page.total),
+            },
+        )
+    return JSONResponse(page.to_reader_json())
+
+
+def _csv(rows: list[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
