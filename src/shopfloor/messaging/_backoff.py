@@ -1,0 +1,41 @@
+"""Reconnect pacing: capped exponential backoff with full jitter.
+
+nats-py waits a fixed time between reconnect attempts; after a broker restart every
+client of a plant would then come back in lockstep. Its reconnect hook lets us pick
+the server and the delay instead.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from nats.aio.client import Server
+
+__all__ = ["ReconnectPolicy", "backoff_delay"]
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """A random delay in [0, min(cap, base * 2**attempt)] seconds ("full jitter")."""
+    ceiling = cap if attempt >= 32 else min(cap, base * (2**attempt))
+    return rng.uniform(0.0, ceiling)
+
+
+class ReconnectPolicy:
+    """The `reconnect_to_server_handler` of a NATS connection.
+
+    Picks the server that failed least recently in a row (the pool is shuffled by the
+    client, so ties spread clients over the cluster) and waits a jittered delay that
+    grows with that server's consecutive failures.
+    """
+
+    def __init__(self, *, base: float = 0.1, cap: float = 5.0, seed: int | None = None) -> None:
+        self.base = base
+        self.cap = cap
+        self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
+
+    def __call__(self, servers: list[Server], info: dict[str, Any]) -> tuple[Server | None, float]:
+        if not servers:
+            return None, self.cap
+        chosen = min(servers, key=lambda server: server.reconnects)
+        return chosen, backoff_delay(chosen.reconnects, base=self.base, cap=self.cap, rng=self._rng)

@@ -1,0 +1,119 @@
+"""The bus interface every backend implements, and the registry that creates one from a URL.
+
+Two ways to receive:
+
+- `subscribe(filters)` is ephemeral fan-out (MQTT and WebSocket clients): every
+  subscription gets every matching message published while it is open, nothing is
+  kept for it afterwards, and a subscriber that does not keep up loses messages
+  (counted in `dropped`) instead of slowing publishers down.
+- `consume(durable, filters)` is durable work sharing (writers, alerts, flows): a
+  declared durable consumer keeps every matching message until one of the
+  consumers attached under that name acknowledges it; un-acknowledged messages are
+  delivered again after the ack wait.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
+
+from ._envelope import Envelope
+from ._errors import InvalidBusUrl
+from ._receivers import Consumer, Subscription
+
+__all__ = ["DEFAULT_BATCH", "Bus", "bus_schemes", "create_bus"]
+
+DEFAULT_BATCH = 256
+
+_BACKENDS: dict[str, type[Bus]] = {}
+
+
+class Bus(ABC):
+    """A message bus: publish envelopes, subscribe to them, consume them durably.
+
+    Backends register by class keyword, `class MemoryBus(Bus, scheme="memory")`, and
+    are created from a URL with `create_bus`. A bus is an async context manager:
+    entering connects, leaving ends its subscriptions and consumers and disconnects.
+    """
+
+    scheme: ClassVar[str]
+
+    def __init_subclass__(cls, *, scheme: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if scheme is None:
+            return
+        if scheme in _BACKENDS:
+            owner = _BACKENDS[scheme].__qualname__
+            raise TypeError(f"bus scheme {scheme!r} is already registered by {owner}")
+        cls.scheme = scheme
+        _BACKENDS[scheme] = cls
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str) -> Self:
+        """Create the backend from its URL; raise `InvalidBusUrl` on bad options."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and prepare; raise `BusUnavailable` or `BusMisconfigured`."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """End subscriptions and consumers, then disconnect; safe to call twice."""
+
+    @property
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether a publish would be attempted now (open and connected)."""
+
+    @abstractmethod
+    async def publish(self, envelope: Envelope) -> None:
+        """Return once the bus holds the message; raise `BusUnavailable` or `BusFull`."""
+
+    @abstractmethod
+    def subscribe(self, filters: Sequence[str], *, max_queued: int | None = None) -> Subscription:
+        """An ephemeral fan-out subscription to logical filters (see `channel_filters`)."""
+
+    @abstractmethod
+    async def declare(self, durable: str, filters: Sequence[str]) -> None:
+        """Create or update a durable consumer so that it keeps messages from now on."""
+
+    @abstractmethod
+    def consume(
+        self, durable: str, filters: Sequence[str], *, batch: int = DEFAULT_BATCH
+    ) -> Consumer:
+        """A consumer attached to the durable `durable`, declared on entry.
+
+        One-by-one iteration may fetch up to `batch` messages ahead; each must be
+        settled within the ack wait, or it is delivered again.
+        """
+
+
+def bus_schemes() -> tuple[str, ...]:
+    """The URL schemes of the registered backends."""
+    return tuple(sorted(_BACKENDS))
+
+
+def create_bus(url: str) -> Bus:
+    """The bus backend named by the URL scheme, e.g. `memory://` or `nats://host:4222`."""
+    scheme = urlsplit(url).scheme
+    backend = _BACKENDS.get(scheme)
+    if backend is None:
+        known = ", ".join(f"{name}://" for name in bus_schemes())
+        raise InvalidBusUrl(f"unknown bus URL scheme {scheme!r}; known: {known}")
+    return backend.from_url(url)
