@@ -1,0 +1,73 @@
+"""Mosquitto mode: things connect to an external Mosquitto 2.0 kept in sync with the registry.
+
+async with DynsecClient.from_url(settings.mqtt_broker_url) as client:
+    sync = DynsecSync(client, bridge_password=bridge_password)
+    await sync.sync_all(registry_snapshot(registry))     # at start, and now and then
+    await sync.thing_created(thing, key, connections)      # then on every registry change
+
+The broker runs the dynamic-security plugin (clients, roles, ACLs) and Shopfloor's
+publisher plugin (`build_plugin`), which stamps every PUBLISH with the user property
+`shopfloor-publisher` = the authenticated thing id. `render_config` and
+`init_dynsec_config` prepare a broker; docs/mosquitto.md is the operator's guide.
+"""
+
+from ._access import (
+    BRIDGE_ROLE,
+    BRIDGE_USERNAME,
+    PUBLISHER_PROPERTY,
+    THING_ROLE_PREFIX,
+    bridge_acls,
+    channel_topics,
+    thing_acls,
+    thing_role,
+)
+from ._client import BrokerUrl, DynsecClient
+from ._config import MosquittoConfig, find_dynsec_plugin, init_dynsec_config, render_config
+from ._dynsec import CONTROL_TOPIC, RESPONSE_TOPIC, Acl, DynsecCommand, DynsecResponse
+from ._errors import (
+    DynsecError,
+    DynsecInitError,
+    DynsecUnavailable,
+    InvalidBrokerUrl,
+    MosquittoError,
+    PluginBuildError,
+)
+from ._plugin import build_plugin, plugin_source
+from ._snapshot import SnapshotRegistry, registry_snapshot
+from ._sync import DynsecCommands, DynsecSync, SyncReport, ThingAccess
+
+__all__ = [
+    "BRIDGE_ROLE",
+    "BRIDGE_USERNAME",
+    "CONTROL_TOPIC",
+    "PUBLISHER_PROPERTY",
+    "RESPONSE_TOPIC",
+    "THING_ROLE_PREFIX",
+    "Acl",
+    "BrokerUrl",
+    "DynsecClient",
+    "DynsecCommand",
+    "DynsecCommands",
+    "DynsecError",
+    "DynsecInitError",
+    "DynsecResponse",
+    "DynsecSync",
+    "DynsecUnavailable",
+    "InvalidBrokerUrl",
+    "MosquittoConfig",
+    "MosquittoError",
+    "PluginBuildError",
+    "SnapshotRegistry",
+    "SyncReport",
+    "ThingAccess",
+    "bridge_acls",
+    "build_plugin",
+    "channel_topics",
+    "find_dynsec_plugin",
+    "init_dynsec_config",
+    "plugin_source",
+    "registry_snapshot",
+    "render_config",
+    "thing_acls",
+    "thing_role",
+]

@@ -1,0 +1,259 @@
+"""An admin connection to Mosquitto's dynamic-security plugin (MQTT v5 over aiomqtt).
+
+async with DynsecClient.from_url("mqtt://admin:secret@broker:1883") as dynsec:
+    responses = await dynsec.execute([list_clients()])
+
+One background task owns the connection: it subscribes to the response topic before
+the client counts as connected (answers published before that would be lost), reads
+answers and resolves the waiting requests by their correlation data, and reconnects
+with capped, randomised backoff. A request waits for a connection, then for its
+answers, both within the client's timeout; a lost connection fails the requests in
+flight with `DynsecUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from . import _dynsec as dynsec
+from ._dynsec import DynsecCommand, DynsecResponse
+from ._errors import DynsecUnavailable, InvalidBrokerUrl
+
+__all__ = ["BrokerUrl", "DynsecClient"]
+
+logger = logging.getLogger(__name__)
+
+#: Commands per published batch: the plugin rewrites its config file once per command,
+#: so huge batches block the broker; tiny ones cost a round trip each.
+BATCH_SIZE = 100
+_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    """`mqtt://user:password@host:port`, the form of SHOPFLOOR_MQTT_BROKER_URL."""
+
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerUrl:
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt":
+            raise InvalidBrokerUrl("the Mosquitto broker URL must start with mqtt://")
+        try:
+            port = parts.port or 1883
+        except ValueError as exc:
+            raise InvalidBrokerUrl("the Mosquitto broker URL has an invalid port") from exc
+        if not parts.hostname or not parts.username or parts.password is None:
+            raise InvalidBrokerUrl(
+                "the Mosquitto broker URL needs mqtt://admin-user:password@host:port"
+            )
+        return cls(
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username),
+            password=unquote(parts.password),
+        )
+
+
+class DynsecClient:
+    """Sends dynamic-security command batches and returns the plugin's answers."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._prefix = uuid.uuid4().hex[:12]
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[DynsecResponse]] = {}
+        self._mqtt: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._last_error: BaseException | None = None
+        self._was_ready = False
+        self._group: asyncio.TaskGroup | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: float) -> DynsecClient:
+        broker = BrokerUrl.parse(url)
+        return cls(
+            host=broker.host,
+            port=broker.port,
+            username=broker.username,
+            password=broker.password,
+            **options,
+        )
+
+    async def __aenter__(self) -> Self:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        self._runner = self._group.create_task(self._run(), name="dynsec-connection")
+        try:
+            await self._wait_connected()
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop()
+
+    async def _stop(self) -> None:
+        # The caller's exception is not handed to the task group, which would wrap it.
+        if self._runner is not None:
+            self._runner.cancel()
+        group, self._group = self._group, None
+        if group is not None:
+            await group.__aexit__(None, None, None)
+        self._fail_pending(DynsecUnavailable("the dynsec client is closed"))
+
+    async def execute(self, commands: Sequence[DynsecCommand]) -> list[DynsecResponse]:
+        """Run commands in order; one answer per command, errors included (not raised)."""
+        responses: list[DynsecResponse] = []
+        for start in range(0, len(commands), BATCH_SIZE):
+            responses.extend(await self._execute_batch(commands[start : start + BATCH_SIZE]))
+        return responses
+
+    async def run(self, commands: Sequence[DynsecCommand]) -> list[DynsecResponse]:
+        """Like `execute`, but raise `DynsecError` for the first command that failed."""
+        responses = await self.execute(commands)
+        for response in responses:
+            response.raise_for_error()
+        return responses
+
+    async def _execute_batch(self, commands: Sequence[DynsecCommand]) -> list[DynsecResponse]:
+        loop = asyncio.get_running_loop()
+        tagged: list[DynsecCommand] = []
+        futures: list[asyncio.Future[DynsecResponse]] = []
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._connected.wait()
+                mqtt = self._mqtt
+                if mqtt is None:
+                    raise DynsecUnavailable("the broker connection was lost")
+                # Registered only now: a connection lost earlier fails what is in flight.
+                for command in commands:
+                    correlation = f"{self._prefix}-{next(self._ids)}"
+                    tagged.append({**command, "correlationData": correlation})
+                    futures.append(loop.create_future())
+                    self._pending[correlation] = futures[-1]
+                try:
+                    await mqtt.publish(dynsec.CONTROL_TOPIC, dynsec.encode_commands(tagged), qos=1)
+                except aiomqtt.MqttError as exc:
+                    raise DynsecUnavailable(f"cannot send dynsec commands: {exc}") from exc
+                return list(await asyncio.gather(*futures))
+        except TimeoutError as exc:
+            raise DynsecUnavailable(
+                f"no dynsec answer from {self._host}:{self._port} within {self._timeout} s"
+            ) from exc
+        finally:
+            for command, future in zip(tagged, futures, strict=True):
+                self._pending.pop(command["correlationData"], None)
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()  # retrieved: one failure already reported them all
+
+    async def _wait_connected(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._connected.wait()
+        except TimeoutError as exc:
+            reason = f": {self._last_error}" if self._last_error else ""
+            raise DynsecUnavailable(
+                f"cannot connect to Mosquitto at {self._host}:{self._port} as admin{reason}"
+            ) from exc
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                self._last_error = exc
+                logger.warning("dynsec connection to %s:%s lost: %s", self._host, self._port, exc)
+            # A session that got as far as subscribing starts the backoff over.
+            attempt = 0 if self._was_ready else attempt + 1
+            self._was_ready = False
+            ceiling = min(self._backoff_cap, self._backoff_base * 2 ** min(attempt, 32))
+            await asyncio.sleep(self._rng.uniform(0.0, ceiling))
+
+    async def _session(self) -> None:
+        client = aiomqtt.Client(
+            self._host,
+            self._port,
+            username=self._username,
+            password=self._password,
+            identifier=f"shopfloor-dynsec-{self._prefix}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=True,
+            socket_options=[_NODELAY],
+        )
+        try:
+            async with client:
+                await client.subscribe(dynsec.RESPONSE_TOPIC, qos=1)
+                self._mqtt = client
+                self._connected.set()
+                self._was_ready = True
+                self._last_error = None
+                logger.info("dynsec admin connected to %s:%s", self._host, self._port)
+                async for message in client.messages:
+                    self._dispatch(message.payload)
+        finally:
+            self._mqtt = None
+            self._connected.clear()
+            self._fail_pending(DynsecUnavailable("the broker connection was lost"))
+
+    def _dispatch(self, payload: object) -> None:
+        if not isinstance(payload, bytes | bytearray):
+            return
+        try:
+            responses = dynsec.decode_responses(bytes(payload))
+        except ValueError as exc:
+            logger.warning("ignoring a malformed dynsec response: %s", exc)
+            return
+        for response in responses:
+            # Answers to other admin connections arrive here too: they match no request.
+            future = self._pending.get(response.correlation_data or "")
+            if future is not None and not future.done():
+                future.set_result(response)
+
+    def _fail_pending(self, error: DynsecUnavailable) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
