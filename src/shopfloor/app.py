@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from shopfloor import __version__
 from shopfloor.adapters.http import router as http_adapter_router
+from shopfloor.adapters.websocket import router as websocket_router
 from shopfloor.api import (
     BodyLimitMiddleware,
     HttpMetrics,
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         app.include_router(readers_router)
     if "http" in services:
         app.include_router(http_adapter_router)
+        app.include_router(websocket_router)
     mount_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

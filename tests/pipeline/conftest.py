@@ -31,7 +31,12 @@ class Plant:
         return {"Authorization": f"Thing {self.things[name]['key']}"}
 
     async def publish(
-        self, name: str, body: bytes | str, *, subtopic: str = "", content_type: str = "application/senml+json"
+        self,
+        name: str,
+        body: bytes | str,
+        *,
+        subtopic: str = "",
+        content_type: str = "application/senml+json",
     ) -> httpx.Response:
         path = f"/http/channels/{self.channel}/messages" + (f"/{subtopic}" if subtopic else "")
         data = body.encode() if isinstance(body, str) else body
@@ -58,10 +63,14 @@ class Plant:
 async def build_plant(api: Api) -> Plant:
     org = await api.org("Plant")
     user = await api.member(org, "engineer")
-    channel = (await api.http.post("/api/v1/channels", json={"name": "telemetry"}, headers=user)).json()
+    channel = (
+        await api.http.post("/api/v1/channels", json={"name": "telemetry"}, headers=user)
+    ).json()
     things = {}
     for name in ("press", "reader", "stranger"):
-        things[name] = (await api.http.post("/api/v1/things", json={"name": name}, headers=user)).json()
+        things[name] = (
+            await api.http.post("/api/v1/things", json={"name": name}, headers=user)
+        ).json()
     base = f"/api/v1/channels/{channel['id']}/things"
     await api.http.put(
         f"{base}/{things['press']['id']}", json={"permissions": ["publish"]}, headers=user
@@ -95,4 +104,3 @@ def start(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
 async def plant(start: Callable[..., Any]) -> AsyncIterator[Plant]:
     async with start() as api:
         yield await build_plant(api)
-

@@ -43,9 +43,13 @@ async def test_senml_is_stored_with_the_authenticated_publisher(plant: Plant) ->
 
 async def test_cbor_subtopics_and_plain_json(plant: Plant) -> None:
     cbor = cbor2.dumps([{-2: "oven-02:", 0: "temp", 1: "Cel", 2: 180.0}])
-    assert (await plant.publish("press", cbor, content_type="application/senml+cbor")).status_code == 202
+    assert (
+        await plant.publish("press", cbor, content_type="application/senml+cbor")
+    ).status_code == 202
     plain = json.dumps({"spindle": {"rpm": 1500}, "alarm": False})
-    response = await plant.publish("press", plain, subtopic="line-a/press", content_type="application/json")
+    response = await plant.publish(
+        "press", plain, subtopic="line-a/press", content_type="application/json"
+    )
     assert response.status_code == 202
     stored = await plant.wait_for(2, subtopic="line-a/press")
     assert sorted((m["name"], m.get("value"), m.get("bool_value")) for m in stored["messages"]) == [
@@ -61,7 +65,8 @@ async def test_refusals_have_codes(plant: Plant) -> None:
         (await plant.publish("reader", SENML), 403, "publish_not_allowed"),
         (await plant.publish("press", "[{]"), 400, "invalid_json"),
         (await plant.publish("press", '[{"v": 1}]'), 400, "invalid_senml"),
-        (await plant.publish("press", SENML, content_type="text/plain"), 415, "unsupported_media_type"),
+        (await plant.publish("press", SENML, content_type="text/plain"), 415,
+         "unsupported_media_type"),
         (await plant.publish("press", SENML, subtopic="bad.topic"), 400, "invalid_subtopic"),
     ]  # fmt: skip
     for response, status, code in cases:
@@ -78,7 +83,10 @@ async def test_refusals_have_codes(plant: Plant) -> None:
     await plant.publish("press", '[{"n": "ok", "v": 1}]')
     assert (await plant.wait_for(1))["messages"][0]["name"] == "ok"
     metrics = (await plant.api.http.get("/metrics")).text
-    assert 'shopfloor_messages_rejected_total{code="publish_not_allowed",protocol="http"} 2.0' in metrics
+    assert (
+        'shopfloor_messages_rejected_total{code="publish_not_allowed",protocol="http"} 2.0'
+        in metrics
+    )
 
 
 async def test_readers_access(plant: Plant) -> None:

@@ -70,6 +70,22 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+def sniff_content_type(payload: bytes) -> str:
+    """The content type of a payload that came without one (MQTT 3.1.1, WebSocket frames).
+
+    A JSON array is SenML JSON, any other JSON plain JSON, a CBOR array (major type 4)
+    SenML CBOR; anything else is announced as SenML JSON and refused by its parser.
+    """
+    head = payload.lstrip()[:1]
+    if head == b"[":
+        return "application/senml+json"
+    if head == b"{" or head[:1].isdigit() or head in (b'"', b"-", b"t", b"f", b"n"):
+        return "application/json"
+    if head and 0x80 <= head[0] <= 0x9F:
+        return "application/senml+cbor"
+    return "application/senml+json"
+
+
 class Ingress:
     def __init__(
         self,

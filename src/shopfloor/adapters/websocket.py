@@ -1,0 +1,174 @@
+"""WebSocket adapter: `/ws/channels/{channel_id}/messages[/{subtopic}]`.
+
+A thing authenticates with `Authorization: Thing <key>` on the upgrade request or with
+its key as the first text frame. With `subscribe` permission it receives every message
+of the channel (of the subtopic, when the URL names one) from any protocol, as the raw
+payload: a text frame for UTF-8 payloads, a binary frame otherwise; `?format=envelope`
+sends JSON objects with the publisher, subtopic and protocol instead. With `publish`
+permission each frame it sends is a message (content type detected like MQTT's);
+a refused frame is answered with `{"error": {"code", "message"}}` and the socket stays
+open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from shopfloor.auth import AuthenticatedThing
+from shopfloor.messaging import Envelope, channel_filters, is_valid_subtopic
+from shopfloor.registry import Permission
+
+from ._ingress import Ingress, IngressError, sniff_content_type
+from .http import thing_key
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+AUTH_TIMEOUT = 10.0
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_INVALID = 4400
+
+
+@router.websocket("/ws/channels/{channel_id}/messages")
+async def channel_socket(websocket: WebSocket, channel_id: str, format: str = "raw") -> None:
+    await _serve(websocket, channel_id, "", format)
+
+
+@router.websocket("/ws/channels/{channel_id}/messages/{subtopic:path}")
+async def subtopic_socket(
+    websocket: WebSocket, channel_id: str, subtopic: str, format: str = "raw"
+) -> None:
+    await _serve(websocket, channel_id, subtopic, format)
+
+
+async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str) -> None:
+    ingress: Ingress = websocket.app.state.platform.ingress
+    await websocket.accept()
+    if not is_valid_subtopic(subtopic) or fmt not in ("raw", "envelope"):
+        await websocket.close(CLOSE_INVALID, "invalid subtopic or format")
+        return
+    thing = await _authenticate(websocket, ingress)
+    if thing is None:
+        return
+    permissions = await ingress.access.permissions(thing.id, channel_id)
+    if not permissions:
+        await websocket.close(CLOSE_FORBIDDEN, "the thing is not connected to this channel")
+        return
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            receiving = tasks.create_task(
+                _receive(websocket, ingress, thing, channel_id, subtopic, permissions),
+                name=f"ws-receive-{thing.id}",
+            )
+            if Permission.SUBSCRIBE in permissions:
+                forwarding = tasks.create_task(
+                    _forward(websocket, ingress, channel_id, subtopic, fmt),
+                    name=f"ws-forward-{thing.id}",
+                )
+                receiving.add_done_callback(lambda _task: forwarding.cancel())
+    except* WebSocketDisconnect:
+        pass
+
+
+async def _authenticate(websocket: WebSocket, ingress: Ingress) -> AuthenticatedThing | None:
+    key = thing_key(websocket.headers.get("authorization", ""))
+    if not key:
+        try:
+            first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT)
+        except (TimeoutError, WebSocketDisconnect, KeyError):
+            await _close(websocket, CLOSE_UNAUTHENTICATED, "send the thing key first")
+            return None
+        key = thing_key(first)
+    try:
+        return await ingress.authenticate(key)
+    except IngressError:
+        await _close(websocket, CLOSE_UNAUTHENTICATED, "unknown thing key")
+        return None
+
+
+async def _receive(
+    websocket: WebSocket,
+    ingress: Ingress,
+    thing: AuthenticatedThing,
+    channel_id: str,
+    subtopic: str,
+    permissions: frozenset[Permission],
+) -> None:
+    """Publish each frame the thing sends; returns when the socket closes."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        payload = message.get("bytes")
+        if payload is None:
+            payload = (message.get("text") or "").encode()
+        try:
+            if Permission.PUBLISH not in permissions:
+                raise IngressError(403, "publish_not_allowed", "the thing may not publish here")
+            await ingress.publish(
+                thing, channel_id, subtopic, payload, sniff_content_type(payload),
+                protocol="websocket",
+            )  # fmt: skip
+        except IngressError as exc:
+            await websocket.send_text(
+                json.dumps({"error": {"code": exc.code, "message": exc.message}})
+            )
+
+
+async def _forward(
+    websocket: WebSocket, ingress: Ingress, channel_id: str, subtopic: str, fmt: str
+) -> None:
+    """Send the channel's messages from the bus to the socket until cancelled."""
+    filters = channel_filters(channel_id)
+    if subtopic:
+        filters = (f"{filters[0]}.{subtopic.replace('/', '.')}",)
+    async with ingress.bus.subscribe(filters) as subscription:
+        async for envelope in subscription:
+            if envelope.subtopic.startswith("_"):
+                continue  # platform subtopics (error reports) are for their addressee only
+            if fmt == "envelope":
+                await websocket.send_text(json.dumps(_envelope_json(envelope)))
+            else:
+                await _send_payload(websocket, envelope.payload)
+
+
+async def _send_payload(websocket: WebSocket, payload: bytes) -> None:
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError:
+        await websocket.send_bytes(payload)
+        return
+    await websocket.send_text(text)
+
+
+def _envelope_json(envelope: Envelope) -> dict[str, Any]:
+    try:
+        payload: Any = envelope.payload.decode()
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        payload = base64.b64encode(envelope.payload).decode()
+        encoding = "base64"
+    return {
+        "id": envelope.id,
+        "channel": envelope.channel,
+        "subtopic": envelope.subtopic,
+        "publisher": envelope.publisher,
+        "protocol": envelope.protocol,
+        "created": envelope.created / 1e9,
+        "content_type": envelope.content_type,
+        "payload": payload,
+        "payload_encoding": encoding,
+    }
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close(code, reason)

@@ -1,0 +1,120 @@
+"""WebSocket adapter against a real server: subscribe, publish, authenticate, refuse."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from shopfloor.app import create_app
+from shopfloor.settings import Settings
+
+from ..api.conftest import Api
+from .conftest import Plant, build_plant
+
+
+@pytest.fixture
+async def served(make_settings: Callable[..., Settings]) -> AsyncIterator[tuple[Plant, str]]:
+    """A platform served by uvicorn on a free port; yields the plant and ws://host:port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(make_settings())
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not server.started:
+            assert asyncio.get_running_loop().time() < deadline and not task.done()
+            await asyncio.sleep(0.02)  # uvicorn offers no 'started' event to wait on
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            plant = await build_plant(Api(http, app.state.platform))
+            yield plant, f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def _url(base: str, plant: Plant, suffix: str = "") -> str:
+    return f"{base}/ws/channels/{plant.channel}/messages{suffix}"
+
+
+async def _next_json(ws: Any) -> Any:
+    return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
+async def test_subscriber_receives_http_messages(served: tuple[Plant, str]) -> None:
+    plant, base = served
+    async with websockets.connect(
+        _url(base, plant, "?format=envelope"), additional_headers=plant.key("reader")
+    ) as ws:
+        got = await _first_delivery(plant, ws)
+    assert got["publisher"] == plant.things["press"]["id"]
+    assert got["protocol"] == "http"
+    assert json.loads(got["payload"]) == [{"n": "probe", "v": 1}]
+
+
+async def _first_delivery(plant: Plant, ws: Any) -> Any:
+    """Publish until one reaches the socket: its bus subscription is made asynchronously."""
+    for _ in range(50):
+        assert (await plant.publish("press", '[{"n": "probe", "v": 1}]')).status_code == 202
+        try:
+            return json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+        except TimeoutError:
+            continue
+    raise AssertionError("the subscription never delivered")
+
+
+async def test_publisher_frames_are_stored(served: tuple[Plant, str]) -> None:
+    plant, base = served
+    async with websockets.connect(_url(base, plant, "/line-a")) as ws:
+        await ws.send(f"Thing {plant.things['press']['key']}")  # key as the first frame
+        await ws.send('[{"n": "ws-temp", "v": 21.5}]')
+        await ws.send("not json at all")
+        error = await _next_json(ws)
+        assert error["error"]["code"] == "invalid_json"
+        await ws.send(b'{"depth": 3.5}')
+    stored = await plant.wait_for(2, subtopic="line-a")
+    assert {(m["name"], m["value"], m["protocol"]) for m in stored["messages"]} == {
+        ("ws-temp", 21.5, "websocket"),
+        ("depth", 3.5, "websocket"),
+    }
+    assert {m["publisher"] for m in stored["messages"]} == {plant.things["press"]["id"]}
+
+
+async def test_subscribe_only_thing_cannot_publish(served: tuple[Plant, str]) -> None:
+    plant, base = served
+    async with websockets.connect(_url(base, plant), additional_headers=plant.key("reader")) as ws:
+        await ws.send('[{"n": "x", "v": 1}]')
+        frame = await _next_json(ws)
+        if "error" not in frame:  # a message from the channel may come first
+            frame = await _next_json(ws)
+        assert frame["error"]["code"] == "publish_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"Authorization": "Thing wrong-key-wrong-key"}, 4401),
+        (None, 4403),  # the stranger thing: valid key, not connected
+    ],
+)
+async def test_refused_sockets_are_closed_with_a_code(
+    served: tuple[Plant, str], headers: dict[str, str] | None, code: int
+) -> None:
+    plant, base = served
+    async with websockets.connect(
+        _url(base, plant), additional_headers=headers or plant.key("stranger")
+    ) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
