@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import signal
 import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from rich.table import Table
 
 from shopfloor import __version__
 from shopfloor._logging import configure_logging
+from shopfloor.demo import DemoPlant
 from shopfloor.settings import Settings
 
 app = typer.Typer(
@@ -132,7 +135,8 @@ async def _serve(settings: Settings, sock: socket.socket, *, demo: bool) -> None
     platform = Platform(settings)
     port = sock.getsockname()[1]
     url = f"http://{_display_host(settings.http_host)}:{port}"
-    platform.on_started.append(lambda: _announce(platform, url, demo=demo))
+    run = _DemoRun()
+    platform.on_started.append(lambda: _announce(platform, url, demo=demo, run=run))
     config = uvicorn.Config(
         create_app(settings, platform=platform),
         log_config=None,
@@ -142,19 +146,53 @@ async def _serve(settings: Settings, sock: socket.socket, *, demo: bool) -> None
         server_header=False,
     )
     server = uvicorn.Server(config)
-    await server.serve(sockets=[sock])
+    if not (demo and "http" in settings.services):
+        await server.serve(sockets=[sock])
+        return
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="http-server")
+    simulating = asyncio.create_task(_simulate_demo(url, run), name="demo-simulator")
+    try:
+        await serving
+    finally:
+        simulating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await simulating
+
+
+@dataclass
+class _DemoRun:
+    """What the start-up hook learnt of the demo plant, for the simulator."""
+
+    plant: DemoPlant | None = None
+    announced: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _simulate_demo(url: str, run: _DemoRun) -> None:
+    """Bring the demo plant to life through the real HTTP adapter."""
+    from shopfloor.simulate import SimulatedThing, profile_for, simulate
+
+    # The socket already listens, so requests sent before uvicorn accepts just queue.
+    await run.announced.wait()
+    demo = run.plant
+    if demo is None:
+        return
+    things = [SimulatedThing(t.name, t.key, profile_for(t.name)) for t in demo.things]
+    logging.getLogger(__name__).info("simulating %d demo machines", len(things))
+    await simulate(url, demo.channel_id, things, interval=1.0)
 
 
 def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
 
 
-async def _announce(platform: Any, url: str, *, demo: bool) -> None:
+async def _announce(platform: Any, url: str, *, demo: bool, run: _DemoRun) -> None:
     settings: Settings = platform.settings
     if demo:
         from shopfloor.demo import seed_demo
 
         plant = await seed_demo(platform.registry, admin_email=settings.admin_email)
+        run.plant = plant
+        run.announced.set()
         out.print(f"[bold]Demo Plant[/bold] (org {plant.org_id})")
         out.print(f"  channel telemetry  id={plant.channel_id}")
         for thing in plant.things:
@@ -165,6 +203,44 @@ async def _announce(platform: Any, url: str, *, demo: bool) -> None:
                 f"{settings.admin_password.get_secret_value()}  (demo credentials)"
             )
     out.print(f"Shopfloor {__version__} is serving at {url}  (API docs: {url}/docs)")
+
+
+@app.command("simulate")
+def simulate_command(
+    server: Annotated[str, typer.Option(help="Shopfloor server URL.")] = "http://127.0.0.1:8000",
+    channel: Annotated[str, typer.Option(help="Channel id to publish on.")] = "",
+    thing: Annotated[
+        list[str],
+        typer.Option(help="PROFILE:NAME:KEY of a machine (profiles: press, oven, compressor)."),
+    ] = [],  # noqa: B006 - Typer needs a list default for repeatable options
+    interval: Annotated[float, typer.Option(help="Seconds between two packs.")] = 1.0,
+    count: Annotated[int, typer.Option(help="Rounds to send; 0 runs until stopped.")] = 0,
+) -> None:
+    """Publish realistic machine telemetry through the HTTP adapter of any server."""
+    from shopfloor.simulate import Machine, SimulatedThing, simulate
+
+    if not channel or not thing:
+        console.print("[red]Give --channel and at least one --thing PROFILE:NAME:KEY.[/red]")
+        raise typer.Exit(2)
+    things = []
+    for spec in thing:
+        profile, _, rest = spec.partition(":")
+        name, _, key = rest.partition(":")
+        if profile not in Machine.profiles or not name or not key:
+            console.print(f"[red]--thing {profile}:...: expected PROFILE:NAME:KEY with a "
+                          f"profile among {', '.join(sorted(Machine.profiles))}[/red]")  # fmt: skip
+            raise typer.Exit(2)
+        things.append(SimulatedThing(name, key, profile))
+    configure_logging(fmt="text", level="INFO")
+    try:
+        stats = asyncio.run(
+            simulate(server, channel, things, interval=interval, count=count or None)
+        )
+    except KeyboardInterrupt:
+        return
+    out.print(f"sent {stats.sent} packs, {stats.refused} refused {stats.errors or ''}")
+    if stats.refused or stats.errors:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -99,6 +99,31 @@ def test_serve_seeds_demo_and_stops_gracefully(tmp_path: Path) -> None:
             f"{base}/api/v1/channels", headers={"Authorization": f"Bearer {token}"}
         ).json()
         assert [c["name"] for c in channels["items"]] == ["telemetry"]
+        channel = channels["items"][0]["id"]
+        # the demo machines publish through the HTTP adapter at once
+        deadline = time.monotonic() + 30
+        while True:
+            stored = httpx.get(
+                f"{base}/api/v1/channels/{channel}/messages",
+                params={"limit": 1000},
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
+            publishers = {m["publisher"] for m in stored["messages"]}
+            if len(publishers) == 3:
+                break
+            assert time.monotonic() < deadline, stored
+            time.sleep(0.2)
+        assert {"press-01:pressure", "oven-02:temperature"} <= {
+            m["name"] for m in stored["messages"]
+        }
+        press = next(t for t in things.json()["items"] if t["name"] == "press-01")
+        simulated = subprocess.run(
+            [*CLI, "simulate", "--server", base, "--channel", channel,
+             "--thing", f"press:press-09:{press['key']}", "--count", "2", "--interval", "0.1"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+        assert "sent 2 packs, 0 refused" in simulated.stdout
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
     finally:

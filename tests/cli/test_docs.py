@@ -26,7 +26,9 @@ def test_every_api_error_code_is_documented() -> None:
     codes |= set(re.findall(r'(?:ApiError|IngressError)\(\s*\d+,\s*"([a-z_]+)"', sources))
     adapters = "\n".join(p.read_text() for p in (SRC / "adapters").glob("*.py"))
     codes |= set(re.findall(r'IngressError\(\s*\d+,\s*"([a-z_]+)"', adapters))
-    codes |= set(re.findall(r'InvalidQuery\(\s*"([a-z_]+)"', (SRC / "storage" / "_query.py").read_text()))
+    codes |= set(
+        re.findall(r'InvalidQuery\(\s*"([a-z_]+)"', (SRC / "storage" / "_query.py").read_text())
+    )
     assert codes, "found the codes in the sources"
     missing = sorted(c for c in codes if f"`{c}`" not in text)
     assert not missing, f"undocumented error codes: {missing}"
