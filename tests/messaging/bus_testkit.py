@@ -79,8 +79,19 @@ class Backend:
             await delete_stream(self.stream)
 
 
+async def admin_connection() -> nats.NATS:
+    """A plain client for looking at and cleaning up the server; fails fast if it is down."""
+    return await nats.connect(
+        servers=[f"nats://{NATS_SERVER}"],
+        allow_reconnect=False,
+        # nats-py retries the first connect this often however allow_reconnect is set.
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0,
+    )
+
+
 async def delete_stream(stream: str) -> None:
-    nc = await nats.connect(servers=[f"nats://{NATS_SERVER}"], allow_reconnect=False)
+    nc = await admin_connection()
     try:
         await nc.jetstream().delete_stream(stream)
     except nats.js.errors.NotFoundError:

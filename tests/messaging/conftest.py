@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from bus_testkit import Backend
+
+from .bus_testkit import Backend
 
 
 @pytest.fixture(params=["memory", "nats"])

@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from bus_testkit import Backend, eventually, make_envelope
 
 from shopfloor.messaging import (
     BusFull,
@@ -23,6 +22,8 @@ from shopfloor.messaging import (
     Subscription,
     channel_filters,
 )
+
+from .bus_testkit import Backend, eventually, make_envelope
 
 TIMEOUT = 10.0
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from bus_testkit import make_envelope
 
 from shopfloor.messaging import (
     BusFull,
@@ -16,6 +15,8 @@ from shopfloor.messaging import (
     MessageTooLarge,
     create_bus,
 )
+
+from .bus_testkit import make_envelope
 
 TIMEOUT = 5.0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from bus_testkit import make_envelope
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,6 +23,8 @@ from shopfloor.messaging._subjects import (
     reduce_filters,
     validate_filter,
 )
+
+from .bus_testkit import make_envelope
 
 
 @pytest.mark.parametrize(

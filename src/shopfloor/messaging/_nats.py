@@ -97,8 +97,6 @@ _SUBSCRIBER_DEDUPE = 1024  # ids remembered per fan-out subscription
 
 def translate_nats_error(exc: BaseException, action: str) -> MessagingError:
     """Our error for a nats-py failure while doing `action`, most specific first."""
-    if isinstance(exc, MessagingError):
-        return exc
     if isinstance(exc, nats.errors.MaxPayloadError):
         return MessageTooLarge(f"{action}: message exceeds the server's max_payload")
     if isinstance(exc, nats.js.errors.APIError):
