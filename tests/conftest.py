@@ -66,6 +66,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
             "admin_email": "root@plant.example",
             "admin_password": "root-password",
             "log_format": "text",
+            "http_host": "127.0.0.1",
+            "mqtt_host": "127.0.0.1",
+            "mqtt_port": 0,  # a free port: 1883 may belong to another broker
         }
         values.update(overrides)
         return Settings(**values)

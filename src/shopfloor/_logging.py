@@ -69,5 +69,5 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     # Alembic narrates every migration step, httpx every request, at INFO.
-    for chatty in ("alembic", "httpx"):
+    for chatty in ("alembic", "httpx", "amqtt", "transitions"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -111,6 +111,14 @@ def serve(
             option="--http-port",
             env="SHOPFLOOR_HTTP_PORT",
         )
+        if "mqtt" in settings.services and not settings.mqtt_broker_url and settings.mqtt_port:
+            # Checked now, so a taken MQTT port fails in milliseconds, not after start-up.
+            bind_socket(
+                settings.mqtt_host,
+                settings.mqtt_port,
+                option="--mqtt-port",
+                env="SHOPFLOOR_MQTT_PORT",
+            ).close()
     except PortInUse as exc:
         console.print(f"[red]Cannot start:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -203,6 +211,10 @@ async def _announce(platform: Any, url: str, *, demo: bool, run: _DemoRun) -> No
                 f"{settings.admin_password.get_secret_value()}  (demo credentials)"
             )
     out.print(f"Shopfloor {__version__} is serving at {url}  (API docs: {url}/docs)")
+    if platform.mqtt is not None:
+        host = _display_host(settings.mqtt_host)
+        out.print(f"MQTT broker: mqtt://{host}:{platform.mqtt.port}  (username = thing id, "
+                  "password = thing key, topic channels/<channel id>/messages)")  # fmt: skip
 
 
 @app.command("simulate")

@@ -20,6 +20,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry
 
 from shopfloor.adapters._ingress import Ingress, IngressMetrics
+from shopfloor.adapters.mqtt import EmbeddedBroker
 from shopfloor.auth import (
     Authenticator,
     OidcClaimsMapping,
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 HealthCheck = Callable[[], Awaitable[bool]]
 
 #: Services that need the message bus / the time-series store.
-BUS_SERVICES = frozenset({"http", "writer"})
+BUS_SERVICES = frozenset({"http", "mqtt", "writer"})
 STORE_SERVICES = frozenset({"api", "writer"})
 
 
@@ -86,6 +87,7 @@ class Platform:
         self._store: TimeseriesStore | None = None
         self._ingress: Ingress | None = None
         self.writer: Writer | None = None
+        self.mqtt: EmbeddedBroker | None = None
         self._stack = AsyncExitStack()
         self._stopping = asyncio.Event()
 
@@ -159,7 +161,7 @@ class Platform:
             store = create_store(settings.timeseries_url, data_dir=settings.data_dir)
             self._store = await stack.enter_async_context(store)
             self.health.add("timeseries", _ready(lambda: store.ready))
-        if "http" in services:
+        if services & {"http", "mqtt"}:
             self._ingress = Ingress(
                 self.access,
                 self.bus,
@@ -176,6 +178,18 @@ class Platform:
             stack.callback(self._stopping.set)
             tasks.create_task(self._supervise("writer", writer.run), name="writer")
             self.health.add("writer", _ready(lambda: writer.running))
+        if "mqtt" in services and not settings.mqtt_broker_url:
+            # Entered last, so it stops first: no new messages while the writer drains.
+            broker = EmbeddedBroker(
+                self.ingress,
+                self.bus,
+                self.access,
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                metrics_registry=self.metrics,
+            )
+            self.mqtt = await stack.enter_async_context(broker)
+            self.health.add("mqtt", _ready(lambda: broker.ready))
 
     async def _supervise(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run a background service; restart it with back-off if it fails unexpectedly."""

@@ -14,8 +14,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Services `shopfloor serve --services` can start: `api` (identity, registry and reader
-#: routes), `http` (the HTTP messaging adapter), `writer` (bus → time-series store).
-KNOWN_SERVICES: tuple[str, ...] = ("api", "http", "writer")
+#: routes), `http` (HTTP and WebSocket adapters), `mqtt` (the embedded MQTT broker, or the
+#: Mosquitto bridge when `mqtt_broker_url` is set), `writer` (bus → time-series store).
+KNOWN_SERVICES: tuple[str, ...] = ("api", "http", "mqtt", "writer")
 DEFAULT_SERVICES: tuple[str, ...] = KNOWN_SERVICES
 
 
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     )
     http_host: str = Field(default="0.0.0.0", description="Address the HTTP server binds.")  # noqa: S104
     http_port: int = Field(default=8000, ge=0, le=65535, description="HTTP API port.")
+    mqtt_host: str = Field(default="0.0.0.0", description="Address the MQTT broker binds.")  # noqa: S104
     mqtt_port: int = Field(default=1883, ge=0, le=65535, description="Embedded MQTT broker port.")
     services: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_SERVICES,

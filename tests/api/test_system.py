@@ -12,7 +12,13 @@ async def test_health_reports_every_service(api: Api) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["services"] == {"registry": True, "bus": True, "timeseries": True, "writer": True}
+    assert body["services"] == {
+        "registry": True,
+        "bus": True,
+        "timeseries": True,
+        "writer": True,
+        "mqtt": True,
+    }
 
 
 async def test_health_is_unavailable_when_a_service_is_not_ready(api: Api) -> None:

@@ -18,6 +18,8 @@ CLI = [sys.executable, "-m", "shopfloor"]
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFLOOR_")}
     env.update({"SHOPFLOOR_DATA_DIR": str(tmp_path / "data"), "SHOPFLOOR_LOG_FORMAT": "json"})
+    # port 0: the embedded MQTT broker takes a free port (1883 may belong to another broker)
+    env.update({"SHOPFLOOR_MQTT_PORT": "0", "SHOPFLOOR_MQTT_HOST": "127.0.0.1"})
     env.update(extra)
     return env
 
@@ -164,3 +166,87 @@ def test_create_admin_and_check_config(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.returncode == 1
     assert "registry database unreachable" in bad.stderr
+
+
+def test_mosquitto_pub_to_the_embedded_broker_is_stored(tmp_path: Path) -> None:
+    http_port, mqtt_port = _free_port(), _free_port()
+    env = _env(tmp_path, SHOPFLOOR_ADMIN_EMAIL="boss@demo.example",
+               SHOPFLOOR_ADMIN_PASSWORD="demo-pass-1")  # fmt: skip
+    process = subprocess.Popen(
+        [*CLI, "serve", "--demo", "--http-host", "127.0.0.1", "--http-port", str(http_port),
+         "--mqtt-port", str(mqtt_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        _wait_healthy(base, process)
+        token = httpx.post(
+            f"{base}/api/v1/auth/token",
+            json={"email": "boss@demo.example", "password": "demo-pass-1"},
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        things = httpx.get(f"{base}/api/v1/things", headers=auth).json()["items"]
+        oven = next(t for t in things if t["name"] == "oven-02")
+        channel = httpx.get(f"{base}/api/v1/channels", headers=auth).json()["items"][0]["id"]
+        published = subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mqtt_port), "-q", "1",
+             "-u", oven["id"], "-P", oven["key"], "-t", f"channels/{channel}/messages/door",
+             "-m", '[{"n": "door-open", "vb": true}]'],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+        deadline = time.monotonic() + 30
+        while True:
+            stored = httpx.get(
+                f"{base}/api/v1/channels/{channel}/messages",
+                params={"subtopic": "door"},
+                headers=auth,
+            ).json()
+            if stored["total"]:
+                break
+            assert time.monotonic() < deadline, stored
+            time.sleep(0.1)
+        message = stored["messages"][0]
+        assert (message["name"], message["bool_value"]) == ("door-open", True)
+        assert (message["publisher"], message["protocol"]) == (oven["id"], "mqtt")
+        refused = subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mqtt_port), "-q", "1",
+             "-u", oven["id"], "-P", "wrong-key", "-t", f"channels/{channel}/messages",
+             "-m", "[]"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert refused.returncode != 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def test_taken_mqtt_port_fails_fast(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [*CLI, "serve", "--http-port", str(_free_port()), "--mqtt-port", str(port)],
+            capture_output=True, text=True, env=_env(tmp_path), timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert f"port {port}" in message and "--mqtt-port" in message
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not become healthy"
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        time.sleep(0.1)

@@ -20,6 +20,7 @@ from shopfloor.messaging import (
     MessageTooLarge,
     TransientBusError,
     is_valid_subtopic,
+    new_message_id,
     now_ns,
 )
 from shopfloor.registry import Permission
@@ -117,11 +118,16 @@ class Ingress:
         content_type: str,
         *,
         protocol: str,
+        message_id: str | None = None,
     ) -> Envelope:
-        """Validate and publish; raises IngressError (and counts it) when refused."""
+        """Validate and publish; raises IngressError (and counts it) when refused.
+
+        An adapter that retries the same message passes the same `message_id` each
+        time, so a publish that did reach the bus before timing out is deduplicated.
+        """
         try:
             envelope = await self._publish(
-                thing, channel_id, subtopic, payload, content_type, protocol
+                thing, channel_id, subtopic, payload, content_type, protocol, message_id
             )
         except IngressError as exc:
             self.metrics.rejected.labels(protocol, exc.code).inc()
@@ -137,6 +143,7 @@ class Ingress:
         payload: bytes,
         content_type: str,
         protocol: str,
+        message_id: str | None,
     ) -> Envelope:
         if not is_valid_subtopic(subtopic) or subtopic.startswith(ERRORS_SUBTOPIC):
             raise IngressError(
@@ -171,6 +178,7 @@ class Ingress:
             payload=payload,
             content_type=media,
             created=created,
+            id=message_id or new_message_id(),
         )
         try:
             await self.bus.publish(envelope)

@@ -1,0 +1,141 @@
+"""`EmbeddedBroker`: amqtt serving things, with the Shopfloor bus doing the routing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Self
+
+from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
+from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
+from prometheus_client import CollectorRegistry
+
+from shopfloor.adapters._ingress import Ingress
+from shopfloor.auth import ThingAccess
+from shopfloor.messaging import Bus, Subscription
+
+from ._gateway import BrokerLimits, Gateway
+from ._handler import ThingBroker
+from ._listener import Listener
+from ._metrics import MqttMetrics
+from ._plugin import plugin_path
+
+__all__ = ["EmbeddedBroker"]
+
+logger = logging.getLogger(__name__)
+
+#: Every message of every channel (bus subject filter).
+ALL_CHANNELS = "channels.>"
+#: amqtt requires a listener named "default"; it is external: the socket is ours.
+_LISTENER = "default"
+
+
+class EmbeddedBroker:
+    """The single-process MQTT broker; an async context manager, entered once.
+
+    Things connect with username = thing id, password = thing key. What they publish
+    on `channels/<channel>/messages[/<subtopic>]` goes through the ingress onto the
+    bus (a QoS 1 PUBACK once the bus holds it); subscribers get every message of the
+    bus that matches their filters, whichever protocol brought it.
+    """
+
+    def __init__(
+        self,
+        ingress: Ingress,
+        bus: Bus,
+        access: ThingAccess,
+        *,
+        host: str = "0.0.0.0",  # noqa: S104 - a broker for devices on the plant network
+        port: int = 1883,
+        metrics_registry: CollectorRegistry,
+        limits: BrokerLimits | None = None,
+    ) -> None:
+        self._limits = limits or BrokerLimits()
+        self._gateway = Gateway(ingress, access, MqttMetrics.create(metrics_registry), self._limits)
+        self._bus = bus
+        self._listener = Listener(self._gateway, self._hand_over, host=host, port=port)
+        self._amqtt: ThingBroker | None = None
+        self._fan_out_task: asyncio.Task[None] | None = None
+        self._stack = AsyncExitStack()
+        self._started = False
+
+    @property
+    def ready(self) -> bool:
+        """Accepting connections and forwarding bus messages to subscribers."""
+        task = self._fan_out_task
+        return self._started and task is not None and not task.done()
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one the OS chose, when 0 was asked)."""
+        return self._listener.port
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop()
+
+    async def _start(self) -> None:
+        # Exit callbacks run last-in first-out: stop accepting, shut amqtt down (which
+        # closes every connection), end half-done handshakes, close the bus
+        # subscription, then wait for the connections to finish their last messages.
+        stack = self._stack
+        tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        subscription = await stack.enter_async_context(
+            self._bus.subscribe([ALL_CHANNELS], max_queued=self._limits.max_fan_out_queued)
+        )
+        self._fan_out_task = tasks.create_task(self._fan_out(subscription), name="mqtt-fan-out")
+        await self._listener.bind()
+        stack.push_async_callback(self._listener.close)
+        broker = ThingBroker(self._amqtt_config(), self._gateway)
+        self._gateway.bind(tasks, broker)
+        await broker.start()
+        self._amqtt = broker
+        stack.push_async_callback(broker.shutdown)
+        await self._listener.start()
+        stack.push_async_callback(self._listener.stop_accepting)
+        self._started = True
+
+    async def _stop(self) -> None:
+        self._started = False
+        self._gateway.stopping = True
+        await self._stack.aclose()
+        self._amqtt = None
+
+    def _amqtt_config(self) -> BrokerConfig:
+        listener = ListenerConfig(type=ListenerType.EXTERNAL, bind=f":{self.port}")
+        return BrokerConfig(
+            listeners={_LISTENER: listener},
+            # Only ours: no anonymous access, no $SYS topics, no packet logging.
+            plugins={plugin_path(): {"gateway": self._gateway}},
+            session_expiry_interval=self._limits.session_expiry,
+        )
+
+    async def _hand_over(self, reader: ReaderAdapter, writer: StreamWriterAdapter) -> None:
+        broker = self._amqtt
+        if broker is not None and self._started:
+            await broker.external_connected(reader, writer, _LISTENER)
+
+    async def _fan_out(self, subscription: Subscription) -> None:
+        try:
+            async for envelope in subscription:
+                try:
+                    self._gateway.fan_out(envelope)
+                except Exception:
+                    logger.exception("cannot hand message %s to MQTT subscribers", envelope.id)
+        except Exception:
+            # `ready` turns false; the health check reports it.
+            logger.exception("the MQTT broker lost its bus subscription")

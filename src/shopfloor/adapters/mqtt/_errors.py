@@ -1,0 +1,26 @@
+"""Errors raised by the embedded MQTT broker.
+
+    MqttBrokerError         the broker could not start or run
+    └── MqttPortInUse       the listening port is taken (also an OSError); the
+                            message names the port so the operator knows what to change
+
+Messages a thing publishes are never refused with an exception: they are counted and
+reported to the publisher on `channels/<channel>/messages/_errors`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MqttBrokerError", "MqttPortInUse"]
+
+
+class MqttBrokerError(Exception):
+    """The embedded MQTT broker could not start or run."""
+
+
+class MqttPortInUse(MqttBrokerError, OSError):
+    """Another process listens on the MQTT port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"the MQTT port {port} on {host} is already in use")
+        self.host = host
+        self.port = port

@@ -1,0 +1,190 @@
+"""The TCP side of the broker: accept, vet the CONNECT, hand the stream to amqtt.
+
+Shopfloor runs the listening socket itself and gives amqtt each connection through its
+public `external_connected` entry point. That lets it
+
+- fail fast with the port in the error when the port is taken, and report the port
+  actually bound when 0 was asked;
+- set TCP_NODELAY on every accepted socket, whatever the event loop's default (with
+  Nagle's algorithm on, a QoS 1 round trip measured 88 ms p50 instead of 1.3 ms);
+- read the CONNECT before amqtt does, within `connect_timeout`: amqtt takes over (or,
+  for a clean session, deletes) an existing session with the same client id *before*
+  it checks the credentials, so a client with a wrong key could otherwise knock a
+  thing off the broker. Bad credentials, and a client id already used by another
+  thing, are refused here; the CONNECT bytes are then replayed to amqtt, whose own
+  authentication plugin decides again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
+from amqtt.mqtt.connack import (
+    IDENTIFIER_REJECTED,
+    NOT_AUTHORIZED,
+    SERVER_UNAVAILABLE,
+    ConnackPacket,
+)
+from amqtt.mqtt.connect import ConnectPacket
+
+from ._errors import MqttBrokerError, MqttPortInUse
+from ._gateway import Gateway
+
+__all__ = ["Listener"]
+
+logger = logging.getLogger(__name__)
+
+HandOver = Callable[[ReaderAdapter, StreamWriterAdapter], Awaitable[None]]
+
+_MQTT_3_1_1 = 4
+
+
+# amqtt is untyped, so its base classes are `Any` to mypy.
+class _ReplayReader(ReaderAdapter):  # type: ignore[misc]
+    """Records what is read until `rewind`, then serves those bytes again first."""
+
+    def __init__(self, inner: StreamReaderAdapter) -> None:
+        self._inner = inner
+        self._recorded: bytearray | None = bytearray()
+        self._replay = b""
+
+    async def read(self, n: int = -1) -> bytes:
+        if self._replay:
+            if n < 0:
+                head, self._replay = self._replay, b""
+                rest: bytes = await self._inner.read(n)
+                return head + rest
+            head, self._replay = self._replay[:n], self._replay[n:]
+            if len(head) == n:
+                return head
+            tail: bytes = await self._inner.read(n - len(head))
+            return head + tail
+        data: bytes = await self._inner.read(n)
+        if self._recorded is not None:
+            self._recorded += data
+        return data
+
+    def rewind(self) -> None:
+        self._replay = bytes(self._recorded or b"")
+        self._recorded = None
+
+    def feed_eof(self) -> None:
+        self._inner.feed_eof()
+
+
+class Listener:
+    def __init__(self, gateway: Gateway, hand_over: HandOver, *, host: str, port: int) -> None:
+        self._gateway = gateway
+        self._hand_over = hand_over
+        self._host = host
+        self._requested_port = port
+        self._server: asyncio.Server | None = None
+        # asyncio runs each accepted connection in its own task; they are tracked so
+        # that closing can end the ones amqtt does not know about yet.
+        self._active: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._requested_port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def bind(self) -> None:
+        """Take the port (without accepting yet); raise `MqttPortInUse` if it is taken."""
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, self._host, self._requested_port, start_serving=False
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise MqttPortInUse(self._host, self._requested_port) from exc
+            raise MqttBrokerError(
+                f"cannot listen for MQTT on {self._host}:{self._requested_port}: {exc}"
+            ) from exc
+
+    async def start(self) -> None:
+        if self._server is None:
+            raise RuntimeError("bind the listener first")
+        await self._server.start_serving()
+        logger.info("MQTT broker listening on %s:%d", self._host, self.port)
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def close(self) -> None:
+        """Stop accepting and end connections still in progress."""
+        await self.stop_accepting()
+        for task in list(self._active):
+            task.cancel()
+        if self._active:
+            await asyncio.gather(*self._active, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream_in = _ReplayReader(StreamReaderAdapter(reader))
+        stream_out = StreamWriterAdapter(writer)
+        try:
+            if await self._admit(stream_in, stream_out):
+                stream_in.rewind()
+                await self._hand_over(stream_in, stream_out)
+        except Exception:
+            logger.exception("MQTT connection failed")
+        finally:
+            with contextlib.suppress(Exception):
+                await stream_out.close()
+            if task is not None:
+                self._active.discard(task)
+
+    async def _admit(self, stream_in: _ReplayReader, stream_out: StreamWriterAdapter) -> bool:
+        """Read and vet the CONNECT; answer and refuse it here, or let amqtt have it."""
+        refused = self._gateway.metrics.refused_connections
+        try:
+            async with asyncio.timeout(self._gateway.limits.connect_timeout):
+                connect = await ConnectPacket.from_stream(stream_in)
+        except Exception:
+            # Timeout, EOF or bytes that are not an MQTT CONNECT: nothing to answer.
+            refused.labels("no_connect").inc()
+            return False
+        if connect.proto_name != "MQTT" or connect.proto_level != _MQTT_3_1_1:
+            return True  # amqtt answers "unacceptable protocol version"
+        thing_id, key = connect.username, connect.password
+        try:
+            thing = (
+                await self._gateway.access.authenticate_as(thing_id, key)
+                if thing_id and key
+                else None
+            )
+        except Exception:
+            logger.warning("cannot check the credentials of thing %s", thing_id, exc_info=True)
+            await _refuse(stream_out, SERVER_UNAVAILABLE)
+            refused.labels("unavailable").inc()
+            return False
+        if thing is None:
+            await _refuse(stream_out, NOT_AUTHORIZED)
+            refused.labels("not_authorised").inc()
+            return False
+        owner = self._gateway.session_owner(connect.client_id or "")
+        if owner is not None and owner != thing.id:
+            await _refuse(stream_out, IDENTIFIER_REJECTED)
+            refused.labels("client_id_taken").inc()
+            return False
+        return True
+
+
+async def _refuse(stream_out: StreamWriterAdapter, return_code: int) -> None:
+    with contextlib.suppress(Exception):
+        await ConnackPacket.build(0, return_code).to_stream(stream_out)
