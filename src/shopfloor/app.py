@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from shopfloor import __version__
+from shopfloor.adapters.http import HttpAdapterFastPath
 from shopfloor.adapters.http import router as http_adapter_router
 from shopfloor.adapters.websocket import router as websocket_router
 from shopfloor.api import (
@@ -64,4 +65,13 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     mount_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if "http" in services:
+        # Outermost: device messages skip routing, the body-size and metrics middleware
+        # (it applies the same limit and records the same series itself).
+        app.add_middleware(
+            HttpAdapterFastPath,
+            ingress=lambda: platform.ingress,
+            max_body_bytes=settings.max_body_bytes,
+            registry=platform.metrics,
+        )
     return app
