@@ -20,6 +20,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry
 
 from shopfloor.adapters._ingress import Ingress, IngressMetrics
+from shopfloor.adapters.mosquitto import MosquittoOptions, MosquittoService
 from shopfloor.adapters.mqtt import EmbeddedBroker
 from shopfloor.auth import (
     Authenticator,
@@ -190,6 +191,18 @@ class Platform:
             )
             self.mqtt = await stack.enter_async_context(broker)
             self.health.add("mqtt", _ready(lambda: broker.ready))
+        if "mqtt" in services and settings.mqtt_broker_url:
+            mosquitto = MosquittoService(
+                settings.mqtt_broker_url,
+                settings.mqtt_bridge_password.get_secret_value(),
+                self.registry,
+                self.ingress,
+                self.bus,
+                metrics_registry=self.metrics,
+                options=MosquittoOptions(client_id=settings.mqtt_bridge_client_id),
+            )
+            await stack.enter_async_context(mosquitto)
+            self.health.add("mosquitto", _ready(lambda: mosquitto.ready))
 
     async def _supervise(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run a background service; restart it with back-off if it fails unexpectedly."""

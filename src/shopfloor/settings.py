@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     mqtt_broker_url: str = Field(
         default="", description="Empty for the embedded broker, or mqtt://host:port (Mosquitto)."
     )
+    mqtt_bridge_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="Mosquitto mode: password of the platform's bridge identity (16+ chars, "
+        "the same in every process).",
+    )
+    mqtt_bridge_client_id: str = Field(
+        default="shopfloor-bridge",
+        description="Mosquitto mode: MQTT client id of this process's bridge session.",
+    )
     timeseries_url: str = Field(
         default="sqlite://",
         description="Time-series store: sqlite://, postgresql://..., influxdb://host:8086/db",
@@ -112,6 +121,14 @@ class Settings(BaseSettings):
     def _admin_pair(self) -> Settings:
         if bool(self.admin_email) != bool(self.admin_password.get_secret_value()):
             raise ValueError("set both SHOPFLOOR_ADMIN_EMAIL and SHOPFLOOR_ADMIN_PASSWORD, or none")
+        return self
+
+    @model_validator(mode="after")
+    def _mosquitto_mode(self) -> Settings:
+        if self.mqtt_broker_url and len(self.mqtt_bridge_password.get_secret_value()) < 16:
+            raise ValueError(
+                "Mosquitto mode needs SHOPFLOOR_MQTT_BRIDGE_PASSWORD (at least 16 characters)"
+            )
         return self
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import aiomqtt
 import paho.mqtt.client as paho
 from mosquitto_testkit import (
     BRIDGE_PASSWORD,
@@ -28,10 +29,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from shopfloor.adapters.mosquitto import BRIDGE_USERNAME, PUBLISHER_PROPERTY, DynsecSync
+from shopfloor.adapters.mosquitto import (
+    BRIDGE_USERNAME,
+    MESSAGE_ID_PROPERTY,
+    PROTOCOL_PROPERTY,
+    PUBLISHER_PROPERTY,
+    DynsecSync,
+)
 from shopfloor.registry import Permission
 
 GRANTED_QOS_1 = 1
+
+
+def stamped(message: aiomqtt.Message) -> list[tuple[str, str]]:
+    """The user properties, after checking that the plugin ended them with a message id."""
+    *properties, (name, message_id) = user_properties(message)
+    assert name == MESSAGE_ID_PROPERTY
+    assert len(message_id) == 32 and int(message_id, 16) >= 0
+    return properties
 
 
 def topic(channel: str, subtopic: str = "") -> str:
@@ -43,8 +58,13 @@ async def test_bridge_receives_the_authenticated_publisher_even_when_forged(
 ) -> None:
     press, key = make_thing("press"), make_key()
     await sync.sync_all(snapshot((press, key, [connection(press, "line-1", Permission.PUBLISH)])))
+    forged_id = "0" * 32
     properties = publish_properties(
-        ("site", "north"), (PUBLISHER_PROPERTY, "someone-else"), ("unit", "bar")
+        ("site", "north"),
+        (PUBLISHER_PROPERTY, "someone-else"),
+        (PROTOCOL_PROPERTY, "http"),
+        ("unit", "bar"),
+        (MESSAGE_ID_PROPERTY, forged_id),
     )
     properties.CorrelationData = b"req-7"
     properties.ContentType = "application/senml+json"
@@ -60,7 +80,7 @@ async def test_bridge_receives_the_authenticated_publisher_even_when_forged(
         forged = await bridge.wait_for(lambda m: m.topic.matches(topic("line-1", "pressure")))
         plain = await bridge.wait_for(lambda m: m.topic.matches(topic("line-1")))
 
-    assert user_properties(forged) == [
+    assert stamped(forged) == [
         ("site", "north"),
         ("unit", "bar"),
         (PUBLISHER_PROPERTY, press.id),
@@ -68,7 +88,9 @@ async def test_bridge_receives_the_authenticated_publisher_even_when_forged(
     assert forged.properties is not None
     assert forged.properties.CorrelationData == b"req-7"  # type: ignore[attr-defined]
     assert forged.properties.ContentType == "application/senml+json"  # type: ignore[attr-defined]
-    assert user_properties(plain) == [(PUBLISHER_PROPERTY, press.id)]
+    assert stamped(plain) == [(PUBLISHER_PROPERTY, press.id)]
+    ids = {user_properties(m)[-1][1] for m in (forged, plain)}
+    assert len(ids) == 2 and forged_id not in ids
 
 
 async def test_shared_bridge_subscription_is_allowed(
@@ -85,7 +107,7 @@ async def test_shared_bridge_subscription_is_allowed(
         await thing.client.publish(topic("line-1"), b"x", qos=1)
         message = await bridge.wait_for(lambda m: True)
 
-    assert user_properties(message) == [(PUBLISHER_PROPERTY, press.id)]
+    assert stamped(message) == [(PUBLISHER_PROPERTY, press.id)]
 
 
 async def test_publish_on_a_channel_without_publish_permission_is_not_delivered(
@@ -146,7 +168,7 @@ async def test_subscribe_needs_subscribe_permission(
         received = await reader.wait_for(lambda m: m.payload == b"for the panel")
 
     assert [m.payload for m in reader.messages] == [b"for the panel"]
-    assert user_properties(received) == [(PUBLISHER_PROPERTY, press.id)]
+    assert stamped(received) == [(PUBLISHER_PROPERTY, press.id)]
 
 
 async def test_connect_and_disconnect_apply_to_live_sessions(

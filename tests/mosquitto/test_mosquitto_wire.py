@@ -14,6 +14,7 @@ from shopfloor.adapters.mosquitto import (
     DynsecError,
     InvalidBrokerUrl,
     MosquittoConfig,
+    bridge_acls,
     render_config,
     thing_acls,
 )
@@ -96,14 +97,21 @@ def test_listings_are_parsed() -> None:
 def test_thing_acls_follow_connection_permissions() -> None:
     thing = make_thing()
     acls = thing_acls(
+        thing.id,
         [
             connection(thing, "c1", Permission.PUBLISH),
             connection(thing, "c2", Permission.SUBSCRIBE),
-        ]
+        ],
     )
+    own_errors = f"channels/+/messages/_errors/{thing.id}"
 
     assert acls == {
         Acl("publishClientReceive", "channels/#", allow=False, priority=-1),
+        Acl("publishClientSend", "channels/+/messages/_errors/#", allow=False, priority=1),
+        Acl("subscribePattern", "channels/+/messages/_errors/#", allow=False, priority=1),
+        Acl("publishClientReceive", "channels/+/messages/_errors/#", allow=False, priority=1),
+        Acl("subscribePattern", own_errors, allow=True, priority=2),
+        Acl("publishClientReceive", own_errors, allow=True, priority=2),
         Acl("publishClientSend", "channels/c1/messages", allow=True),
         Acl("publishClientSend", "channels/c1/messages/#", allow=True),
         Acl("subscribePattern", "channels/c2/messages", allow=True),
@@ -111,6 +119,10 @@ def test_thing_acls_follow_connection_permissions() -> None:
         Acl("publishClientReceive", "channels/c2/messages", allow=True),
         Acl("publishClientReceive", "channels/c2/messages/#", allow=True),
     }
+
+
+def test_the_bridge_may_publish_on_every_channel() -> None:
+    assert Acl("publishClientSend", "channels/#", allow=True) in bridge_acls()
 
 
 def test_fingerprints_differ_by_secret_and_client() -> None:
@@ -208,6 +220,10 @@ def test_rendered_config_loads_the_publisher_plugin_first() -> None:
     lines = text.splitlines()
 
     assert lines.index("plugin /opt/publisher.so") < lines.index("plugin /opt/dynsec.so")
+    # Mosquitto gives a plugin the plugin_opt_ lines between its line and the next plugin.
+    bridge_option = lines.index("plugin_opt_bridge_username shopfloor-bridge")
+    assert lines.index("plugin /opt/publisher.so") < bridge_option
+    assert bridge_option < lines.index("plugin /opt/dynsec.so")
     for expected in [
         "listener 1884",
         "per_listener_settings false",

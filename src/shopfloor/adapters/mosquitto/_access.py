@@ -6,8 +6,12 @@
   and receiving (with `subscribe`) on `channels/<ch>/messages` and everything under it;
   a low-priority deny on receiving `channels/#` makes a revoked subscribe permission
   take effect on subscriptions the thing already holds;
+- the `_errors` subtree of every channel belongs to the platform: things may not
+  publish there, and each thing may subscribe to and receive only its own reports,
+  `channels/+/messages/_errors/<thing_id>`, whatever its channel permissions;
 - the bridge is the client `shopfloor-bridge` with the role `shopfloor-bridge`, allowed
-  to subscribe to (also as a shared subscription) and receive every channel.
+  to subscribe to (also as a shared subscription), receive and publish on every
+  channel: it republishes what reached the platform through other protocols.
 
 The broker never reveals password hashes, so each client the platform manages keeps a
 fingerprint of its secret in `textdescription`; re-syncing compares fingerprints and
@@ -28,12 +32,17 @@ __all__ = [
     "BRIDGE_ROLE",
     "BRIDGE_USERNAME",
     "DEFAULT_ACL_ACCESS",
+    "ERRORS_SUBTOPIC",
+    "MESSAGE_ID_PROPERTY",
+    "PROTOCOL_PROPERTY",
     "PUBLISHER_PROPERTY",
+    "RESERVED_PROPERTY_PREFIX",
     "THING_ROLE_PREFIX",
     "ManagedClient",
     "bridge_acls",
     "bridge_client",
     "channel_topics",
+    "errors_topic",
     "secret_fingerprint",
     "thing_acls",
     "thing_client",
@@ -44,14 +53,27 @@ __all__ = [
 THING_ROLE_PREFIX = "thing:"
 BRIDGE_USERNAME = "shopfloor-bridge"
 BRIDGE_ROLE = "shopfloor-bridge"
+#: User properties with this prefix are the platform's: the broker plugin strips them from
+#: every PUBLISH of a client other than the bridge, so a thing cannot forge them.
+RESERVED_PROPERTY_PREFIX = "shopfloor-"
 #: The MQTT v5 user property in which the broker plugin names the authenticated publisher.
 PUBLISHER_PROPERTY = "shopfloor-publisher"
+#: Unique per PUBLISH (stamped by the plugin; the envelope id on what the bridge sends).
+MESSAGE_ID_PROPERTY = "shopfloor-message-id"
+#: Set by the bridge only: the protocol that brought a message it republishes.
+PROTOCOL_PROPERTY = "shopfloor-protocol"
+#: The subtopic under which the platform reports refused messages to their publisher.
+ERRORS_SUBTOPIC = "_errors"
 #: What clients may do where no role says otherwise; receive/unsubscribe stay allowed.
 DEFAULT_ACL_ACCESS = {"publishClientSend": False, "subscribe": False}
 
 _FINGERPRINT_MARK = "shopfloor-secret:"
 _ALLOW = 0
 _FALLBACK = -1
+#: Above the channel permissions, which cover `_errors` with `channels/<ch>/messages/#`.
+_ERRORS_DENY = 1
+_OWN_ERRORS = 2
+_ALL_ERRORS = f"channels/+/messages/{ERRORS_SUBTOPIC}/#"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +108,21 @@ def channel_topics(channel_id: str) -> tuple[str, str]:
     return base, f"{base}/#"
 
 
-def thing_acls(connections: Iterable[Connection]) -> frozenset[Acl]:
-    acls = {Acl("publishClientReceive", "channels/#", allow=False, priority=_FALLBACK)}
+def errors_topic(channel_id: str, thing_id: str) -> str:
+    """Where the platform reports a thing's refused messages on a channel."""
+    return f"channels/{channel_id}/messages/{ERRORS_SUBTOPIC}/{thing_id}"
+
+
+def thing_acls(thing_id: str, connections: Iterable[Connection]) -> frozenset[Acl]:
+    own_errors = f"channels/+/messages/{ERRORS_SUBTOPIC}/{thing_id}"
+    acls = {
+        Acl("publishClientReceive", "channels/#", allow=False, priority=_FALLBACK),
+        Acl("publishClientSend", _ALL_ERRORS, allow=False, priority=_ERRORS_DENY),
+        Acl("subscribePattern", _ALL_ERRORS, allow=False, priority=_ERRORS_DENY),
+        Acl("publishClientReceive", _ALL_ERRORS, allow=False, priority=_ERRORS_DENY),
+        Acl("subscribePattern", own_errors, allow=True, priority=_OWN_ERRORS),
+        Acl("publishClientReceive", own_errors, allow=True, priority=_OWN_ERRORS),
+    }
     for connection in connections:
         for topic in channel_topics(connection.channel_id):
             if connection.allows(Permission.PUBLISH):
@@ -106,6 +141,7 @@ def bridge_acls() -> frozenset[Acl]:
             # Mosquitto checks the filter with its `$share/<group>/` prefix.
             Acl("subscribePattern", "$share/+/channels/#", allow=True),
             Acl("publishClientReceive", "channels/#", allow=True),
+            Acl("publishClientSend", "channels/#", allow=True),
         }
     )
 
@@ -118,7 +154,7 @@ def thing_client(
         password=key,
         textname=name,
         rolename=thing_role(thing_id),
-        acls=thing_acls(connections),
+        acls=thing_acls(thing_id, connections),
     )
 
 

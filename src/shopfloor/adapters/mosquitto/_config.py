@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._access import BRIDGE_USERNAME
 from ._errors import DynsecInitError
 
 __all__ = ["MosquittoConfig", "find_dynsec_plugin", "init_dynsec_config", "render_config"]
@@ -47,6 +48,8 @@ class MosquittoConfig:
     max_queued_bytes: int = 0
     max_inflight_messages: int = 1000
     user: str | None = None
+    #: The client whose `shopfloor-*` user properties the publisher plugin keeps.
+    bridge_username: str = BRIDGE_USERNAME
 
     def __post_init__(self) -> None:
         if self.max_queued_messages < 1:
@@ -70,6 +73,8 @@ def render_config(config: MosquittoConfig) -> str:
         "",
         "# Listed first: it must see every permission check before dynamic security.",
         f"plugin {config.publisher_plugin}",
+        "# The bridge republishes HTTP and WebSocket messages naming their publisher itself.",
+        f"plugin_opt_bridge_username {config.bridge_username}",
         f"plugin {config.dynsec_plugin}",
         f"plugin_opt_config_file {config.dynsec_config}",
         "",

@@ -162,7 +162,7 @@ class DynsecSync:
     async def set_connections(self, thing_id: str, connections: Iterable[Connection]) -> None:
         """Replace the thing's ACLs by those of exactly these connections."""
         async with self._role_lock:
-            await self._write_role(thing_id, thing_acls(connections))
+            await self._write_role(thing_id, thing_acls(thing_id, connections))
 
     async def connected(self, connection: Connection) -> None:
         """Grant (or change) the thing's permissions on one channel."""
@@ -179,14 +179,14 @@ class DynsecSync:
         async with self._role_lock:
             (answer,) = await self._dynsec.execute([dynsec.get_role(thing_role(thing_id))])
             if answer.error in _NOT_FOUND:
-                current: frozenset[Acl] = thing_acls(())
+                current: frozenset[Acl] = thing_acls(thing_id, ())
             else:
                 answer.raise_for_error()
                 current = dynsec.parse_role(answer.data).acls
             kept = {acl for acl in current if acl.topic not in topics}
             if connection is not None:
-                kept |= thing_acls([connection])
-            await self._write_role(thing_id, frozenset(kept | thing_acls(())))
+                kept |= thing_acls(thing_id, [connection])
+            await self._write_role(thing_id, frozenset(kept | thing_acls(thing_id, ())))
 
     async def _write_role(self, thing_id: str, acls: frozenset[Acl]) -> None:
         rolename = thing_role(thing_id)

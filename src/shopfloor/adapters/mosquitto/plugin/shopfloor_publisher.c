@@ -3,10 +3,17 @@
  *
  * A subscriber cannot learn from MQTT who published a message, yet Shopfloor
  * stores the authenticated thing as the publisher of every message. For each
- * PUBLISH a client sends, this plugin removes any user property named
- * "shopfloor-publisher" the client set itself (so it cannot be forged) and
- * adds "shopfloor-publisher" = the client's authenticated username (the thing
- * id). MQTT v5 subscribers, such as the Shopfloor bridge, read it from there.
+ * PUBLISH a client sends, this plugin removes every user property whose name
+ * starts with "shopfloor-" (names reserved to the platform, so none can be
+ * forged) and adds "shopfloor-publisher" = the client's authenticated username
+ * (the thing id) and "shopfloor-message-id" = an id unique to this PUBLISH,
+ * with which the bridge recognises a message the broker delivers again after a
+ * reconnection. MQTT v5 subscribers, such as the Shopfloor bridge, read both.
+ *
+ * The bridge itself (the username given by the plugin option
+ * "bridge_username") is trusted: it republishes messages that reached the
+ * platform another way (HTTP, WebSocket) and names their publisher itself, so
+ * its messages pass unchanged. Without the option no client is trusted.
  *
  * Written by hand: no library or stock plugin does this. Only the public
  * broker API from mosquitto_broker.h / mosquitto.h is used, so the plugin
@@ -24,17 +31,32 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <mqtt_protocol.h>
 
+#define RESERVED_PREFIX "shopfloor-"
 #define PUBLISHER_PROPERTY "shopfloor-publisher"
+#define MESSAGE_ID_PROPERTY "shopfloor-message-id"
+#define BRIDGE_USERNAME_OPTION "bridge_username"
 
 static mosquitto_plugin_id_t *plugin_id = NULL;
+static char *bridge_username = NULL;
+
+/*
+ * Message ids are 32 hex digits, the form of the platform's own ids: 64 random
+ * bits drawn when the broker starts, then a counter. Ids stay unique across
+ * broker restarts and across brokers without any shared state.
+ */
+static uint64_t id_prefix = 0;
+static uint64_t id_counter = 0;
 
 /*
  * The connected clients, as an open-addressing hash set of pointers. The
@@ -140,8 +162,8 @@ static void connected_remove(const struct mosquitto *client)
 	}
 }
 
-/* True when the property is a user property named PUBLISHER_PROPERTY. */
-static bool is_publisher_property(const mosquitto_property *prop)
+/* True when the property is a user property whose name starts with RESERVED_PREFIX. */
+static bool is_reserved_property(const mosquitto_property *prop)
 {
 	char *name = NULL;
 	char *value = NULL;
@@ -153,7 +175,7 @@ static bool is_publisher_property(const mosquitto_property *prop)
 	if(mosquitto_property_read_string_pair(prop, MQTT_PROP_USER_PROPERTY, &name, &value, false) == NULL){
 		return false;
 	}
-	found = name != NULL && strcmp(name, PUBLISHER_PROPERTY) == 0;
+	found = name != NULL && strncmp(name, RESERVED_PREFIX, sizeof(RESERVED_PREFIX) - 1) == 0;
 	mosquitto_free(name);
 	mosquitto_free(value);
 	return found;
@@ -252,8 +274,8 @@ static int copy_property(mosquitto_property **dest, const mosquitto_property *pr
 	}
 }
 
-/* Replace *proplist by a copy without the client's PUBLISHER_PROPERTY entries. */
-static int strip_publisher_properties(mosquitto_property **proplist)
+/* Replace *proplist by a copy without the client's reserved user properties. */
+static int strip_reserved_properties(mosquitto_property **proplist)
 {
 	const mosquitto_property *prop;
 	mosquitto_property *kept = NULL;
@@ -261,7 +283,7 @@ static int strip_publisher_properties(mosquitto_property **proplist)
 	int rc;
 
 	for(prop = *proplist; prop != NULL; prop = mosquitto_property_next(prop)){
-		if(is_publisher_property(prop)){
+		if(is_reserved_property(prop)){
 			forged = true;
 			break;
 		}
@@ -272,7 +294,7 @@ static int strip_publisher_properties(mosquitto_property **proplist)
 	}
 
 	for(prop = *proplist; prop != NULL; prop = mosquitto_property_next(prop)){
-		if(is_publisher_property(prop)){
+		if(is_reserved_property(prop)){
 			continue;
 		}
 		rc = copy_property(&kept, prop);
@@ -287,6 +309,21 @@ static int strip_publisher_properties(mosquitto_property **proplist)
 	return MOSQ_ERR_SUCCESS;
 }
 
+static bool is_bridge(const char *username)
+{
+	return bridge_username != NULL && username != NULL && strcmp(username, bridge_username) == 0;
+}
+
+static int add_message_id(mosquitto_property **proplist)
+{
+	char id[33];
+
+	snprintf(id, sizeof(id), "%016llx%016llx",
+			(unsigned long long)id_prefix, (unsigned long long)++id_counter);
+	return mosquitto_property_add_string_pair(proplist, MQTT_PROP_USER_PROPERTY,
+			MESSAGE_ID_PROPERTY, id);
+}
+
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *message = event_data;
@@ -296,7 +333,13 @@ static int on_message(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 
-	rc = strip_publisher_properties(&message->properties);
+	username = mosquitto_client_username(message->client);
+	if(is_bridge(username)){
+		/* The bridge names the publisher of what it republishes; see the top of this file. */
+		return MOSQ_ERR_SUCCESS;
+	}
+
+	rc = strip_reserved_properties(&message->properties);
 	if(rc != MOSQ_ERR_SUCCESS){
 		/* Never let a message through that may still carry a forged identity. */
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
@@ -305,12 +348,14 @@ static int on_message(int event, void *event_data, void *userdata)
 		return rc;
 	}
 
-	username = mosquitto_client_username(message->client);
-	if(username == NULL){
-		return MOSQ_ERR_SUCCESS;
+	if(username != NULL){
+		rc = mosquitto_property_add_string_pair(&message->properties, MQTT_PROP_USER_PROPERTY,
+				PUBLISHER_PROPERTY, username);
+		if(rc != MOSQ_ERR_SUCCESS){
+			return rc;
+		}
 	}
-	return mosquitto_property_add_string_pair(&message->properties, MQTT_PROP_USER_PROPERTY,
-			PUBLISHER_PROPERTY, username);
+	return add_message_id(&message->properties);
 }
 
 static int on_basic_auth(int event, void *event_data, void *userdata)
@@ -367,16 +412,47 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
 	return -1;
 }
 
+/* 64 bits from the kernel's random source; the clock and pid only if it cannot be read. */
+static uint64_t random_prefix(void)
+{
+	uint64_t value = 0;
+	FILE *source = fopen("/dev/urandom", "rb");
+
+	if(source != NULL){
+		if(fread(&value, sizeof(value), 1, source) != 1){
+			value = 0;
+		}
+		fclose(source);
+	}
+	if(value == 0){
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		value = ((uint64_t)now.tv_sec << 32) ^ (uint64_t)now.tv_nsec ^ ((uint64_t)getpid() << 16);
+	}
+	return value;
+}
+
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
-	(void)userdata;
-	(void)options;
-	(void)option_count;
-
 	int rc;
+	int i;
+
+	(void)userdata;
 
 	plugin_id = identifier;
+	id_prefix = random_prefix();
+	id_counter = 0;
+	for(i = 0; i < option_count; i++){
+		if(strcmp(options[i].key, BRIDGE_USERNAME_OPTION) == 0 && options[i].value[0] != '\0'){
+			free(bridge_username);
+			bridge_username = strdup(options[i].value);
+			if(bridge_username == NULL){
+				return MOSQ_ERR_NOMEM;
+			}
+		}
+	}
 	rc = mosquitto_callback_register(plugin_id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, NULL);
 	if(rc == MOSQ_ERR_SUCCESS){
 		rc = mosquitto_callback_register(plugin_id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
@@ -402,6 +478,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	mosquitto_callback_unregister(plugin_id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
 	free(slots);
 	slots = NULL;
+	free(bridge_username);
+	bridge_username = NULL;
 	slot_count = 0;
 	used_slots = 0;
 	member_count = 0;
