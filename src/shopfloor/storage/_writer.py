@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from shopfloor.messaging import Bus, Delivery, MessagingError
+from shopfloor.messaging import Bus, Consumer, Delivery, MessagingError
 from shopfloor.senml import SenMLError, normalize
 from shopfloor.storage._errors import InvalidRecord, StorageError, StorageUnavailable
 from shopfloor.storage._message import StoredMessage, stored_messages
@@ -78,7 +78,7 @@ class Writer:
         *,
         durable: str = "writer",
         batch_size: int = 2000,
-        max_wait: float = 0.02,
+        max_wait: float = 0.25,
         drain_seconds: float = 30.0,
         max_backoff: float = 10.0,
     ) -> None:
@@ -109,7 +109,7 @@ class Writer:
                     if deadline is not None and time.monotonic() > deadline:
                         logger.warning("writer stopped before draining: the bus keeps the rest")
                         return
-                    batch = await consumer.fetch(self.batch_size, self.max_wait)
+                    batch = await self._next_batch(consumer)
                     if not batch:
                         if stopping.is_set():
                             return  # drained
@@ -121,6 +121,18 @@ class Writer:
                     await self._back_off(failures, stopping)
             finally:
                 self.running = False
+
+    async def _next_batch(self, consumer: Consumer) -> list[Delivery]:
+        """Wait up to `max_wait` for one message, then take what else is ready at once.
+
+        Asking for a full batch would hold a lone message until the batch filled or the
+        wait ran out (both backends' `fetch` fill up to the count); under load the
+        messages that arrive while a batch is written make the next batch large anyway.
+        """
+        first = await consumer.fetch(1, self.max_wait)
+        if not first or self.batch_size == 1:
+            return first
+        return first + await consumer.fetch(self.batch_size - 1, 0.0)
 
     async def _store(self, batch: Sequence[Delivery]) -> bool:
         started = time.perf_counter()

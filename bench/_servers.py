@@ -1,0 +1,327 @@
+"""Servers under test, each in its own process on a free loopback port, always stopped.
+
+`shopfloor_server` runs the real `shopfloor serve`; `anchor_server` runs the bare ASGI
+app of `bench.anchor` on the same uvicorn options. Both are context managers that stop
+the process (SIGTERM, then SIGKILL after a grace period) when the block ends, whatever
+happened inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil  # type: ignore[import-untyped]  # psutil ships no type information
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = [
+    "ADMIN",
+    "Counts",
+    "Drain",
+    "Plant",
+    "RssSampler",
+    "ServerProcess",
+    "anchor_server",
+    "create_plant",
+    "free_port",
+    "metric",
+    "shopfloor_server",
+    "wait_drained",
+]
+
+HOST = "127.0.0.1"
+ADMIN = ("bench-admin@plant.example", "bench-admin-password")
+_START_TIMEOUT = 90.0
+_STOP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss(self) -> int:
+        """Resident memory of the server process, in bytes."""
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process used so far, all threads."""
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT
+        with httpx.Client(base_url=self.url, timeout=5) as http:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited at start:\n{self.log_tail()}")
+                try:
+                    if http.get(path).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server not ready after {_START_TIMEOUT:.0f} s")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def _serving(
+    argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_path: str
+) -> Iterator[ServerProcess]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+    server = ServerProcess(process, port, log)
+    try:
+        server.wait_ready(ready_path)
+        yield server
+    finally:
+        server.stop()
+
+
+def _clean_env() -> dict[str, str]:
+    # The servers get only the settings given here, never the caller's SHOPFLOOR_*.
+    return {k: v for k, v in os.environ.items() if not k.startswith("SHOPFLOOR_")}
+
+
+@contextmanager
+def shopfloor_server(
+    python: str,
+    data_dir: Path,
+    *,
+    services: str = "api,http,writer",
+    timeseries_url: str = "sqlite://",
+    log_name: str = "shopfloor",
+) -> Iterator[ServerProcess]:
+    """`shopfloor serve` with embedded defaults unless told otherwise."""
+    port = free_port()
+    env = _clean_env() | {
+        "SHOPFLOOR_DATA_DIR": str(data_dir),
+        "SHOPFLOOR_TIMESERIES_URL": timeseries_url,
+        "SHOPFLOOR_ADMIN_EMAIL": ADMIN[0],
+        "SHOPFLOOR_ADMIN_PASSWORD": ADMIN[1],
+        "SHOPFLOOR_LOG_FORMAT": "text",
+        # The default token life (15 min) is shorter than a full soak plus its setup.
+        "SHOPFLOOR_TOKEN_TTL_SECONDS": "7200",
+    }
+    argv = [python, "-m", "shopfloor", "serve", "--http-host", HOST, "--http-port", str(port)]
+    argv += ["--services", services]
+    log = data_dir.parent / "logs" / f"{log_name}-{port}.log"
+    with _serving(argv, env, log, port, "/health") as server:
+        yield server
+
+
+@contextmanager
+def anchor_server(python: str, work_dir: Path) -> Iterator[ServerProcess]:
+    """The bare ASGI endpoint of `bench.anchor`."""
+    port = free_port()
+    argv = [python, "-m", "bench.anchor", "--host", HOST, "--port", str(port)]
+    log = work_dir / "logs" / f"anchor-{port}.log"
+    with _serving(argv, _clean_env(), log, port, "/health") as server:
+        yield server
+
+
+@dataclass(frozen=True, slots=True)
+class Plant:
+    """An organisation with one engineer, one thing and one channel they share."""
+
+    url: str
+    channel: str
+    thing_id: str
+    key: str
+    user: dict[str, str]
+
+    @property
+    def publish_path(self) -> str:
+        return f"/http/channels/{self.channel}/messages"
+
+    @property
+    def read_path(self) -> str:
+        return f"/api/v1/channels/{self.channel}/messages"
+
+
+def create_plant(url: str) -> Plant:
+    """Create the plant through the API, as an operator would."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+
+        def call(method: str, path: str, **kwargs: object) -> dict[str, str]:
+            response = http.request(method, path, **kwargs)  # type: ignore[arg-type]
+            if response.status_code >= 300:
+                raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+            body: dict[str, str] = response.json() if response.content else {}
+            return body
+
+        def sign_in(email: str, password: str) -> dict[str, str]:
+            body = call("POST", "/api/v1/auth/token", json={"email": email, "password": password})
+            return {"Authorization": f"Bearer {body['access_token']}"}
+
+        root = sign_in(*ADMIN)
+        org = call("POST", "/api/v1/orgs", json={"name": "Bench Plant"}, headers=root)["id"]
+        engineer = {"email": "engineer@bench.example", "password": "bench-password-1"}
+        call(
+            "POST",
+            "/api/v1/users",
+            headers=root,
+            json={**engineer, "org_id": org, "role": "engineer"},
+        )
+        user = sign_in(engineer["email"], engineer["password"])
+        thing = call("POST", "/api/v1/things", json={"name": "bench-press"}, headers=user)
+        channel = call("POST", "/api/v1/channels", json={"name": "bench"}, headers=user)["id"]
+        call("PUT", f"/api/v1/channels/{channel}/things/{thing['id']}", headers=user)
+    return Plant(url=url, channel=channel, thing_id=thing["id"], key=thing["key"], user=user)
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` (e.g. `shopfloor_writer_records_total`)."""
+    return _sum(httpx.get(f"{url}/metrics", timeout=10).text, name, labels)
+
+
+def _sum(text: str, name: str, labels: Mapping[str, str]) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+class RssSampler:
+    """Samples a process's resident memory every `interval` seconds in a thread.
+
+    `with RssSampler(pid, 0.1) as rss:` then `rss.samples` holds `(seconds since start,
+    bytes)` pairs, the first taken on entry and the last on exit.
+    """
+
+    def __init__(self, pid: int, interval: float) -> None:
+        self._process = psutil.Process(pid)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._start = 0.0
+        self.samples: list[tuple[float, int]] = []
+
+    def _sample(self) -> None:
+        rss = int(self._process.memory_info().rss)
+        self.samples.append((time.monotonic() - self._start, rss))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> RssSampler:
+        self._start = time.monotonic()
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def peak(self) -> int:
+        return max(rss for _, rss in self.samples)
+
+
+RECORDS = "shopfloor_writer_records_total"
+ACCEPTED = "shopfloor_messages_accepted_total"
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """The server's own counters: messages accepted (202) and records the writer stored."""
+
+    accepted: float
+    stored: float
+
+    @classmethod
+    def read(cls, url: str, http: httpx.Client | None = None) -> Counts:
+        if http is None:
+            with httpx.Client(timeout=10) as client:
+                return cls.read(url, client)
+        text = http.get(f"{url}/metrics").text
+        return cls(accepted=_sum(text, ACCEPTED, {}), stored=_sum(text, RECORDS, {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    accepted: int
+    stored: int
+    last_stored_at: float  # time.monotonic() when the stored count reached its last value
+    drained: bool
+
+
+def wait_drained(
+    url: str, since: Counts, *, records_per_message: int = 1, timeout: float = 120.0
+) -> Drain:
+    """Poll the counters until the writer stored every accepted message, and say when.
+
+    The load may have ended with requests still in flight, so the counters must also
+    stay put for a moment once they agree.
+    """
+    settle = 0.3
+    deadline = time.monotonic() + timeout
+    # One client for the whole poll: building an httpx client costs tens of milliseconds,
+    # which would blur the moment the last record was stored.
+    with httpx.Client(timeout=10) as http:
+        last = Counts.read(url, http)
+        last_stored_at = time.monotonic()
+        agreed_at: float | None = None
+        while True:
+            time.sleep(0.005)
+            now_counts = Counts.read(url, http)
+            now = time.monotonic()
+            if now_counts.stored != last.stored:
+                last_stored_at = now
+            if now_counts != last:
+                agreed_at = None
+            last = now_counts
+            accepted = round(last.accepted - since.accepted)
+            stored = round(last.stored - since.stored)
+            if stored >= accepted * records_per_message:
+                agreed_at = agreed_at or now
+                if now - agreed_at >= settle:
+                    return Drain(accepted, stored, last_stored_at, drained=True)
+            if now > deadline:
+                return Drain(accepted, stored, last_stored_at, drained=False)
