@@ -9,18 +9,11 @@
 
 from __future__ import annotations
 
+from shopfloor._errors import CodedError
 
-class AuthError(Exception):
+
+class AuthError(CodedError):
     code = "auth_error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class Unauthenticated(AuthError):

@@ -9,18 +9,11 @@ Each error carries a stable snake_case `code` that the API returns unchanged.
 
 from __future__ import annotations
 
+from shopfloor._errors import CodedError
 
-class RegistryError(Exception):
+
+class RegistryError(CodedError):
     code = "registry_error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class NotFound(RegistryError):
