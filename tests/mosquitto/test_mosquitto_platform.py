@@ -37,12 +37,21 @@ async def test_mosquitto_pub_ends_up_in_the_readers_api(
                 capture_output=True, text=True, timeout=30,
             )  # fmt: skip
 
-        # the thing was created after the platform started: the live sync must add it
-        deadline = asyncio.get_running_loop().time() + 30
-        while (result := await asyncio.to_thread(publish, press["key"])).returncode != 0:
-            assert asyncio.get_running_loop().time() < deadline, result.stderr
-            await asyncio.sleep(0.2)
-        stored = await plant.wait_for(1, subtopic="line-a")
+        # The thing was created and connected after the platform started: the live sync
+        # adds its client, then its ACLs. Until both are in, Mosquitto refuses the
+        # connection or drops the publish, so publish until one is stored.
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            result = await asyncio.to_thread(publish, press["key"])
+            stored = (await plant.read(subtopic="line-a")).json()
+            for _ in range(20):
+                if stored["total"]:
+                    break
+                await asyncio.sleep(0.1)
+                stored = (await plant.read(subtopic="line-a")).json()
+            if stored["total"]:
+                break
+            assert asyncio.get_running_loop().time() < deadline, (result.stderr, stored)
         message = stored["messages"][0]
         assert (message["name"], message["value"]) == ("spindle-rpm", 1480)
         assert (message["publisher"], message["protocol"]) == (press["id"], "mqtt")
