@@ -73,62 +73,22 @@ class Delivery(ABC):
     async def _in_progress(self) -> None: ...
 
 
-class Subscription(ABC):
-    """An ephemeral fan-out subscription: `async with` it, then `async for` its envelopes.
+class _Receiver(ABC):
+    """Lifecycle shared by subscriptions and consumers: entered once, closed once."""
 
-    Envelopes wait in a bounded queue; when it is full the new envelope is dropped for
-    this subscription only and counted in `dropped`. Iteration ends when the
-    subscription or its bus is closed.
-    """
+    _kind = "receiver"
 
-    def __init__(self, filters: Sequence[str], *, max_queued: int) -> None:
-        if max_queued < 1:
-            raise ValueError("max_queued must be >= 1")
-        self._filters = check_filters(filters)
-        self._queue: asyncio.Queue[Envelope | None] = asyncio.Queue(maxsize=max_queued)
-        self._dropped = 0
-        self._malformed = 0
+    def __init__(self) -> None:
         self._opened = False
         self._closed = False
-
-    @property
-    def filters(self) -> tuple[str, ...]:
-        return self._filters
-
-    @property
-    def dropped(self) -> int:
-        """How many envelopes were lost because this subscriber's queue was full."""
-        return self._dropped
-
-    @property
-    def malformed(self) -> int:
-        """How many messages were ignored because they are not envelopes."""
-        return self._malformed
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def _offer(self, envelope: Envelope) -> None:
-        if self._closed:
-            return
-        try:
-            self._queue.put_nowait(envelope)
-        except asyncio.QueueFull:
-            self._dropped += 1
-
-    def _finish(self) -> None:
-        """End iteration now (called on close, also by the bus when it closes)."""
-        if self._closed:
-            return
-        self._closed = True
-        # A blocked reader implies an empty queue, so the wake-up sentinel always fits then.
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-
     async def __aenter__(self) -> Self:
         if self._opened:
-            raise RuntimeError("a subscription can be entered only once")
+            raise RuntimeError(f"a {self._kind} can be entered only once")
         self._opened = True
         await self._start()
         return self
@@ -146,6 +106,67 @@ class Subscription(ABC):
             return
         self._finish()
         await self._stop()
+
+    @abstractmethod
+    def _finish(self) -> None:
+        """Stop handing out messages (called on close, also by the bus when it closes)."""
+
+    @abstractmethod
+    async def _start(self) -> None: ...
+
+    @abstractmethod
+    async def _stop(self) -> None: ...
+
+
+class Subscription(_Receiver):
+    """An ephemeral fan-out subscription: `async with` it, then `async for` its envelopes.
+
+    Envelopes wait in a bounded queue; when it is full the new envelope is dropped for
+    this subscription only and counted in `dropped`. Iteration ends when the
+    subscription or its bus is closed.
+    """
+
+    _kind = "subscription"
+
+    def __init__(self, filters: Sequence[str], *, max_queued: int) -> None:
+        if max_queued < 1:
+            raise ValueError("max_queued must be >= 1")
+        self._filters = check_filters(filters)
+        self._queue: asyncio.Queue[Envelope | None] = asyncio.Queue(maxsize=max_queued)
+        self._dropped = 0
+        self._malformed = 0
+        super().__init__()
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        return self._filters
+
+    @property
+    def dropped(self) -> int:
+        """How many envelopes were lost because this subscriber's queue was full."""
+        return self._dropped
+
+    @property
+    def malformed(self) -> int:
+        """How many messages were ignored because they are not envelopes."""
+        return self._malformed
+
+    def _offer(self, envelope: Envelope) -> None:
+        if self._closed:
+            return
+        try:
+            self._queue.put_nowait(envelope)
+        except asyncio.QueueFull:
+            self._dropped += 1
+
+    def _finish(self) -> None:
+        """End iteration now (called on close, also by the bus when it closes)."""
+        if self._closed:
+            return
+        self._closed = True
+        # A blocked reader implies an empty queue, so the wake-up sentinel always fits then.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
 
     def __aiter__(self) -> Self:
         return self
@@ -169,7 +190,7 @@ class Subscription(ABC):
         """Remove interest and release backend resources."""
 
 
-class Consumer(ABC):
+class Consumer(_Receiver):
     """A durable work consumer: `async with` it, then `async for` its `Delivery` objects.
 
     Entering declares the durable consumer (if needed) and attaches to it. Every
@@ -179,14 +200,15 @@ class Consumer(ABC):
     parallel work, attach several consumers under the same durable name.
     """
 
+    _kind = "consumer"
+
     def __init__(self, durable: str, filters: Sequence[str], *, batch: int) -> None:
         if batch < 1:
             raise ValueError("batch must be >= 1")
         self._durable = validate_name(durable, what="durable consumer name")
         self._filters = check_filters(filters)
         self._batch = batch
-        self._opened = False
-        self._closed = False
+        super().__init__()
 
     @property
     def durable(self) -> str:
@@ -200,31 +222,6 @@ class Consumer(ABC):
     def batch(self) -> int:
         """How many messages one-by-one iteration asks the backend for at a time."""
         return self._batch
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def __aenter__(self) -> Self:
-        if self._opened:
-            raise RuntimeError("a consumer can be entered only once")
-        self._opened = True
-        await self._start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._finish()
-        await self._stop()
 
     def _finish(self) -> None:
         """Stop handing out messages (called on close, also by the bus when it closes)."""
