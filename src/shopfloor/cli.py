@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -159,6 +160,7 @@ async def _serve(settings: Settings, sock: socket.socket, *, demo: bool) -> None
     url = f"http://{_display_host(settings.http_host)}:{port}"
     run = _DemoRun()
     platform.on_started.append(lambda: _announce(platform, url, demo=demo, run=run))
+    platform.on_started.append(_freeze_startup_objects)
     config = uvicorn.Config(
         create_app(settings, platform=platform),
         log_config=None,
@@ -179,6 +181,14 @@ async def _serve(settings: Settings, sock: socket.socket, *, demo: bool) -> None
         simulating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await simulating
+
+
+async def _freeze_startup_objects() -> None:
+    """Keep what start-up built (app, routes, models, connections) out of garbage
+    collection: a full collection scanning it all paused the loop for tens of
+    milliseconds under load, and that pause was the publish → readable p99."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 
@@ -38,7 +37,8 @@ class ThingKeys:
         return secrets.token_urlsafe(KEY_BYTES)
 
     def digest(self, key: str) -> str:
-        return hmac.new(self._mac_key, key.encode(), hashlib.sha256).hexdigest()
+        # The one-shot C implementation: several times faster than hmac.new() per key.
+        return hmac.digest(self._mac_key, key.encode(), "sha256").hex()
 
     def matches(self, key: str, digest: str) -> bool:
         return hmac.compare_digest(self.digest(key), digest)

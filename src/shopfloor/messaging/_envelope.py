@@ -40,3 +40,7 @@ class Envelope:
     content_type: str
     created: int = field(default_factory=now_ns)
     id: str = field(default_factory=new_message_id)
+    #: What the adapter already decoded from `payload` (the normalised records), for
+    #: consumers in the same process, so that a message is parsed once. Never on the
+    #: wire and not part of equality: a consumer that finds None parses `payload`.
+    decoded: object = field(default=None, compare=False, repr=False)
