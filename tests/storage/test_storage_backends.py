@@ -128,6 +128,27 @@ async def test_sqlite_latest_points_of_a_name_come_from_the_index(tmp_path: Path
     assert "TEMP B-TREE" not in plan  # no sort: rows are read in index order
 
 
+async def test_sqlite_checkpoints_beside_the_writer_and_keeps_the_wal_bounded(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    wal = path.with_name("t.db-wal")
+    largest_wal = 0
+    store = SqliteStore(path, checkpoint_interval=0.02, max_wal_pages=64)
+    async with store:
+        for batch in range(400):
+            # Random message ids touch many index pages: about 40 WAL pages a batch.
+            await store.write([record(time=1_700_000_000.0 + batch + i / 100) for i in range(40)])
+            largest_wal = max(largest_wal, wal.stat().st_size)
+            await asyncio.sleep(0.001)
+        assert (await store.query(Query(channel="chan"))).total == 16_000
+    # Without the checkpoints the WAL would hold every page every batch wrote (over
+    # 60 MB); with them it starts over and stays a few checkpoint intervals deep.
+    assert largest_wal < 20_000_000, largest_wal
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM messages").fetchone()[0] == 16_000
+
+
 async def test_sqlite_locked_by_another_writer_is_unavailable_then_recovers(
     tmp_path: Path,
 ) -> None:
