@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 
 SUBTOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
 def new_message_id() -> str:
-    """A random, unique message id (UUID4 hex); duplicates from redelivery share it."""
-    return uuid.uuid4().hex
+    """A random, unique message id (128 random bits as 32 hex digits, the shape of a
+    UUID4's hex); duplicates from redelivery share it. Built from `os.urandom` directly:
+    `uuid.uuid4().hex` cost several times more on every published message."""
+    return os.urandom(16).hex()
 
 
 def now_ns() -> int:

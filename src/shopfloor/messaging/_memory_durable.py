@@ -2,9 +2,11 @@
 
 Every un-acknowledged message of a durable sits in `_entries`, either ready (its
 sequence number in the `_ready` heap) or out with a consumer until a deadline (in
-the `_timers` heap). Deadlines are checked lazily whenever a consumer asks for work,
-so redelivery needs no background task: a message whose ack wait ran out is simply
-ready again for the next consumer that looks. Heaps entries are invalidated rather
+`_waits` when the deadline is now + ack_wait, which only grows, so a deque in deadline
+order suffices; in the `_timers` heap for a nak's own delay). Deadlines are checked
+lazily whenever a consumer asks for work, so redelivery needs no background task: a
+message whose ack wait ran out is simply ready again for the next consumer that looks.
+Heap and deque entries are invalidated rather
 than removed; `token` tells a stale timer or a stale delivery from the current one.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,6 +53,7 @@ class DurableQueue:
         self._entries: dict[int, _Entry] = {}
         self._ready: list[int] = []
         self._timers: list[tuple[float, int, int]] = []
+        self._waits: deque[tuple[float, int, int]] = deque()
         self._sequence = itertools.count(1)
 
     @property
@@ -79,7 +83,7 @@ class DurableQueue:
                 continue  # acknowledged meanwhile, or a stale heap entry
             entry.attempts += 1
             entry.token += 1
-            self._set_deadline(entry, now + self.ack_wait)
+            self._wait(entry, now)
             return entry
         return None
 
@@ -87,7 +91,10 @@ class DurableQueue:
         """When the earliest message out with a consumer becomes ready again."""
         while self._timers and not self._is_current(*self._timers[0]):
             heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        while self._waits and not self._is_current(*self._waits[0]):
+            self._waits.popleft()
+        deadlines = [timers[0][0] for timers in (self._timers, self._waits) if timers]
+        return min(deadlines) if deadlines else None
 
     def ack(self, seq: int) -> None:
         # Any delivery of a message may acknowledge it, even one whose wait ran out.
@@ -105,7 +112,7 @@ class DurableQueue:
     def touch(self, seq: int, token: int, now: float) -> None:
         entry = self._current(seq, token)
         if entry is not None:
-            self._set_deadline(entry, now + self.ack_wait)
+            self._wait(entry, now)
 
     def release(self, seq: int, token: int) -> None:
         """Ready again at once: its consumer left without settling it."""
@@ -128,6 +135,11 @@ class DurableQueue:
         entry.deadline = deadline
         heapq.heappush(self._timers, (deadline, entry.seq, entry.token))
 
+    def _wait(self, entry: _Entry, now: float) -> None:
+        """Out with a consumer for `ack_wait` seconds from `now` (the loop's clock)."""
+        entry.deadline = deadline = now + self.ack_wait
+        self._waits.append((deadline, entry.seq, entry.token))
+
     def _is_current(self, deadline: float, seq: int, token: int) -> bool:
         entry = self._entries.get(seq)
         return entry is not None and entry.token == token and entry.deadline == deadline
@@ -135,6 +147,10 @@ class DurableQueue:
     def _expire(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
             deadline, seq, token = heapq.heappop(self._timers)
+            if self._is_current(deadline, seq, token):
+                self._make_ready(self._entries[seq])
+        while self._waits and self._waits[0][0] <= now:
+            deadline, seq, token = self._waits.popleft()
             if self._is_current(deadline, seq, token):
                 self._make_ready(self._entries[seq])
 

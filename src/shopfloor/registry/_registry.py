@@ -170,10 +170,6 @@ class Registry(PeopleMixin):
         self._announce(ChangeKind.THING_KEY_ROTATED, org_id, (thing_id,))
         return rotated, key
 
-    def key_digest(self, key: str) -> str:
-        """The keyed hash under which a thing key is stored (for look-up caches)."""
-        return self._keys.digest(key)
-
     def thing_key(self, thing: Thing) -> str:
         """The plain key of a thing, for users allowed to see it."""
         return self._keys.decrypt(thing.key_ciphertext)
