@@ -56,6 +56,30 @@ async def test_bad_credentials_are_not_authorised(
     assert refused == 1
 
 
+@pytest.mark.parametrize(
+    "protocol", [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V31], ids=["v5", "v3.1"]
+)
+async def test_other_protocol_versions_are_told_at_once(
+    plant: Plant, protocol: aiomqtt.ProtocolVersion
+) -> None:
+    thing_id, key = plant.things["robot"]
+    client = aiomqtt.Client(
+        "127.0.0.1", plant.broker.port, username=thing_id, password=key, protocol=protocol
+    )
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(aiomqtt.MqttError) as raised:
+        async with client:
+            pass
+    assert asyncio.get_running_loop().time() - started < 2  # not the 10 s connect timeout
+    assert "protocol version" in str(raised.value).lower(), raised.value
+    refused = plant.metrics.get_sample_value(
+        "shopfloor_mqtt_connections_refused_total", {"reason": "protocol_version"}
+    )
+    assert refused == 1
+    async with mqtt_client(plant.broker.port, username=thing_id, password=key):
+        pass  # a 3.1.1 client of the same thing is still welcome
+
+
 async def test_anonymous_client_library_is_refused(plant: Plant) -> None:
     with pytest.raises(aiomqtt.MqttCodeError) as raised:
         async with mqtt_client(plant.broker.port):

@@ -29,6 +29,7 @@ from amqtt.mqtt.connack import (
     IDENTIFIER_REJECTED,
     NOT_AUTHORIZED,
     SERVER_UNAVAILABLE,
+    UNACCEPTABLE_PROTOCOL_VERSION,
     ConnackPacket,
 )
 from amqtt.mqtt.connect import ConnectPacket
@@ -42,40 +43,66 @@ logger = logging.getLogger(__name__)
 
 HandOver = Callable[[ReaderAdapter, StreamWriterAdapter], Awaitable[None]]
 
-_MQTT_3_1_1 = 4
+_SUPPORTED = {(b"MQTT", 4)}
+_KNOWN_OTHERS = {(b"MQIsdp", 3), (b"MQTT", 5)}
 
 
 # amqtt is untyped, so its base classes are `Any` to mypy.
 class _ReplayReader(ReaderAdapter):  # type: ignore[misc]
-    """Records what is read until `rewind`, then serves those bytes again first."""
+    """Keeps what is read while recording; `rewind` serves those bytes again first.
+
+    `rewind(recording=True)` lets the CONNECT be read twice here (the protocol bytes,
+    then the whole packet) and once more by amqtt after the last `rewind()`.
+    """
 
     def __init__(self, inner: StreamReaderAdapter) -> None:
         self._inner = inner
-        self._recorded: bytearray | None = bytearray()
-        self._replay = b""
+        self._buffer = bytearray()
+        self._position = 0
+        self._recording = True
 
     async def read(self, n: int = -1) -> bytes:
-        if self._replay:
-            if n < 0:
-                head, self._replay = self._replay, b""
-                rest: bytes = await self._inner.read(n)
-                return head + rest
-            head, self._replay = self._replay[:n], self._replay[n:]
-            if len(head) == n:
+        buffered = len(self._buffer) - self._position
+        head = b""
+        if buffered:
+            take = buffered if n < 0 else min(n, buffered)
+            head = bytes(self._buffer[self._position : self._position + take])
+            self._position += take
+            if not self._recording and self._position == len(self._buffer):
+                self._buffer, self._position = bytearray(), 0
+            if n >= 0 and take == n:
                 return head
-            tail: bytes = await self._inner.read(n - len(head))
-            return head + tail
+            n = n if n < 0 else n - take
         data: bytes = await self._inner.read(n)
-        if self._recorded is not None:
-            self._recorded += data
-        return data
+        if self._recording:
+            self._buffer += data
+            self._position += len(data)
+        return head + data
 
-    def rewind(self) -> None:
-        self._replay = bytes(self._recorded or b"")
-        self._recorded = None
+    def rewind(self, *, recording: bool = False) -> None:
+        self._position = 0
+        self._recording = recording
 
     def feed_eof(self) -> None:
         self._inner.feed_eof()
+
+
+async def _read_protocol(stream_in: ReaderAdapter) -> tuple[bytes, int] | None:
+    """The protocol name and level a CONNECT starts with; None if it is no CONNECT.
+
+    Read before amqtt's parser, which knows only MQTT 3.1.1: given an MQTT 5 CONNECT
+    (properties after the keep-alive) it waits for bytes that never come.
+    """
+    if await stream_in.read(1) != b"\x10":
+        return None
+    for _ in range(4):  # the remaining length, a variable byte integer
+        if not (await stream_in.read(1))[0] & 0x80:
+            break
+    length = int.from_bytes(await stream_in.read(2), "big")
+    if length > 6:
+        return None
+    name = await stream_in.read(length)
+    return name, (await stream_in.read(1))[0]
 
 
 class Listener:
@@ -154,13 +181,21 @@ class Listener:
         refused = self._gateway.metrics.refused_connections
         try:
             async with asyncio.timeout(self._gateway.limits.connect_timeout):
+                protocol = await _read_protocol(stream_in)
+                if protocol not in _SUPPORTED and protocol in _KNOWN_OTHERS:
+                    # MQTT 3.1 and 5 clients learn at once that the broker speaks 3.1.1
+                    # (the answer both their specifications understand) and stop.
+                    await _refuse(stream_out, UNACCEPTABLE_PROTOCOL_VERSION)
+                    refused.labels("protocol_version").inc()
+                    return False
+                if protocol not in _SUPPORTED:
+                    raise ValueError("not an MQTT CONNECT")
+                stream_in.rewind(recording=True)
                 connect = await ConnectPacket.from_stream(stream_in)
         except Exception:
             # Timeout, EOF or bytes that are not an MQTT CONNECT: nothing to answer.
             refused.labels("no_connect").inc()
             return False
-        if connect.proto_name != "MQTT" or connect.proto_level != _MQTT_3_1_1:
-            return True  # amqtt answers "unacceptable protocol version"
         thing_id, key = connect.username, connect.password
         try:
             thing = (
