@@ -1,20 +1,24 @@
 """Servers under test, each in its own process on a free loopback port, always stopped.
 
 `shopfloor_server` runs the real `shopfloor serve`; `anchor_server` runs the bare ASGI
-app of `bench.anchor` on the same uvicorn options. Both are context managers that stop
-the process (SIGTERM, then SIGKILL after a grace period) when the block ends, whatever
-happened inside it.
+app of `bench.anchor` on the same uvicorn options, `amqtt_anchor_server` the bare
+amqtt broker of `bench/amqtt_anchor.py`, and `mosquitto_broker` a Mosquitto set up for
+Shopfloor's Mosquitto mode. All are context managers that stop the process (SIGTERM,
+then SIGKILL after a grace period) when the block ends, whatever happened inside it.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +31,17 @@ __all__ = [
     "ADMIN",
     "Counts",
     "Drain",
+    "MosquittoBroker",
     "Plant",
     "RssSampler",
     "ServerProcess",
+    "amqtt_anchor_server",
     "anchor_server",
     "create_plant",
     "free_port",
     "metric",
+    "metrics",
+    "mosquitto_broker",
     "shopfloor_server",
     "wait_drained",
 ]
@@ -94,6 +102,23 @@ class ServerProcess:
                     raise RuntimeError(f"server not ready after {_START_TIMEOUT:.0f} s")
                 time.sleep(0.05)
 
+    def wait_listening(self) -> None:
+        """Wait until the port accepts TCP connections (a server without `/health`)."""
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start:\n{self.log_tail()}")
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"server not listening after {_START_TIMEOUT:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+            else:
+                return
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -106,14 +131,18 @@ class ServerProcess:
 
 @contextmanager
 def _serving(
-    argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_path: str
+    argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_path: str | None
 ) -> Iterator[ServerProcess]:
+    """Run `argv` until the block ends; ready at `ready_path`, or once it listens if None."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
     server = ServerProcess(process, port, log)
     try:
-        server.wait_ready(ready_path)
+        if ready_path is None:
+            server.wait_listening()
+        else:
+            server.wait_ready(ready_path)
         yield server
     finally:
         server.stop()
@@ -132,8 +161,15 @@ def shopfloor_server(
     services: str = "api,http,writer",
     timeseries_url: str = "sqlite://",
     log_name: str = "shopfloor",
+    mqtt_port: int | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
-    """`shopfloor serve` with embedded defaults unless told otherwise."""
+    """`shopfloor serve` with embedded defaults unless told otherwise.
+
+    `mqtt_port` is the embedded broker's port (for `services` with `mqtt`; see
+    `free_port`); `settings` are more `SHOPFLOOR_*` variables, e.g. those of Mosquitto
+    mode, and win over the defaults here.
+    """
     port = free_port()
     env = _clean_env() | {
         "SHOPFLOOR_DATA_DIR": str(data_dir),
@@ -146,6 +182,10 @@ def shopfloor_server(
     }
     argv = [python, "-m", "shopfloor", "serve", "--http-host", HOST, "--http-port", str(port)]
     argv += ["--services", services]
+    if mqtt_port is not None:
+        argv += ["--mqtt-port", str(mqtt_port)]
+        env["SHOPFLOOR_MQTT_HOST"] = HOST
+    env |= dict(settings or {})
     log = data_dir.parent / "logs" / f"{log_name}-{port}.log"
     with _serving(argv, env, log, port, "/health") as server:
         yield server
@@ -159,6 +199,95 @@ def anchor_server(python: str, work_dir: Path) -> Iterator[ServerProcess]:
     log = work_dir / "logs" / f"anchor-{port}.log"
     with _serving(argv, _clean_env(), log, port, "/health") as server:
         yield server
+
+
+@contextmanager
+def amqtt_anchor_server(python: str, work_dir: Path) -> Iterator[ServerProcess]:
+    """The bare amqtt broker of `bench/amqtt_anchor.py` (MQTT only: `url` has no HTTP)."""
+    port = free_port()
+    # By path, not `-m bench...`: the process then imports neither bench nor Shopfloor.
+    script = Path(__file__).with_name("amqtt_anchor.py")
+    argv = [python, str(script), "--host", HOST, "--port", str(port)]
+    log = work_dir / "logs" / f"amqtt-anchor-{port}.log"
+    with _serving(argv, _clean_env(), log, port, None) as server:
+        yield server
+
+
+MOSQUITTO_ADMIN = "shopfloor-admin"
+#: Debian installs the broker in /usr/sbin, which is not on every user's PATH.
+_MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+@dataclass(frozen=True, slots=True)
+class MosquittoBroker:
+    """A Mosquitto set up for Mosquitto mode, and the secrets Shopfloor needs for it."""
+
+    server: ServerProcess
+    admin_password: str
+    bridge_password: str
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def admin_url(self) -> str:
+        return f"mqtt://{MOSQUITTO_ADMIN}:{self.admin_password}@{HOST}:{self.port}"
+
+    def settings(self) -> dict[str, str]:
+        """The `SHOPFLOOR_*` settings of a `shopfloor serve` in Mosquitto mode against it."""
+        return {
+            "SHOPFLOOR_MQTT_BROKER_URL": self.admin_url,
+            "SHOPFLOOR_MQTT_BRIDGE_PASSWORD": self.bridge_password,
+        }
+
+
+@contextmanager
+def mosquitto_broker(work_dir: Path) -> Iterator[MosquittoBroker]:
+    """A real Mosquitto 2.0 configured as docs/mosquitto.md requires, in `work_dir`.
+
+    The configuration is Shopfloor's own `render_config` (publisher plugin first, then
+    dynamic security with a fresh admin, the queue and in-flight limits, persistence),
+    with the publisher plugin built by `build_plugin`. The log keeps connections and
+    warnings (a dropped message is a warning) but not the per-packet debug lines,
+    which would cost the broker more than routing the messages.
+    """
+    from shopfloor.adapters.mosquitto import (
+        MosquittoConfig,
+        build_plugin,
+        find_dynsec_plugin,
+        init_dynsec_config,
+        render_config,
+    )
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "data").mkdir(exist_ok=True)
+    admin_password = secrets.token_urlsafe(24)
+    dynsec_file = work_dir / "dynsec.json"
+    init_dynsec_config(dynsec_file, MOSQUITTO_ADMIN, admin_password)
+    port = free_port()
+    config = MosquittoConfig(
+        dynsec_plugin=find_dynsec_plugin(),
+        dynsec_config=dynsec_file,
+        publisher_plugin=build_plugin(work_dir / "plugin"),
+        port=port,
+        bind_address=HOST,
+        persistence_dir=work_dir / "data",
+        # As whoever runs the bench: as root, Mosquitto would switch to its own user,
+        # which could not write the dynsec file here.
+        user=getpass.getuser(),
+    )
+    logging_lines = [
+        "log_dest stderr",
+        *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
+        "connection_messages true",
+    ]
+    config_path = work_dir / "mosquitto.conf"
+    config_path.write_text(render_config(config) + "\n".join(logging_lines) + "\n")
+    log = work_dir.parent / "logs" / f"mosquitto-{port}.log"
+    argv = [_MOSQUITTO, "-c", str(config_path)]
+    with _serving(argv, _clean_env(), log, port, None) as server:
+        yield MosquittoBroker(server, admin_password, secrets.token_urlsafe(24))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +343,12 @@ def create_plant(url: str) -> Plant:
 def metric(url: str, name: str, **labels: str) -> float:
     """The sum of the samples of `name` (e.g. `shopfloor_writer_records_total`)."""
     return _sum(httpx.get(f"{url}/metrics", timeout=10).text, name, labels)
+
+
+def metrics(url: str, names: Iterable[str]) -> dict[str, float]:
+    """The sums of several metrics from one scrape, e.g. to take a before/after difference."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {name: _sum(text, name, {}) for name in names}
 
 
 def _sum(text: str, name: str, labels: Mapping[str, str]) -> float:
@@ -309,7 +444,10 @@ def wait_drained(
         last_stored_at = time.monotonic()
         agreed_at: float | None = None
         while True:
-            time.sleep(0.005)
+            # Every 50 ms: a /metrics scrape costs the server milliseconds of CPU, and
+            # polling every 5 ms slowed the very drain it timed; 50 ms is under 0.2 % of
+            # a 30 s run.
+            time.sleep(0.05)
             now_counts = Counts.read(url, http)
             now = time.monotonic()
             if now_counts.stored != last.stored:

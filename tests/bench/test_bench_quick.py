@@ -44,6 +44,7 @@ REQUIRED_CHECKS = {
     "latency": "every probe became readable",
     "readers": "SQLite: store timed 10 runs, all above 0 ms",
     "memory": "soak: stored == accepted",
+    "mqtt": "embedded broker: stored == published (QoS 1, one record per message)",
 }
 
 
