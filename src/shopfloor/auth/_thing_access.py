@@ -12,8 +12,11 @@ decrypt every key for broker sync gains nothing from not holding the ones in use
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from shopfloor.registry import Permission, Registry, RegistryChange
 
@@ -55,22 +58,44 @@ class ThingAccess:
         self._registry = registry
         self._negative_ttl = negative_ttl
         self._cache = _Cache(ttl=ttl, max_entries=max_entries)
+        # One registry look-up per key (and per connection) at a time: when an entry
+        # expires under load, every request of that thing missed at once, and 32
+        # concurrent look-ups stalled the loop for 100+ ms every `ttl` seconds.
+        self._loading: dict[object, asyncio.Future[Any]] = {}
+        # Bumped by every change announcement: a look-up that began before a change
+        # answers its callers but does not fill the cache with what may be stale.
+        self._generation = 0
         registry.add_listener(self._on_change)
 
     async def authenticate(self, key: str) -> AuthenticatedThing | None:
         """The thing a key belongs to, or None for an unknown key."""
         if not key:
             return None
-        now = time.monotonic()
         cached = self._cache.by_key.get(key)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             return cached[0]
+        found: AuthenticatedThing | None = await self._load(("key", key), self._lookup_key, key)
+        return found
+
+    async def _lookup_key(self, key: str) -> AuthenticatedThing | None:
+        generation = self._generation
         thing = await self._registry.thing_by_key(key)
         found = AuthenticatedThing(thing.id, thing.org_id) if thing else None
-        ttl = self._cache.ttl if found else self._negative_ttl
-        self._cache.trim()
-        self._cache.by_key[key] = (found, now + ttl)
+        if generation == self._generation:
+            ttl = self._cache.ttl if found else self._negative_ttl
+            self._cache.trim()
+            self._cache.by_key[key] = (found, time.monotonic() + ttl)
         return found
+
+    async def _load(self, token: object, lookup: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run `lookup(*args)` once for every caller asking for `token` meanwhile."""
+        loading = self._loading.get(token)
+        if loading is None:
+            loading = asyncio.ensure_future(lookup(*args))
+            self._loading[token] = loading
+            loading.add_done_callback(lambda _done: self._loading.pop(token, None))
+        # Shielded: one caller giving up must not cancel the look-up the others await.
+        return await asyncio.shield(loading)
 
     async def authenticate_as(self, thing_id: str, key: str) -> AuthenticatedThing | None:
         """MQTT style: the username claims a thing id, the password must be its key."""
@@ -78,21 +103,29 @@ class ThingAccess:
         return thing if thing is not None and thing.id == thing_id else None
 
     async def permissions(self, thing_id: str, channel_id: str) -> frozenset[Permission]:
-        now = time.monotonic()
         cached = self._cache.permissions.get((thing_id, channel_id))
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             return cached[0]
+        granted: frozenset[Permission] = await self._load(
+            ("connection", thing_id, channel_id), self._lookup_permissions, thing_id, channel_id
+        )
+        return granted
+
+    async def _lookup_permissions(self, thing_id: str, channel_id: str) -> frozenset[Permission]:
+        generation = self._generation
         connection = await self._registry.connection(channel_id, thing_id)
         granted = connection.permissions if connection else _MISSING
-        ttl = self._cache.ttl if granted else self._negative_ttl
-        self._cache.trim()
-        self._cache.permissions[(thing_id, channel_id)] = (granted, now + ttl)
+        if generation == self._generation:
+            ttl = self._cache.ttl if granted else self._negative_ttl
+            self._cache.trim()
+            self._cache.permissions[(thing_id, channel_id)] = (granted, time.monotonic() + ttl)
         return granted
 
     async def allowed(self, thing_id: str, channel_id: str, permission: Permission) -> bool:
         return permission in await self.permissions(thing_id, channel_id)
 
     def _on_change(self, change: RegistryChange) -> None:
+        self._generation += 1
         affected = set(change.thing_ids)
         if not affected:
             return

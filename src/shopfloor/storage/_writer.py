@@ -80,6 +80,7 @@ class Writer:
         durable: str = "writer",
         batch_size: int = 2000,
         max_wait: float = 0.25,
+        linger: float = 0.002,
         drain_seconds: float = 30.0,
         max_backoff: float = 10.0,
     ) -> None:
@@ -89,6 +90,7 @@ class Writer:
         self.durable = durable
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self.linger = linger
         self.drain_seconds = drain_seconds
         self.max_backoff = max_backoff
         self.running = False
@@ -124,16 +126,18 @@ class Writer:
                 self.running = False
 
     async def _next_batch(self, consumer: Consumer) -> list[Delivery]:
-        """Wait up to `max_wait` for one message, then take what else is ready at once.
+        """Wait up to `max_wait` for one message, then `linger` for what comes with it.
 
         Asking for a full batch would hold a lone message until the batch filled or the
-        wait ran out (both backends' `fetch` fill up to the count); under load the
-        messages that arrive while a batch is written make the next batch large anyway.
+        wait ran out (both backends' `fetch` fill up to the count). Taking only what is
+        ready at once wrote one transaction per message at a steady 2,000 msg/s, and that
+        per-transaction work pushed the one event loop into queueing; a 2 ms linger
+        gathers them, and under heavier load the batch fills without waiting.
         """
         first = await consumer.fetch(1, self.max_wait)
         if not first or self.batch_size == 1:
             return first
-        return first + await consumer.fetch(self.batch_size - 1, 0.0)
+        return first + await consumer.fetch(self.batch_size - 1, self.linger)
 
     async def _store(self, batch: Sequence[Delivery]) -> bool:
         started = time.perf_counter()
