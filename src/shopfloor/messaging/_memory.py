@@ -84,6 +84,10 @@ class MemoryBus(Bus, scheme="memory"):
         self._subscriptions: set[MemorySubscription] = set()
         self._consumers: set[MemoryConsumer] = set()
         self._durables: dict[str, DurableQueue] = {}
+        # Which durables keep a subject: devices publish on few subjects over and over,
+        # and matching every filter on every publish showed in profiles. Emptied
+        # whenever a durable is declared or its filters change.
+        self._targets: dict[str, list[DurableQueue]] = {}
         self._recent_ids: OrderedDict[str, float] = OrderedDict()  # id -> forget at
 
     @classmethod
@@ -116,6 +120,7 @@ class MemoryBus(Bus, scheme="memory"):
         self._subscriptions.clear()
         self._consumers.clear()
         self._durables.clear()
+        self._targets.clear()
         self._recent_ids.clear()
 
     @property
@@ -141,7 +146,12 @@ class MemoryBus(Bus, scheme="memory"):
         self._forget_old_ids(now)
         if envelope.id in self._recent_ids:
             return  # a retry of a message already held: accepted, not stored twice
-        targets = [queue for queue in self._durables.values() if queue.accepts(subject)]
+        targets = self._targets.get(subject)
+        if targets is None:
+            if len(self._targets) >= self.max_pending:
+                self._targets.clear()  # bounded; rebuilt on demand
+            targets = [queue for queue in self._durables.values() if queue.accepts(subject)]
+            self._targets[subject] = targets
         for queue in targets:
             if queue.full:
                 raise BusFull(
@@ -170,6 +180,7 @@ class MemoryBus(Bus, scheme="memory"):
         return MemoryConsumer(self, durable, filters, batch=batch)
 
     def _declare(self, durable: str, filters: tuple[str, ...]) -> DurableQueue:
+        self._targets.clear()
         queue = self._durables.get(durable)
         if queue is None:
             queue = DurableQueue(
