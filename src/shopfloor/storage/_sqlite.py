@@ -20,7 +20,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
@@ -128,7 +127,9 @@ class _ThreadConnection:
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, self._connection, *args))
+        return await loop.run_in_executor(
+            self._executor, functools.partial(fn, self._connection, *args)
+        )
 
     async def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         await self.run(_execute, statement, params)
