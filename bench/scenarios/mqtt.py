@@ -104,6 +104,16 @@ class Plan:
         """Longest a publish run may take before its publishers are killed."""
         return 4 * self.load + 60
 
+    def publish(self, target: MqttTarget, messages: int) -> PublishRun:
+        """`messages` from the scenario's publishers to `target`, as every run sends them."""
+        return publish(
+            target,
+            messages=messages,
+            publishers=PUBLISHERS,
+            work_dir=self.work_dir,
+            timeout=self.timeout,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Load:
@@ -173,13 +183,7 @@ def _anchor_run(
 ) -> Load:
     base = subscriber.received
     cpu = broker.cpu_seconds()
-    run = publish(
-        target,
-        messages=messages,
-        publishers=PUBLISHERS,
-        work_dir=plan.work_dir,
-        timeout=plan.timeout,
-    )
+    run = plan.publish(target, messages)
     delivery = subscriber.wait_for(base + run.published, quiet=QUIET, timeout=plan.timeout)
     cpu = broker.cpu_seconds() - cpu
     received = delivery.received - base
@@ -233,13 +237,7 @@ def _platform_run(
     counted = metrics(server.url, counters)
     cpu = server.cpu_seconds()
     broker_cpu = broker.cpu_seconds() if broker is not None else 0.0
-    run = publish(
-        target,
-        messages=messages,
-        publishers=PUBLISHERS,
-        work_dir=plan.work_dir,
-        timeout=plan.timeout,
-    )
+    run = plan.publish(target, messages)
     _wait_accepted(server.url, before, run.published, plan.timeout)
     drain = wait_drained(server.url, before, timeout=plan.timeout)
     seconds = max(drain.last_stored_at - run.started, 1e-9)

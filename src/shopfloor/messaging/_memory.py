@@ -41,6 +41,8 @@ DEFAULT_ACK_WAIT = 30.0
 DEFAULT_DEDUPE_WINDOW = 120.0
 DEFAULT_MAX_QUEUED = 1024
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
+#: Subjects whose durables are remembered; past this the memo starts afresh.
+MAX_CACHED_SUBJECTS = 10_000
 
 
 class MemorySubscription(Subscription):
@@ -148,7 +150,7 @@ class MemoryBus(Bus, scheme="memory"):
             return  # a retry of a message already held: accepted, not stored twice
         targets = self._targets.get(subject)
         if targets is None:
-            if len(self._targets) >= self.max_pending:
+            if len(self._targets) >= MAX_CACHED_SUBJECTS:
                 self._targets.clear()  # bounded; rebuilt on demand
             targets = [queue for queue in self._durables.values() if queue.accepts(subject)]
             self._targets[subject] = targets
