@@ -1,30 +1,24 @@
-"""Assembles the FastAPI app and the platform's services from settings."""
+"""Assembles the FastAPI app of a platform: the routes and hooks of its services."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shopfloor import __version__
-from shopfloor.adapters.http import HttpAdapterFastPath
-from shopfloor.adapters.http import router as http_adapter_router
-from shopfloor.adapters.websocket import router as websocket_router
 from shopfloor.api import (
     BodyLimitMiddleware,
     HttpMetrics,
     MetricsMiddleware,
-    identity_router,
     install_error_handlers,
     mount_docs,
-    readers_router,
-    registry_router,
     system_router,
 )
-from shopfloor.services import Platform
-from shopfloor.settings import Settings
+from shopfloor.core import CoreSettings, Platform, ServiceError
 
 DESCRIPTION = """\
 Shopfloor: things, channels and telemetry for industrial plants.
@@ -35,14 +29,14 @@ Errors are `{"error": {"code": "...", "message": "..."}}` with stable codes.
 
 
 class ShopfloorApp(FastAPI):
-    """FastAPI with the HTTP adapter's fast path in front of everything else.
+    """FastAPI with an optional fast path in front of everything else.
 
-    Device messages are answered before FastAPI's own entry (its telemetry hooks and
-    middleware stack cost about a tenth of each publish in profiles); every other
-    request, and the lifespan, go through FastAPI as usual.
+    The HTTP adapter answers device messages before FastAPI's own entry (its telemetry
+    hooks and middleware stack cost about a tenth of each publish in profiles); every
+    other request, and the lifespan, go through FastAPI as usual.
     """
 
-    fast_path: HttpAdapterFastPath | None = None
+    fast_path: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fast_path is not None:
@@ -54,7 +48,16 @@ class ShopfloorApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
+def load_router(path: str) -> APIRouter:
+    """The router named "module:attribute"."""
+    module, _, attribute = path.partition(":")
+    router = getattr(importlib.import_module(module), attribute, None)
+    if not isinstance(router, APIRouter):
+        raise ServiceError(f"{path} is not an APIRouter")
+    return router
+
+
+def create_app(settings: CoreSettings, *, platform: Platform | None = None) -> ShopfloorApp:
     """The ASGI app; its lifespan starts and stops the platform's services."""
     platform = platform or Platform(settings)
 
@@ -75,24 +78,12 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     app.state.metrics = HttpMetrics(platform.metrics)
     install_error_handlers(app)
     app.include_router(system_router)
-    app.include_router(identity_router)
-    app.include_router(registry_router)
-    services = set(settings.services)
-    if "api" in services:
-        app.include_router(readers_router)
-    if "http" in services:
-        app.include_router(http_adapter_router)
-        app.include_router(websocket_router)
+    for service in platform.plan:
+        for path in service.routes:
+            app.include_router(load_router(path))
     mount_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    if "http" in services:
-        # Ahead of FastAPI: device messages skip routing, the body-size and metrics
-        # middleware (the fast path applies the same limit and records the same series).
-        app.fast_path = HttpAdapterFastPath(
-            app._call_fastapi,
-            ingress=lambda: platform.ingress,
-            max_body_bytes=settings.max_body_bytes,
-            registry=platform.metrics,
-        )
+    for service in platform.plan:
+        service.install(app, platform)
     return app

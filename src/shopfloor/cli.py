@@ -11,18 +11,17 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from shopfloor import __version__
 from shopfloor._logging import configure_logging
+from shopfloor.adapters.capability import MqttService, MqttSettings
+from shopfloor.console import capability_modules, console, load_settings, out
+from shopfloor.core import CoreSettings, Platform, Service, discover
 from shopfloor.demo import DemoPlant
-from shopfloor.settings import Settings
 
 app = typer.Typer(
     name="shopfloor",
@@ -30,28 +29,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
-console = Console(stderr=True)
-# soft_wrap: ids and keys must print whole, whatever the terminal width.
-out = Console(soft_wrap=True, highlight=False)
+
+# Plug-ins first: their services and commands belong in the help and the command tree.
+try:
+    discover(capability_modules())
+except ImportError as exc:
+    console.print(f"[red]Cannot load the capabilities in SHOPFLOOR_CAPABILITIES:[/red] {exc}")
+    raise SystemExit(2) from exc
+
+_SERVICES_HELP = "Comma-separated services to run [env: SHOPFLOOR_SERVICES; default: all]. " + (
+    "; ".join(
+        f"{cls.name}: {cls.summary().rstrip('.')}" for cls in Service.backends if not cls.internal
+    )
+)
 
 
 class PortInUse(Exception):
     pass
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with command-line options taking precedence."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**given)
-    except ValidationError as exc:
-        console.print("[red]Invalid settings:[/red]")
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "settings"
-            console.print(f"  SHOPFLOOR_{field.upper()}: {error['msg']}")
-        raise typer.Exit(2) from exc
 
 
 def bind_socket(host: str, port: int, *, option: str, env: str) -> socket.socket:
@@ -91,10 +85,7 @@ def serve(
         int | None,
         typer.Option(help="Embedded MQTT broker port [env: SHOPFLOOR_MQTT_PORT; default 1883]."),
     ] = None,
-    services: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated services to run [env: SHOPFLOOR_SERVICES]."),
-    ] = None,
+    services: Annotated[str | None, typer.Option(help=_SERVICES_HELP)] = None,
     demo: Annotated[
         bool, typer.Option(help="Seed a demo plant on an empty data dir and print its keys.")
     ] = False,
@@ -115,11 +106,12 @@ def serve(
             option="--http-port",
             env="SHOPFLOOR_HTTP_PORT",
         )
-        if "mqtt" in settings.services and not settings.mqtt_broker_url and settings.mqtt_port:
+        mqtt = settings.section(MqttSettings)
+        if "mqtt" in settings.services and mqtt.embedded and mqtt.mqtt_port:
             # Checked now, so a taken MQTT port fails in milliseconds, not after start-up.
             bind_socket(
-                settings.mqtt_host,
-                settings.mqtt_port,
+                mqtt.mqtt_host,
+                mqtt.mqtt_port,
                 option="--mqtt-port",
                 env="SHOPFLOOR_MQTT_PORT",
             ).close()
@@ -151,9 +143,8 @@ def _stopped_by_signal(signum: int, _frame: object) -> None:
     logging.getLogger(__name__).info("stopped by %s", signal.Signals(signum).name)
 
 
-async def _serve(settings: Settings, sock: socket.socket, *, demo: bool) -> None:
+async def _serve(settings: CoreSettings, sock: socket.socket, *, demo: bool) -> None:
     from shopfloor.app import create_app
-    from shopfloor.services import Platform
 
     platform = Platform(settings)
     port = sock.getsockname()[1]
@@ -217,27 +208,32 @@ def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
 
 
-async def _announce(platform: Any, url: str, *, demo: bool, run: _DemoRun) -> None:
-    settings: Settings = platform.settings
+async def _announce(platform: Platform, url: str, *, demo: bool, run: _DemoRun) -> None:
+    from shopfloor.auth.capability import IdentitySettings
+
+    identity = platform.settings.section(IdentitySettings)
     if demo:
+        from shopfloor.auth.capability import IdentityService
         from shopfloor.demo import seed_demo
 
-        plant = await seed_demo(platform.registry, admin_email=settings.admin_email)
+        registry = platform.get(IdentityService).registry
+        plant = await seed_demo(registry, admin_email=identity.admin_email)
         run.plant = plant
         run.announced.set()
         out.print(f"[bold]Demo Plant[/bold] (org {plant.org_id})")
         out.print(f"  channel telemetry  id={plant.channel_id}")
         for thing in plant.things:
             out.print(f"  thing {thing.name:<14} id={thing.id}  key={thing.key}")
-        if settings.admin_email:
+        if identity.admin_email:
             out.print(
-                f"admin: {settings.admin_email} / "
-                f"{settings.admin_password.get_secret_value()}  (demo credentials)"
+                f"admin: {identity.admin_email} / "
+                f"{identity.admin_password.get_secret_value()}  (demo credentials)"
             )
     out.print(f"Shopfloor {__version__} is serving at {url}  (API docs: {url}/docs)")
-    if platform.mqtt is not None:
-        host = _display_host(settings.mqtt_host)
-        out.print(f"MQTT broker: mqtt://{host}:{platform.mqtt.port}  (username = thing id, "
+    mqtt = platform.get(MqttService) if platform.running(MqttService) else None
+    if mqtt is not None and mqtt.port is not None:
+        host = _display_host(mqtt.options.mqtt_host)
+        out.print(f"MQTT broker: mqtt://{host}:{mqtt.port}  (username = thing id, "
                   "password = thing key, topic channels/<channel id>/messages)")  # fmt: skip
 
 
@@ -287,15 +283,13 @@ def version() -> None:
 
 @app.command("check-config")
 def check_config() -> None:
-    """Validate the settings and reach the database (and the OIDC issuer if set)."""
+    """Validate the settings and reach the database (and the OIDC issuer if set).
+
+    Secrets are masked (passwords inside URLs too); nothing is created or written.
+    """
     settings = load_settings()
-    table = Table(title="Shopfloor settings")
-    table.add_column("setting")
-    table.add_column("value")
-    for name, value in settings.model_dump().items():
-        shown = "[set]" if "password" in name and str(value) else str(value)
-        table.add_row(f"SHOPFLOOR_{name.upper()}", shown)
-    out.print(table)
+    for info in settings.describe():
+        out.print(f"{info.env}={info.shown}", markup=False)
     problems = asyncio.run(_probe(settings))
     for problem in problems:
         console.print(f"[red]problem:[/red] {problem}")
@@ -304,97 +298,36 @@ def check_config() -> None:
     out.print("[green]configuration ok[/green]")
 
 
-async def _probe(settings: Settings) -> list[str]:
-    import httpx
-    import sqlalchemy as sa
+async def _probe(settings: CoreSettings) -> list[str]:
+    from shopfloor.core.capability import probe_database
+    from shopfloor.core.checks import probe_data_dir, probe_http
 
-    from shopfloor.registry import create_engine
+    problems = [p for p in [probe_data_dir(settings.data_dir)] if p]
+    problem = await probe_database(settings)
+    if problem:
+        problems.append(problem)
+    from shopfloor.auth.capability import IdentitySettings
 
-    problems: list[str] = []
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        probe = settings.data_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        problems.append(f"data dir {settings.data_dir} is not writable: {exc.strerror}")
-    engine = create_engine(settings.registry_url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-    except (sa.exc.SQLAlchemyError, OSError) as exc:
-        problems.append(f"registry database unreachable: {type(exc).__name__}: {exc}")
-    finally:
-        await engine.dispose()
-    if settings.oidc_issuer:
-        url = f"{settings.oidc_issuer}/.well-known/openid-configuration"
-        try:
-            async with httpx.AsyncClient(timeout=5) as http:
-                (await http.get(url)).raise_for_status()
-        except httpx.HTTPError as exc:
-            problems.append(f"OIDC discovery at {url} failed: {exc}")
+    issuer = settings.section(IdentitySettings).oidc_issuer
+    if issuer:
+        problem = await probe_http(f"{issuer}/.well-known/openid-configuration", "OIDC discovery")
+        if problem:
+            problems.append(problem)
     return problems
 
 
-@users_app.command("create-admin")
-def create_admin(
-    email: Annotated[str, typer.Option(help="E-mail of the platform admin.")],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="SHOPFLOOR_NEW_ADMIN_PASSWORD",
-            help="Password (prompted if not given) [env: SHOPFLOOR_NEW_ADMIN_PASSWORD].",
-        ),
-    ],
-    reset_password: Annotated[
-        bool, typer.Option(help="If the account exists, set its password and make it admin.")
-    ] = False,
-) -> None:
-    """Create a platform admin (or reset an existing admin's password)."""
-    from shopfloor.auth import MIN_PASSWORD_LENGTH
+def _add_service_commands() -> None:
+    """Sub-commands contributed by services (`shopfloor users ...`)."""
+    import importlib
 
-    if len(password) < MIN_PASSWORD_LENGTH:
-        console.print(f"[red]The password needs at least {MIN_PASSWORD_LENGTH} characters.[/red]")
-        raise typer.Exit(2)
-    settings = load_settings()
-    configure_logging(fmt="text", level="WARNING")
-    try:
-        message = asyncio.run(_create_admin(settings, email, password, reset=reset_password))
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
-    out.print(message)
+    for service in Service.backends:
+        for name, path in service.commands.items():
+            module, _, attribute = path.partition(":")
+            sub = getattr(importlib.import_module(module), attribute)
+            app.add_typer(sub, name=name)
 
 
-async def _create_admin(settings: Settings, email: str, password: str, *, reset: bool) -> str:
-    from shopfloor.auth import SecretFiles, ThingKeys, hash_password
-    from shopfloor.registry import Registry
-
-    registry = await Registry.open(
-        settings.registry_url, ThingKeys(SecretFiles(settings.data_dir).thing_key_secret())
-    )
-    try:
-        password_hash = await asyncio.to_thread(hash_password, password)
-        existing = await registry.find_user_by_email(email)
-        if existing is None:
-            user = await registry.create_user(
-                email=email,
-                password_hash=password_hash,
-                org_id=None,
-                role=None,
-                platform_admin=True,
-            )
-            return f"created platform admin {user.email} ({user.id})"
-        if not reset:
-            raise ValueError(f"{email} exists; add --reset-password to set a new password")
-        await registry.update_user(existing.id, password_hash=password_hash)
-        await registry.set_platform_admin(existing.id, True)
-        return f"reset the password of {existing.email}"
-    finally:
-        await registry.close()
+_add_service_commands()
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
-from shopfloor.services import Platform
+from shopfloor.core import Platform
 
 ROOT = ("root@plant.example", "root-password")
 

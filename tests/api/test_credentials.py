@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shopfloor.auth import SecretFiles, TokenIssuer
+from shopfloor.auth.capability import IdentityService
 
 from .conftest import Api
 
@@ -73,7 +74,8 @@ async def test_forged_tokens(api: Api, token: str) -> None:
 async def test_expired_token(api: Api) -> None:
     # Signed with this installation's real key, but expired beyond the leeway.
     key = SecretFiles(api.platform.settings.data_dir).signing_key()
-    user = await api.platform.registry.find_user_by_email("root@plant.example")
+    registry = api.platform.get(IdentityService).registry
+    user = await registry.find_user_by_email("root@plant.example")
     assert user is not None
     token = TokenIssuer(key, ttl_seconds=-120).issue(user.id).access_token
     response = await api.http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})

@@ -165,7 +165,7 @@ def test_create_admin_and_check_config(tmp_path: Path) -> None:
         env=_env(tmp_path, SHOPFLOOR_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"),
     )  # fmt: skip
     assert bad.returncode == 1
-    assert "registry database unreachable" in bad.stderr
+    assert "platform database postgresql://nobody@127.0.0.1:1/none: unreachable" in bad.stderr
 
 
 def test_mosquitto_pub_to_the_embedded_broker_is_stored(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from shopfloor.core import env_names
 from shopfloor.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -13,8 +14,10 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "shopfloor"
 
 def test_every_setting_is_documented() -> None:
     text = (DOCS / "settings.md").read_text()
-    for name in Settings.model_fields:
-        assert f"SHOPFLOOR_{name.upper()}" in text, name
+    names = env_names(Settings)
+    assert "SHOPFLOOR_BUS_URL" in names and "SHOPFLOOR_DATABASE_URL" in names
+    for name in names:
+        assert f"`{name}`" in text, name
 
 
 def test_every_api_error_code_is_documented() -> None:
@@ -24,8 +27,11 @@ def test_every_api_error_code_is_documented() -> None:
     sources += "\n".join(p.read_text() for p in (SRC / "registry").glob("*.py"))
     codes = set(re.findall(r'code="([a-z_]+)"', sources))
     codes |= set(re.findall(r'(?:ApiError|IngressError)\(\s*\d+,\s*"([a-z_]+)"', sources))
-    adapters = "\n".join(p.read_text() for p in (SRC / "adapters").glob("*.py"))
-    codes |= set(re.findall(r'IngressError\(\s*\d+,\s*"([a-z_]+)"', adapters))
+    edges = "\n".join(p.read_text() for p in (SRC / "adapters").glob("*.py"))
+    edges += "\n".join(p.read_text() for p in (SRC / "ingress").glob("*.py"))
+    codes |= set(re.findall(r'code="([a-z_]+)"', edges))
+    errors = "\n".join(p.read_text() for p in SRC.glob("*/_errors.py"))
+    codes |= set(re.findall(r'^    code = "([a-z_]+)"', errors, re.M))
     codes |= set(
         re.findall(r'InvalidQuery\(\s*"([a-z_]+)"', (SRC / "storage" / "_query.py").read_text())
     )

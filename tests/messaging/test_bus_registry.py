@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from nats.aio.client import Server
 
+from shopfloor.core import backoff_delay
 from shopfloor.messaging import (
     Bus,
     Consumer,
@@ -22,7 +23,7 @@ from shopfloor.messaging import (
     bus_schemes,
     create_bus,
 )
-from shopfloor.messaging._backoff import ReconnectPolicy, backoff_delay
+from shopfloor.messaging._backoff import ReconnectPolicy
 
 
 def test_backends_are_registered_by_scheme() -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from mosquitto_testkit import BRIDGE_PASSWORD, RunningBroker
 from prometheus_client import CollectorRegistry
 
-from shopfloor.adapters._ingress import Ingress, IngressMetrics
 from shopfloor.adapters.mosquitto import MosquittoOptions, MosquittoService
 from shopfloor.auth import ThingAccess, ThingKeys
+from shopfloor.ingress import Ingress, IngressMetrics
 from shopfloor.messaging import BusFull, Envelope, MemoryBus
 from shopfloor.registry import Channel, Org, Permission, Registry, Thing
 

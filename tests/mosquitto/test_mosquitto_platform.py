@@ -13,6 +13,7 @@ from collections.abc import Callable
 from mosquitto_testkit import RunningBroker
 from tests.pipeline.conftest import build_plant, running
 
+from shopfloor.adapters.capability import MqttService
 from shopfloor.settings import Settings
 
 
@@ -24,7 +25,7 @@ async def test_mosquitto_pub_ends_up_in_the_readers_api(
         mqtt_bridge_password="bridge-password-0123456789",
     )
     async with running(settings) as api:
-        assert api.platform.mqtt is None  # no embedded broker in Mosquitto mode
+        assert api.platform.get(MqttService).broker is None  # no embedded broker here
         plant = await build_plant(api)
         press = plant.things["press"]
         topic = f"channels/{plant.channel}/messages/line-a"

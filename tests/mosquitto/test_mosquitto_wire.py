@@ -73,7 +73,7 @@ def test_answers_keep_command_data_error_and_correlation() -> None:
     assert broken.correlation_data is None
     with pytest.raises(DynsecError, match="Client not found") as raised:
         missing.raise_for_error()
-    assert (raised.value.command, raised.value.message) == ("getClient", "Client not found")
+    assert (raised.value.command, raised.value.reason) == ("getClient", "Client not found")
 
 
 @pytest.mark.parametrize("payload", [b"not json", b"[]", b'{"responses": 3}', b'{"responses":[1]}'])

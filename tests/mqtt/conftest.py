@@ -15,9 +15,9 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry
 
-from shopfloor.adapters._ingress import Ingress, IngressMetrics
 from shopfloor.adapters.mqtt import BrokerLimits, EmbeddedBroker
 from shopfloor.auth import ThingAccess, ThingKeys
+from shopfloor.ingress import Ingress, IngressMetrics
 from shopfloor.messaging import Envelope, MemoryBus
 from shopfloor.registry import Permission, Registry
 

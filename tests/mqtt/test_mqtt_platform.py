@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from shopfloor.adapters.capability import MqttService
 from shopfloor.adapters.mqtt import EmbeddedBroker
 from shopfloor.settings import Settings
 
@@ -16,7 +17,7 @@ async def test_http_and_mqtt_messages_reach_mqtt_subscribers_and_storage(
 ) -> None:
     async with running(make_settings()) as api:
         plant = await build_plant(api)
-        broker = api.platform.mqtt  # the platform's own broker, on a free port
+        broker = api.platform.get(MqttService).broker  # the platform's own, on a free port
         assert isinstance(broker, EmbeddedBroker) and broker.ready
         press, reader = plant.things["press"], plant.things["reader"]
         topic = f"channels/{plant.channel}/messages"

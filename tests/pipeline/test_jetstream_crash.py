@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,55 +19,13 @@ import httpx
 import nats
 import pytest
 
-CLI = [sys.executable, "-m", "shopfloor", "serve", "--http-host", "127.0.0.1"]
-ADMIN = ("root@plant.example", "root-password")
+from ..serving import ServeProcess, plant
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
+class Server(ServeProcess):
     def __init__(self, data_dir: Path, bus_url: str, services: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFLOOR_")}
-        env |= {
-            "SHOPFLOOR_DATA_DIR": str(data_dir),
-            "SHOPFLOOR_BUS_URL": bus_url,
-            "SHOPFLOOR_SERVICES": services,
-            "SHOPFLOOR_ADMIN_EMAIL": ADMIN[0],
-            "SHOPFLOOR_ADMIN_PASSWORD": ADMIN[1],
-            "SHOPFLOOR_LOG_FORMAT": "text",
-        }
-        self.log = data_dir.parent / f"{services.replace(',', '-')}-{self.port}.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [*CLI, "--http-port", str(self.port)], env=env, stdout=log, stderr=log
-            )
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        settings = {"SHOPFLOOR_BUS_URL": bus_url, "SHOPFLOOR_SERVICES": services}
+        super().__init__(data_dir, settings, name=services.replace(",", "-"))
 
 
 @pytest.fixture
@@ -114,25 +68,8 @@ def test_writer_killed_mid_stream_loses_and_duplicates_nothing(
 
 
 def _plant(base: str) -> tuple[str, str, dict[str, str]]:
-    token = httpx.post(
-        f"{base}/api/v1/auth/token", json={"email": ADMIN[0], "password": ADMIN[1]}
-    ).json()["access_token"]
-    root = {"Authorization": f"Bearer {token}"}
-    org = httpx.post(f"{base}/api/v1/orgs", json={"name": "Plant"}, headers=root).json()["id"]
-    httpx.post(
-        f"{base}/api/v1/users",
-        json={"email": "eng@plant.example", "password": "password-1", "org_id": org,
-              "role": "engineer"},
-        headers=root,
-    )  # fmt: skip
-    token = httpx.post(
-        f"{base}/api/v1/auth/token", json={"email": "eng@plant.example", "password": "password-1"}
-    ).json()["access_token"]
-    user = {"Authorization": f"Bearer {token}"}
-    thing = httpx.post(f"{base}/api/v1/things", json={"name": "press"}, headers=user).json()
-    channel = httpx.post(f"{base}/api/v1/channels", json={"name": "t"}, headers=user).json()["id"]
-    httpx.put(f"{base}/api/v1/channels/{channel}/things/{thing['id']}", headers=user)
-    return channel, thing["key"], user
+    channel, thing, user = plant(base)
+    return channel, str(thing["key"]), user
 
 
 async def _publish(

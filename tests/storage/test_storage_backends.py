@@ -98,7 +98,7 @@ def test_a_scheme_is_registered_once() -> None:
         class OtherPostgres(PostgresStore, scheme="timescale", aliases=("postgres",)):
             pass
 
-    assert "timescale" not in TimeseriesStore._backends
+    assert "timescale" not in TimeseriesStore.backends
 
 
 async def test_sqlite_creates_its_directory_and_reopens_its_file(tmp_path: Path) -> None:

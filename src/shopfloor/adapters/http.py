@@ -20,7 +20,10 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._ingress import Ingress, IngressError
+from shopfloor.auth import thing_key
+from shopfloor.core import ErrorKind, http_status
+from shopfloor.ingress import Ingress, IngressError
+from shopfloor.ingress.capability import IngressService
 
 router = APIRouter(tags=["messaging"])
 
@@ -44,14 +47,6 @@ _BODY_DOC = {
 }
 
 
-def thing_key(authorization: str) -> str:
-    """`Thing <key>` (also a bare key, as Mainflux clients send it)."""
-    scheme, _, rest = authorization.strip().partition(" ")
-    if rest and scheme.lower() == "thing":
-        return rest.strip()
-    return authorization.strip() if not rest else ""
-
-
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
@@ -63,13 +58,15 @@ ACCEPTED = Answer(202)
 
 
 def _refusal(exc: IngressError) -> Answer:
+    """The HTTP answer to a refused message: its kind decides the status."""
+    status = http_status(exc.kind)
     headers = [(b"content-type", b"application/json")]
     if exc.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
-    if exc.status == 401:
+    if status == 401:
         headers.append((b"www-authenticate", b'Thing realm="shopfloor"'))
     body = json.dumps({"error": {"code": exc.code, "message": exc.message}}).encode()
-    return Answer(exc.status, body, tuple(headers))
+    return Answer(status, body, tuple(headers))
 
 
 async def accept(
@@ -84,7 +81,10 @@ async def accept(
     key = thing_key(authorization)
     try:
         if not key:
-            raise IngressError(401, "missing_credentials", "send `Authorization: Thing <key>`")
+            raise IngressError(
+                "send `Authorization: Thing <key>`",
+                code="missing_credentials", kind=ErrorKind.UNAUTHENTICATED,
+            )  # fmt: skip
         thing = await ingress.authenticate(key)
         await ingress.publish(
             thing, channel_id, subtopic, body, content_type or _DEFAULT_CONTENT_TYPE,
@@ -182,9 +182,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 def _too_large(limit: int) -> Answer:
-    return _refusal(
-        IngressError(413, "payload_too_large", f"the request body exceeds {limit} bytes")
+    refused = IngressError(
+        f"the request body exceeds {limit} bytes",
+        code="payload_too_large",
+        kind=ErrorKind.TOO_LARGE,
     )
+    return _refusal(refused)
 
 
 async def _send(send: Send, answer: Answer) -> None:
@@ -198,7 +201,7 @@ async def _send(send: Send, answer: Answer) -> None:
 
 async def _routed(request: Request, channel_id: str, subtopic: str) -> Response:
     answer = await accept(
-        request.app.state.platform.ingress,
+        request.app.state.platform.get(IngressService).ingress,
         request.headers.get("authorization", ""),
         request.headers.get("content-type", ""),
         await request.body(),

@@ -21,12 +21,12 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from shopfloor.auth import AuthenticatedThing
+from shopfloor.auth import AuthenticatedThing, thing_key
+from shopfloor.core import ErrorKind
+from shopfloor.ingress import Ingress, IngressError, sniff_content_type
+from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import Envelope, channel_filters, is_valid_subtopic
 from shopfloor.registry import Permission
-
-from ._ingress import Ingress, IngressError, sniff_content_type
-from .http import thing_key
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -50,7 +50,7 @@ async def subtopic_socket(
 
 
 async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str) -> None:
-    ingress: Ingress = websocket.app.state.platform.ingress
+    ingress = websocket.app.state.platform.get(IngressService).ingress
     await websocket.accept()
     if not is_valid_subtopic(subtopic) or fmt not in ("raw", "envelope"):
         await websocket.close(CLOSE_INVALID, "invalid subtopic or format")
@@ -112,7 +112,11 @@ async def _receive(
             payload = (message.get("text") or "").encode()
         try:
             if Permission.PUBLISH not in permissions:
-                raise IngressError(403, "publish_not_allowed", "the thing may not publish here")
+                raise IngressError(
+                    "the thing may not publish here",
+                    code="publish_not_allowed",
+                    kind=ErrorKind.FORBIDDEN,
+                )
             await ingress.publish(
                 thing, channel_id, subtopic, payload, sniff_content_type(payload),
                 protocol="websocket",

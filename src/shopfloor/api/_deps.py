@@ -1,4 +1,4 @@
-"""Request dependencies: the platform, the signed-in caller, paging."""
+"""Request dependencies: the running services, the signed-in caller, paging."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shopfloor.auth import Principal, Unauthenticated
-from shopfloor.services import Platform
+from shopfloor.auth import Authenticator, Principal, ThingAccess, Unauthenticated
+from shopfloor.auth.capability import IdentityService
+from shopfloor.core import Platform
+from shopfloor.registry import Registry
+from shopfloor.storage import TimeseriesStore
+from shopfloor.storage.capability import TimeseriesService
 
 MAX_LIMIT = 1000
 
@@ -17,23 +21,51 @@ MAX_LIMIT = 1000
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <access_token>`")
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The services routes call, typed; each raises `ServiceError` if not running here."""
+
+    platform: Platform
+
+    @property
+    def registry(self) -> Registry:
+        return self.platform.get(IdentityService).registry
+
+    @property
+    def auth(self) -> Authenticator:
+        return self.platform.get(IdentityService).auth
+
+    @property
+    def access(self) -> ThingAccess:
+        return self.platform.get(IdentityService).access
+
+    @property
+    def store(self) -> TimeseriesStore:
+        return self.platform.get(TimeseriesService).store
+
+
 def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
 
+def get_services(request: Request) -> Services:
+    return Services(get_platform(request))
+
+
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_principal(
-    platform: PlatformDep,
+    services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise Unauthenticated(
             "sign in: send `Authorization: Bearer <token>`", code="missing_credentials"
         )
-    return await platform.auth.principal(credentials.credentials)
+    return await services.auth.principal(credentials.credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

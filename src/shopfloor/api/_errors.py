@@ -1,13 +1,16 @@
 """The API's one error shape: `{"error": {"code": "<stable_snake_case>", "message": "..."}}`.
 
-Service errors (registry, auth) are translated here, at the boundary; nothing a client
-sent is echoed back in validation details, so a mistyped password never leaks into
-responses or logs.
+Every capability's errors share one base (`shopfloor.core.ShopfloorError`) with a
+stable code and a kind; one handler answers them all, the kind deciding the status
+(`http_status`), and `unavailable`/`busy` add `Retry-After`. Nothing a client sent is
+echoed back in validation details, so a mistyped password never leaks into responses
+or logs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,8 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shopfloor.auth import AuthError, Forbidden, Unauthenticated
-from shopfloor.registry import Conflict, NotFound, RegistryError
+from shopfloor.core import ErrorKind, ShopfloorError, http_status
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +93,17 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
 
 
-async def _auth_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AuthError)
-    if isinstance(exc, Unauthenticated):
-        return error_response(
-            401, exc.code, exc.message, headers={"WWW-Authenticate": 'Bearer realm="shopfloor"'}
-        )
-    status = 403 if isinstance(exc, Forbidden) else 401
-    return error_response(status, exc.code, exc.message)
-
-
-async def _registry_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RegistryError)
-    status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
-    return error_response(status, exc.code, exc.message)
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ShopfloorError)
+    headers: dict[str, str] = {}
+    if exc.kind is ErrorKind.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = 'Bearer realm="shopfloor"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if exc.transient:
+        # The caller is told to retry; the operator wants to know what is down.
+        logger.warning("%s %s: %s: %s", request.method, request.url.path, exc.code, exc)
+    return error_response(http_status(exc.kind), exc.code, exc.message, headers=headers)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -122,7 +121,6 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(AuthError, _auth_error)
-    app.add_exception_handler(RegistryError, _registry_error)
+    app.add_exception_handler(ShopfloorError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, status
 from shopfloor.auth import Action, Forbidden, Principal, hash_password
 from shopfloor.registry import NotFound, Org, User
 
-from ._deps import PagingDep, PlatformDep, PrincipalDep
+from ._deps import PagingDep, PrincipalDep, ServicesDep
 from ._errors import ApiError
 from ._schemas import (
     MeOut,
@@ -54,21 +54,21 @@ def _may_manage(principal: Principal, user: User) -> bool:
 
 
 @router.post("/auth/token", response_model=TokenOut, tags=["identity"])
-async def issue_token(body: TokenRequest, platform: PlatformDep) -> TokenOut:
+async def issue_token(body: TokenRequest, platform: ServicesDep) -> TokenOut:
     """Exchange an e-mail and password for a short-lived bearer token."""
     issued = await platform.auth.login(body.email, body.password)
     return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
 @router.post("/orgs", response_model=OrgOut, status_code=status.HTTP_201_CREATED, tags=["orgs"])
-async def create_org(body: OrgCreate, platform: PlatformDep, principal: PrincipalDep) -> OrgOut:
+async def create_org(body: OrgCreate, platform: ServicesDep, principal: PrincipalDep) -> OrgOut:
     _require_platform_admin(principal)
     return _org_out(await platform.registry.create_org(body.name))
 
 
 @router.get("/orgs", response_model=PageOut[OrgOut], tags=["orgs"])
 async def list_orgs(
-    platform: PlatformDep, principal: PrincipalDep, paging: PagingDep
+    platform: ServicesDep, principal: PrincipalDep, paging: PagingDep
 ) -> PageOut[OrgOut]:
     """All organisations for platform admins; the caller's own otherwise."""
     if principal.platform_admin:
@@ -85,14 +85,14 @@ async def list_orgs(
 
 
 @router.get("/orgs/{org_id}", response_model=OrgOut, tags=["orgs"])
-async def get_org(org_id: str, platform: PlatformDep, principal: PrincipalDep) -> OrgOut:
+async def get_org(org_id: str, platform: ServicesDep, principal: PrincipalDep) -> OrgOut:
     if not principal.platform_admin and principal.org_id != org_id:
         raise NotFound(f"organisation {org_id} not found", code="org_not_found")
     return _org_out(await platform.registry.get_org(org_id))
 
 
 @router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, tags=["users"])
-async def create_user(body: UserCreate, platform: PlatformDep, principal: PrincipalDep) -> UserOut:
+async def create_user(body: UserCreate, platform: ServicesDep, principal: PrincipalDep) -> UserOut:
     """Platform admins create users in any organisation, org admins in their own."""
     if principal.platform_admin:
         org_id = body.org_id or principal.org_id
@@ -110,7 +110,7 @@ async def create_user(body: UserCreate, platform: PlatformDep, principal: Princi
 
 
 @router.get("/users/me", response_model=MeOut, tags=["users"])
-async def me(principal: PrincipalDep, platform: PlatformDep) -> MeOut:
+async def me(principal: PrincipalDep, platform: ServicesDep) -> MeOut:
     created_at = None
     if principal.source == "local":
         created_at = (await platform.registry.get_user(principal.subject)).created_at
@@ -127,7 +127,7 @@ async def me(principal: PrincipalDep, platform: PlatformDep) -> MeOut:
 
 @router.get("/users", response_model=PageOut[UserOut], tags=["users"])
 async def list_users(
-    platform: PlatformDep,
+    platform: ServicesDep,
     principal: PrincipalDep,
     paging: PagingDep,
     org_id: Annotated[str | None, Query(description="Platform admins: one organisation.")] = None,
@@ -143,7 +143,7 @@ async def list_users(
     )  # fmt: skip
 
 
-async def _visible_user(platform: PlatformDep, principal: Principal, user_id: str) -> User:
+async def _visible_user(platform: ServicesDep, principal: Principal, user_id: str) -> User:
     user = await platform.registry.get_user(user_id)
     if user.id != principal.subject and not _may_manage(principal, user):
         raise NotFound(f"user {user_id} not found", code="user_not_found")
@@ -151,13 +151,13 @@ async def _visible_user(platform: PlatformDep, principal: Principal, user_id: st
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
-async def get_user(user_id: str, platform: PlatformDep, principal: PrincipalDep) -> UserOut:
+async def get_user(user_id: str, platform: ServicesDep, principal: PrincipalDep) -> UserOut:
     return _user_out(await _visible_user(platform, principal, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
 async def update_user(
-    user_id: str, body: UserUpdate, platform: PlatformDep, principal: PrincipalDep
+    user_id: str, body: UserUpdate, platform: ServicesDep, principal: PrincipalDep
 ) -> UserOut:
     """Admins change roles and passwords of their users; anyone changes their own password."""
     user = await _visible_user(platform, principal, user_id)
@@ -176,7 +176,7 @@ async def update_user(
 
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
-async def delete_user(user_id: str, platform: PlatformDep, principal: PrincipalDep) -> None:
+async def delete_user(user_id: str, platform: ServicesDep, principal: PrincipalDep) -> None:
     user = await _visible_user(platform, principal, user_id)
     if not _may_manage(principal, user):
         raise Forbidden("you may not delete users", code="insufficient_role")

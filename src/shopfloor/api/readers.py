@@ -10,14 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from shopfloor.adapters.http import thing_key
-from shopfloor.auth import Forbidden, Unauthenticated
+from shopfloor.auth import Forbidden, Unauthenticated, thing_key
 from shopfloor.registry import Permission
-from shopfloor.storage import InvalidQuery
 from shopfloor.storage import Query as ReadQuery
 
-from ._deps import PlatformDep
-from ._errors import ApiError
+from ._deps import ServicesDep
 
 router = APIRouter(prefix="/api/v1", tags=["readers"])
 
@@ -27,7 +24,7 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-async def _authorise(channel_id: str, request: Request, platform: PlatformDep) -> None:
+async def _authorise(channel_id: str, request: Request, platform: ServicesDep) -> None:
     """A user of the channel's organisation, or a thing connected with `subscribe`."""
     authorization = request.headers.get("authorization", "")
     if authorization[:6].lower() == "thing ":
@@ -55,7 +52,7 @@ async def _authorise(channel_id: str, request: Request, platform: PlatformDep) -
 async def read_messages(
     channel_id: str,
     request: Request,
-    platform: PlatformDep,
+    platform: ServicesDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     subtopic: str | None = None,
@@ -74,15 +71,10 @@ async def read_messages(
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Response:
     """Readers API (SPEC "Readers"); the parameters are declared for the docs and
-    validated again by the store's `Query`, which is the one source of truth."""
-    try:
-        query = ReadQuery.from_params(channel_id, request.query_params)
-    except InvalidQuery as exc:
-        raise ApiError(400, exc.code, exc.message) from exc
-    try:
-        page = await platform.store.query(query)
-    except InvalidQuery as exc:
-        raise ApiError(400, exc.code, exc.message) from exc
+    validated again by the store's `Query`, which is the one source of truth. Its
+    errors (`InvalidQuery`, a store that is down) are answered by their kind."""
+    query = ReadQuery.from_params(channel_id, request.query_params)
+    page = await platform.store.query(query)
     if format == "csv":
         rows = [m.to_reader_json() for m in page.messages]
         return StreamingResponse(

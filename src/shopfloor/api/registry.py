@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from shopfloor.auth import Action, Principal
 from shopfloor.registry import Connection, Entity, Page, Registry, Thing
 
-from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep
+from ._deps import Paging, PagingDep, PrincipalDep, ServicesDep
 from ._schemas import (
     ChannelOut,
     ConnectedChannelOut,
@@ -69,7 +69,7 @@ def _page(page: Page[Any], items: Sequence[BaseModel]) -> PageOut[Any]:
     "/things", response_model=ThingOut, status_code=status.HTTP_201_CREATED, tags=["things"]
 )
 async def create_thing(
-    body: EntityCreate, platform: PlatformDep, principal: PrincipalDep
+    body: EntityCreate, platform: ServicesDep, principal: PrincipalDep
 ) -> ThingOut:
     """Create a thing; the answer holds its key."""
     org_id = principal.require(Action.MANAGE_REGISTRY)
@@ -81,7 +81,7 @@ async def create_thing(
 
 @router.get("/things", response_model=PageOut[ThingOut], tags=["things"])
 async def list_things(
-    platform: PlatformDep,
+    platform: ServicesDep,
     principal: PrincipalDep,
     paging: PagingDep,
     name: NameFilter = None,
@@ -95,14 +95,14 @@ async def list_things(
 
 
 @router.get("/things/{thing_id}", response_model=ThingOut, tags=["things"])
-async def get_thing(thing_id: str, platform: PlatformDep, principal: PrincipalDep) -> ThingOut:
+async def get_thing(thing_id: str, platform: ServicesDep, principal: PrincipalDep) -> ThingOut:
     thing = await platform.registry.get_thing(principal.require_org(), thing_id)
     return _thing_out(platform.registry, principal, thing)
 
 
 @router.patch("/things/{thing_id}", response_model=ThingOut, tags=["things"])
 async def update_thing(
-    thing_id: str, body: EntityUpdate, platform: PlatformDep, principal: PrincipalDep
+    thing_id: str, body: EntityUpdate, platform: ServicesDep, principal: PrincipalDep
 ) -> ThingOut:
     org_id = principal.require(Action.MANAGE_REGISTRY)
     thing = await platform.registry.update_thing(
@@ -112,13 +112,13 @@ async def update_thing(
 
 
 @router.delete("/things/{thing_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["things"])
-async def delete_thing(thing_id: str, platform: PlatformDep, principal: PrincipalDep) -> None:
+async def delete_thing(thing_id: str, platform: ServicesDep, principal: PrincipalDep) -> None:
     await platform.registry.delete_thing(principal.require(Action.MANAGE_REGISTRY), thing_id)
 
 
 @router.post("/things/{thing_id}/key", response_model=ThingOut, tags=["things"])
 async def rotate_thing_key(
-    thing_id: str, platform: PlatformDep, principal: PrincipalDep
+    thing_id: str, platform: ServicesDep, principal: PrincipalDep
 ) -> ThingOut:
     """Give the thing a new key; the old one stops working at once."""
     org_id = principal.require(Action.MANAGE_THING_KEYS)
@@ -130,7 +130,7 @@ async def rotate_thing_key(
     "/things/{thing_id}/channels", response_model=PageOut[ConnectedChannelOut], tags=["things"]
 )
 async def thing_channels(
-    thing_id: str, platform: PlatformDep, principal: PrincipalDep, paging: PagingDep
+    thing_id: str, platform: ServicesDep, principal: PrincipalDep, paging: PagingDep
 ) -> PageOut[Any]:
     page = await platform.registry.thing_channels(
         principal.require_org(), thing_id, offset=paging.offset, limit=paging.limit
@@ -149,7 +149,7 @@ async def thing_channels(
     "/channels", response_model=ChannelOut, status_code=status.HTTP_201_CREATED, tags=["channels"]
 )
 async def create_channel(
-    body: EntityCreate, platform: PlatformDep, principal: PrincipalDep
+    body: EntityCreate, platform: ServicesDep, principal: PrincipalDep
 ) -> ChannelOut:
     org_id = principal.require(Action.MANAGE_REGISTRY)
     channel = await platform.registry.create_channel(
@@ -160,7 +160,7 @@ async def create_channel(
 
 @router.get("/channels", response_model=PageOut[ChannelOut], tags=["channels"])
 async def list_channels(
-    platform: PlatformDep,
+    platform: ServicesDep,
     principal: PrincipalDep,
     paging: PagingDep,
     name: NameFilter = None,
@@ -174,14 +174,14 @@ async def list_channels(
 
 @router.get("/channels/{channel_id}", response_model=ChannelOut, tags=["channels"])
 async def get_channel(
-    channel_id: str, platform: PlatformDep, principal: PrincipalDep
+    channel_id: str, platform: ServicesDep, principal: PrincipalDep
 ) -> ChannelOut:
     return _channel_out(await platform.registry.get_channel(principal.require_org(), channel_id))
 
 
 @router.patch("/channels/{channel_id}", response_model=ChannelOut, tags=["channels"])
 async def update_channel(
-    channel_id: str, body: EntityUpdate, platform: PlatformDep, principal: PrincipalDep
+    channel_id: str, body: EntityUpdate, platform: ServicesDep, principal: PrincipalDep
 ) -> ChannelOut:
     channel = await platform.registry.update_channel(
         principal.require(Action.MANAGE_REGISTRY),
@@ -194,7 +194,7 @@ async def update_channel(
 
 
 @router.delete("/channels/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["channels"])
-async def delete_channel(channel_id: str, platform: PlatformDep, principal: PrincipalDep) -> None:
+async def delete_channel(channel_id: str, platform: ServicesDep, principal: PrincipalDep) -> None:
     await platform.registry.delete_channel(principal.require(Action.MANAGE_REGISTRY), channel_id)
 
 
@@ -202,7 +202,7 @@ async def delete_channel(channel_id: str, platform: PlatformDep, principal: Prin
     "/channels/{channel_id}/things", response_model=PageOut[ConnectedThingOut], tags=["channels"]
 )
 async def channel_things(
-    channel_id: str, platform: PlatformDep, principal: PrincipalDep, paging: PagingDep
+    channel_id: str, platform: ServicesDep, principal: PrincipalDep, paging: PagingDep
 ) -> PageOut[Any]:
     page = await platform.registry.channel_things(
         principal.require_org(), channel_id, offset=paging.offset, limit=paging.limit
@@ -223,7 +223,7 @@ async def channel_things(
 async def connect(
     channel_id: str,
     thing_id: str,
-    platform: PlatformDep,
+    platform: ServicesDep,
     principal: PrincipalDep,
     body: Annotated[ConnectionBody | None, Body()] = None,
 ) -> ConnectionOut:
@@ -241,7 +241,7 @@ async def connect(
     tags=["channels"],
 )
 async def disconnect(
-    channel_id: str, thing_id: str, platform: PlatformDep, principal: PrincipalDep
+    channel_id: str, thing_id: str, platform: ServicesDep, principal: PrincipalDep
 ) -> None:
     await platform.registry.disconnect(
         principal.require(Action.MANAGE_REGISTRY), channel_id, thing_id

@@ -1,6 +1,7 @@
 """Identity and access: passwords, tokens, OIDC, thing keys, roles."""
 
 from ._authenticator import Authenticator
+from ._credentials import thing_key
 from ._errors import AuthError, Forbidden, Unauthenticated
 from ._oidc import OidcClaimsMapping, OidcIdentity, OidcVerifier
 from ._passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
@@ -31,5 +32,6 @@ __all__ = [
     "Unauthenticated",
     "allowed",
     "hash_password",
+    "thing_key",
     "verify_password",
 ]

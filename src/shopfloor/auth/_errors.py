@@ -4,16 +4,18 @@
     ├── Unauthenticated   no usable credential: missing, malformed, expired, forged (401)
     └── Forbidden         a valid credential that may not do this (403)
 
-`code` is stable and returned by the API as is.
+`code` is stable and returned by the API as is; part of the platform's one error tree
+(`shopfloor.core`).
 """
 
 from __future__ import annotations
 
-from shopfloor._errors import CodedError
+from shopfloor.core import ErrorKind, ShopfloorError
 
 
-class AuthError(CodedError):
+class AuthError(ShopfloorError):
     code = "auth_error"
+    kind = ErrorKind.UNAUTHENTICATED
 
 
 class Unauthenticated(AuthError):
@@ -22,3 +24,4 @@ class Unauthenticated(AuthError):
 
 class Forbidden(AuthError):
     code = "forbidden"
+    kind = ErrorKind.FORBIDDEN

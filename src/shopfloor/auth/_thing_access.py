@@ -1,9 +1,11 @@
 """Thing authentication and channel authorisation for the protocol adapters.
 
 Every published message needs "whose key is this?" and "may it publish here?"; asking
-the database each time would cap throughput, so answers are cached briefly. The
-registry's change announcements drop affected entries at once in this process; other
-processes (split deployments) see a change within `ttl` seconds.
+the database each time would cap throughput, so answers are cached briefly. Registry
+changes (`on_change`) drop the affected entries at once: in the platform they come
+from the event hub, so a change made in any process of a split deployment reaches
+every process's cache within milliseconds; were an event missed (the bus down),
+an entry still expires after `ttl` seconds.
 
 Answers are cached by the key itself: the keyed hash the registry looks keys up by
 (HMAC-SHA256 through OpenSSL) cost about a tenth of a publish, and a process that can
@@ -54,7 +56,10 @@ class ThingAccess:
         ttl: float = 5.0,
         negative_ttl: float = 1.0,
         max_entries: int = 100_000,
+        follow_registry: bool = True,
     ) -> None:
+        """`follow_registry` listens to `registry` itself; the platform feeds `on_change`
+        from its event hub instead."""
         self._registry = registry
         self._negative_ttl = negative_ttl
         self._cache = _Cache(ttl=ttl, max_entries=max_entries)
@@ -65,7 +70,13 @@ class ThingAccess:
         # Bumped by every change announcement: a look-up that began before a change
         # answers its callers but does not fill the cache with what may be stale.
         self._generation = 0
-        registry.add_listener(self._on_change)
+        self._unfollow = registry.add_listener(self.on_change) if follow_registry else None
+
+    def close(self) -> None:
+        """Stop following the registry (when `follow_registry` was set)."""
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
 
     async def authenticate(self, key: str) -> AuthenticatedThing | None:
         """The thing a key belongs to, or None for an unknown key."""
@@ -124,7 +135,13 @@ class ThingAccess:
     async def allowed(self, thing_id: str, channel_id: str, permission: Permission) -> bool:
         return permission in await self.permissions(thing_id, channel_id)
 
-    def _on_change(self, change: RegistryChange) -> None:
+    def forget_all(self) -> None:
+        """Drop every cached answer (after the change feed may have missed changes)."""
+        self._generation += 1
+        self._cache.by_key.clear()
+        self._cache.permissions.clear()
+
+    def on_change(self, change: RegistryChange) -> None:
         self._generation += 1
         affected = set(change.thing_ids)
         if not affected:

@@ -8,6 +8,11 @@ async with bus:
     async with bus.consume("writer", ["channels.>"]) as consumer:
         async for batch in consumer.batches(500, 1.0):
             ...; await asyncio.gather(*(d.ack() for d in batch))
+
+hub = EventHub(bus)                       # platform events, in this process and on the bus
+async with hub:
+    hub.listen("registry.>", on_change)
+    hub.emit("registry.thing_deleted", {...})
 """
 
 from ._bus import DEFAULT_BATCH, Bus, bus_schemes, create_bus
@@ -23,6 +28,8 @@ from ._errors import (
     MessagingError,
     TransientBusError,
 )
+from ._events import Event, EventSubscription, event_filter
+from ._hub import EventHub, Listening
 from ._memory import MemoryBus
 from ._nats import NatsBus
 from ._nats_config import NatsBusConfig
@@ -40,8 +47,12 @@ __all__ = [
     "Delivery",
     "Envelope",
     "EnvelopeDecodeError",
+    "Event",
+    "EventHub",
+    "EventSubscription",
     "InvalidBusUrl",
     "InvalidSubject",
+    "Listening",
     "MemoryBus",
     "MessageTooLarge",
     "MessagingError",
@@ -55,6 +66,7 @@ __all__ = [
     "decode_envelope",
     "encode_envelope",
     "envelope_subject",
+    "event_filter",
     "is_valid_subtopic",
     "new_message_id",
     "now_ns",

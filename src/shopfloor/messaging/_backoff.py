@@ -7,18 +7,13 @@ the server and the delay instead.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from nats.aio.client import Server
 
-__all__ = ["ReconnectPolicy", "backoff_delay"]
+from shopfloor.core import Backoff
 
-
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
-    """A random delay in [0, min(cap, base * 2**attempt)] seconds ("full jitter")."""
-    ceiling = cap if attempt >= 32 else min(cap, base * (2**attempt))
-    return rng.uniform(0.0, ceiling)
+__all__ = ["ReconnectPolicy"]
 
 
 class ReconnectPolicy:
@@ -32,10 +27,10 @@ class ReconnectPolicy:
     def __init__(self, *, base: float = 0.1, cap: float = 5.0, seed: int | None = None) -> None:
         self.base = base
         self.cap = cap
-        self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
+        self._backoff = Backoff(base=base, cap=cap, seed=seed)
 
     def __call__(self, servers: list[Server], info: dict[str, Any]) -> tuple[Server | None, float]:
         if not servers:
             return None, self.cap
         chosen = min(servers, key=lambda server: server.reconnects)
-        return chosen, backoff_delay(chosen.reconnects, base=self.base, cap=self.cap, rng=self._rng)
+        return chosen, self._backoff.delay(chosen.reconnects)

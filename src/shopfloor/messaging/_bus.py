@@ -10,6 +10,10 @@ Two ways to receive:
   declared durable consumer keeps every matching message until one of the
   consumers attached under that name acknowledges it; un-acknowledged messages are
   delivered again after the ack wait.
+
+Platform events (`_events.py`) travel beside telemetry: `publish_event` hands an
+event to whoever subscribed with `subscribe_events` at that moment, in every process
+on the bus, and keeps nothing.
 """
 
 from __future__ import annotations
@@ -17,21 +21,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit
+from typing import ClassVar, Self
+
+from shopfloor.core import Backends, Pluggable
 
 from ._envelope import Envelope
 from ._errors import InvalidBusUrl
+from ._events import Event, EventSubscription
 from ._receivers import Consumer, Subscription
 
 __all__ = ["DEFAULT_BATCH", "Bus", "bus_schemes", "create_bus"]
 
 DEFAULT_BATCH = 256
 
-_BACKENDS: dict[str, type[Bus]] = {}
+_BACKENDS: Backends[Bus] = Backends("bus", keyword="scheme", error=InvalidBusUrl)
 
 
-class Bus(ABC):
+class Bus(Pluggable, ABC, registry=_BACKENDS):
     """A message bus: publish envelopes, subscribe to them, consume them durably.
 
     Backends register by class keyword, `class MemoryBus(Bus, scheme="memory")`, and
@@ -40,16 +46,6 @@ class Bus(ABC):
     """
 
     scheme: ClassVar[str]
-
-    def __init_subclass__(cls, *, scheme: str | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if scheme is None:
-            return
-        if scheme in _BACKENDS:
-            owner = _BACKENDS[scheme].__qualname__
-            raise TypeError(f"bus scheme {scheme!r} is already registered by {owner}")
-        cls.scheme = scheme
-        _BACKENDS[scheme] = cls
 
     @classmethod
     @abstractmethod
@@ -90,6 +86,16 @@ class Bus(ABC):
         """An ephemeral fan-out subscription to logical filters (see `channel_filters`)."""
 
     @abstractmethod
+    async def publish_event(self, event: Event) -> None:
+        """Send a platform event to every current event subscriber; raise `BusUnavailable`."""
+
+    @abstractmethod
+    def subscribe_events(
+        self, filters: Sequence[str], *, max_queued: int | None = None
+    ) -> EventSubscription:
+        """Platform events matching logical event filters (`registry.>`), while open."""
+
+    @abstractmethod
     async def declare(self, durable: str, filters: Sequence[str]) -> None:
         """Create or update a durable consumer so that it keeps messages from now on."""
 
@@ -106,14 +112,9 @@ class Bus(ABC):
 
 def bus_schemes() -> tuple[str, ...]:
     """The URL schemes of the registered backends."""
-    return tuple(sorted(_BACKENDS))
+    return _BACKENDS.names()
 
 
 def create_bus(url: str) -> Bus:
     """The bus backend named by the URL scheme, e.g. `memory://` or `nats://host:4222`."""
-    scheme = urlsplit(url).scheme
-    backend = _BACKENDS.get(scheme)
-    if backend is None:
-        known = ", ".join(f"{name}://" for name in bus_schemes())
-        raise InvalidBusUrl(f"unknown bus URL scheme {scheme!r}; known: {known}")
-    return backend.from_url(url)
+    return _BACKENDS.for_url(url).from_url(url)

@@ -1,6 +1,6 @@
-"""Errors raised by the message bus.
+"""Errors raised by the message bus (a subtree of `shopfloor.core`'s error tree).
 
-    MessagingError                  any failure of the bus
+    MessagingError                  any failure of the bus (code, kind as below)
     ├── TransientBusError           the message was NOT taken; retry after `retry_after` s
     │   ├── BusUnavailable          no connection, closed bus, or no answer in time:
     │   │                           adapters answer HTTP 503 + Retry-After or withhold
@@ -9,6 +9,8 @@
     │   └── BusFull                 backpressure: a bounded buffer or backlog is full
     ├── BusMisconfigured            the bus settings conflict with the server or are
     │   │                           invalid; retrying will not help, fix the settings
+    │   │                           (kind `unavailable` to callers: the platform cannot
+    │   │                           take messages, and that is not the client's fault)
     │   └── InvalidBusUrl           a bus URL cannot be parsed (also a ValueError)
     ├── InvalidSubject              a channel id, subtopic, filter or durable name is not
     │                               a valid subject token (also a ValueError)
@@ -34,19 +36,26 @@ __all__ = [
     "TransientBusError",
 ]
 
+from shopfloor.core import ErrorKind, ShopfloorError
+
 DEFAULT_RETRY_AFTER = 1.0
 
 
-class MessagingError(Exception):
+class MessagingError(ShopfloorError):
     """The bus failed to do what was asked."""
+
+    code = "bus_error"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class TransientBusError(MessagingError):
     """The bus did not take the message now; the same call may succeed later."""
 
+    code = "bus_unavailable"
+
     def __init__(self, message: str, *, retry_after: float = DEFAULT_RETRY_AFTER) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after: float = retry_after
 
 
 class BusUnavailable(TransientBusError):
@@ -56,22 +65,39 @@ class BusUnavailable(TransientBusError):
 class BusFull(TransientBusError):
     """A bounded buffer or a durable backlog is full; publishing must slow down."""
 
+    code = "bus_full"
+    kind = ErrorKind.BUSY
+
 
 class BusMisconfigured(MessagingError):
     """The configuration of the bus is invalid or conflicts with the server's."""
+
+    code = "bus_misconfigured"
 
 
 class InvalidBusUrl(BusMisconfigured, ValueError):
     """A bus URL has an unknown scheme or an invalid option."""
 
+    code = "invalid_bus_url"
+    kind = ErrorKind.INVALID
+
 
 class InvalidSubject(MessagingError, ValueError):
     """A name that must be a subject token (or a filter) is not one."""
+
+    code = "invalid_subject"
+    kind = ErrorKind.INVALID
 
 
 class MessageTooLarge(MessagingError, ValueError):
     """The message is larger than the bus accepts."""
 
+    code = "payload_too_large"
+    kind = ErrorKind.TOO_LARGE
+
 
 class EnvelopeDecodeError(MessagingError, ValueError):
     """A message received from the bus is not a valid envelope."""
+
+    code = "invalid_envelope"
+    kind = ErrorKind.INVALID

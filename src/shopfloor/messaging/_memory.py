@@ -29,6 +29,7 @@ from typing import Self
 from ._bus import DEFAULT_BATCH, Bus
 from ._envelope import Envelope
 from ._errors import BusFull, BusUnavailable, InvalidBusUrl, MessageTooLarge
+from ._events import Event, EventSubscription
 from ._memory_durable import DurableQueue, MemoryConsumer
 from ._receivers import Consumer, Subscription
 from ._subjects import check_filters, envelope_subject, subject_matches, validate_name
@@ -60,6 +61,19 @@ class MemorySubscription(Subscription):
         self._bus._subscriptions.discard(self)
 
 
+class MemoryEventSubscription(EventSubscription):
+    def __init__(self, bus: MemoryBus, filters: Sequence[str], *, max_queued: int) -> None:
+        super().__init__(filters, max_queued=max_queued)
+        self._bus = bus
+
+    async def _start(self) -> None:
+        self._bus._check_open()
+        self._bus._event_subscriptions.add(self)
+
+    async def _stop(self) -> None:
+        self._bus._event_subscriptions.discard(self)
+
+
 class MemoryBus(Bus, scheme="memory"):
     """An in-process, bounded bus; see the module docstring for its exact semantics."""
 
@@ -84,6 +98,7 @@ class MemoryBus(Bus, scheme="memory"):
         self._open = False
         self._closed = False
         self._subscriptions: set[MemorySubscription] = set()
+        self._event_subscriptions: set[MemoryEventSubscription] = set()
         self._consumers: set[MemoryConsumer] = set()
         self._durables: dict[str, DurableQueue] = {}
         # Which durables keep a subject: devices publish on few subjects over and over,
@@ -117,6 +132,9 @@ class MemoryBus(Bus, scheme="memory"):
         self._closed = True
         for subscription in self._subscriptions:
             subscription._finish()
+        for event_subscription in self._event_subscriptions:
+            event_subscription._finish()
+        self._event_subscriptions.clear()
         for consumer in self._consumers:
             consumer._finish()
         self._subscriptions.clear()
@@ -171,6 +189,18 @@ class MemoryBus(Bus, scheme="memory"):
         self, filters: Sequence[str], *, max_queued: int | None = None
     ) -> MemorySubscription:
         return MemorySubscription(self, filters, max_queued=max_queued or self.max_queued)
+
+    async def publish_event(self, event: Event) -> None:
+        await asyncio.sleep(0)  # as a network bus would: the caller does not run on
+        self._check_open()
+        for subscription in list(self._event_subscriptions):
+            if subscription.accepts(event.subject):
+                subscription._offer(event)
+
+    def subscribe_events(
+        self, filters: Sequence[str], *, max_queued: int | None = None
+    ) -> MemoryEventSubscription:
+        return MemoryEventSubscription(self, filters, max_queued=max_queued or self.max_queued)
 
     async def declare(self, durable: str, filters: Sequence[str]) -> None:
         self._check_open()

@@ -54,6 +54,7 @@ from ._errors import (
     MessageTooLarge,
     MessagingError,
 )
+from ._events import Event, EventSubscription, decode_event, encode_event, event_wire_subject
 from ._nats_config import NatsBusConfig
 from ._receivers import Subscription
 from ._subjects import (
@@ -170,6 +171,45 @@ class NatsSubscription(Subscription):
         self._offer(envelope)
 
 
+class NatsEventSubscription(EventSubscription):
+    """Platform events: one core NATS subscription per filter under `events.`."""
+
+    def __init__(self, bus: NatsBus, filters: Sequence[str], *, max_queued: int) -> None:
+        super().__init__(filters, max_queued=max_queued)
+        self._bus = bus
+        self._subs: list[NatsCoreSubscription] = []
+
+    async def _start(self) -> None:
+        nc = self._bus._connection()
+        prefix = self._bus.config.prefix
+        try:
+            for event_filter in self.filters:
+                wire = event_wire_subject(event_filter, prefix=prefix)
+                self._subs.append(await nc.subscribe(wire, cb=self._on_message))
+            await nc.flush(timeout=max(1, round(self._bus.config.publish_timeout)))
+        except Exception as exc:
+            await self._stop()
+            raise translate_nats_error(exc, "subscribe to events") from exc
+        self._bus._event_subscriptions.add(self)
+
+    async def _stop(self) -> None:
+        self._bus._event_subscriptions.discard(self)
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error as exc:
+                logger.debug("unsubscribe skipped: %s", type(exc).__name__)
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            event = decode_event(msg.subject, msg.data, prefix=self._bus.config.prefix)
+        except EnvelopeDecodeError as exc:
+            logger.debug("ignoring malformed event on %s: %s", msg.subject, exc)
+            return
+        self._offer(event)
+
+
 class NatsBus(Bus, scheme="nats"):
     """A bus on NATS JetStream; see the module docstring and `NatsBusConfig`."""
 
@@ -181,6 +221,7 @@ class NatsBus(Bus, scheme="nats"):
         self._stream_ready = False
         self._inflight = 0
         self._subscriptions: set[NatsSubscription] = set()
+        self._event_subscriptions: set[NatsEventSubscription] = set()
         self._consumers: set[NatsConsumer] = set()
         # Bumped on every reconnect: pull requests sent before it may be lost.
         self.generation = 0
@@ -234,6 +275,9 @@ class NatsBus(Bus, scheme="nats"):
         self._closed = True
         for subscription in self._subscriptions:
             subscription._finish()
+        for event_subscription in self._event_subscriptions:
+            event_subscription._finish()
+        self._event_subscriptions.clear()
         for consumer in self._consumers:
             consumer._finish()
         self._subscriptions.clear()
@@ -274,6 +318,22 @@ class NatsBus(Bus, scheme="nats"):
         self, filters: Sequence[str], *, max_queued: int | None = None
     ) -> NatsSubscription:
         return NatsSubscription(self, filters, max_queued=max_queued or self.config.max_queued)
+
+    async def publish_event(self, event: Event) -> None:
+        """Core NATS, not JetStream: events are notices for whoever listens now."""
+        nc = self._connection()
+        if not self._connected():
+            raise BusUnavailable("the NATS bus is not connected")
+        try:
+            await nc.publish(event_wire_subject(event.subject, prefix=self.config.prefix),
+                             encode_event(event))  # fmt: skip
+        except Exception as exc:
+            raise translate_nats_error(exc, "publish an event") from exc
+
+    def subscribe_events(
+        self, filters: Sequence[str], *, max_queued: int | None = None
+    ) -> NatsEventSubscription:
+        return NatsEventSubscription(self, filters, max_queued=max_queued or self.config.max_queued)
 
     async def declare(self, durable: str, filters: Sequence[str]) -> None:
         """Create or update the durable pull consumer `durable` of the stream.

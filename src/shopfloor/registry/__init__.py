@@ -1,12 +1,13 @@
 """Registry: organisations, users, things, channels and connections (SQLAlchemy 2, async)."""
 
-from ._database import async_url, create_engine, migrate
+from ._database import MIGRATIONS
 from ._errors import Conflict, NotFound, RegistryError
 from ._events import ChangeKind, ChangeListener, RegistryChange
 from ._registry import KeyCipher, Registry
 from ._types import Channel, Connection, Entity, Org, Page, Permission, Role, Thing, User
 
 __all__ = [
+    "MIGRATIONS",
     "ChangeKind",
     "ChangeListener",
     "Channel",
@@ -24,7 +25,4 @@ __all__ = [
     "Role",
     "Thing",
     "User",
-    "async_url",
-    "create_engine",
-    "migrate",
 ]

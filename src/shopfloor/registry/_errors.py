@@ -9,16 +9,19 @@ Each error carries a stable snake_case `code` that the API returns unchanged.
 
 from __future__ import annotations
 
-from shopfloor._errors import CodedError
+from shopfloor.core import ErrorKind, ShopfloorError
 
 
-class RegistryError(CodedError):
+class RegistryError(ShopfloorError):
     code = "registry_error"
+    kind = ErrorKind.INVALID
 
 
 class NotFound(RegistryError):
     code = "not_found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class Conflict(RegistryError):
     code = "conflict"
+    kind = ErrorKind.CONFLICT

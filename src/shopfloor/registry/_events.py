@@ -2,15 +2,18 @@
 
 Caches of thing credentials and permissions (adapters) and external brokers kept in
 sync (Mosquitto dynamic security) listen to these instead of polling the database.
-Listeners are plain callables and must not block: they invalidate or enqueue.
+Listeners are plain callables and must not block: they invalidate or enqueue. The
+platform forwards every change as the event `registry.<kind>` (`subject`, `to_data`),
+so the other processes of a split deployment hear it too.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,30 @@ class RegistryChange:
     #: Every thing whose credentials or permissions may have changed.
     thing_ids: tuple[str, ...] = ()
     channel_id: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """The platform event subject of this change."""
+        return f"registry.{self.kind.value}"
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "org_id": self.org_id,
+            "thing_ids": list(self.thing_ids),
+            "channel_id": self.channel_id,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> RegistryChange:
+        """The change an event carries; raises ValueError (or KeyError) if malformed."""
+        channel_id = data.get("channel_id")
+        return cls(
+            kind=ChangeKind(data["kind"]),
+            org_id=str(data["org_id"]),
+            thing_ids=tuple(str(t) for t in data.get("thing_ids", ())),
+            channel_id=None if channel_id is None else str(channel_id),
+        )
 
 
 ChangeListener = Callable[[RegistryChange], None]

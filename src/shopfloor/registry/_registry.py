@@ -12,8 +12,10 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shopfloor.core import create_engine, migrate
+
 from . import _tables as t
-from ._database import create_engine, migrate
+from ._database import MIGRATIONS
 from ._entities import EntityTable, is_unique_violation, new_id, utcnow
 from ._errors import Conflict, NotFound
 from ._events import ChangeKind, ChangeListener, RegistryChange, announce
@@ -44,14 +46,24 @@ class KeyCipher(Protocol):
 class Registry(PeopleMixin):
     """Async registry over SQLite or PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine, keys: KeyCipher) -> None:
+    def __init__(self, engine: AsyncEngine, keys: KeyCipher, *, owns_engine: bool = False) -> None:
         self._engine = engine
+        self._owns_engine = owns_engine
         self._keys = keys
         self._listeners: list[ChangeListener] = []
 
-    def add_listener(self, listener: ChangeListener) -> None:
-        """Call `listener` after each committed change to things, channels or connections."""
+    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call `listener` after each committed change to things, channels or connections.
+
+        Returns the function that removes it again.
+        """
         self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
 
     def _announce(
         self,
@@ -67,17 +79,19 @@ class Registry(PeopleMixin):
 
     @classmethod
     async def open(cls, url: str, keys: KeyCipher) -> Registry:
-        """Connect, apply pending migrations and return a ready registry."""
+        """Connect, apply the registry's pending migrations and return a ready registry
+        that owns its engine (tools and tests; the platform shares its database's)."""
         engine = create_engine(url)
         try:
-            await migrate(engine)
+            await migrate(engine, [MIGRATIONS])
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, keys)
+        return cls(engine, keys, owns_engine=True)
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        if self._owns_engine:
+            await self._engine.dispose()
 
     async def ping(self) -> bool:
         try:

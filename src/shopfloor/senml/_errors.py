@@ -2,8 +2,8 @@
 
 Error tree::
 
-    ValueError
-     └── SenMLError          every rejection, with a stable snake_case `code`
+    ShopfloorError (shopfloor.core), ValueError
+     └── SenMLError          every rejection, kind `invalid`, with a stable snake_case `code`
 
 Foreign exceptions (``json``, ``cbor2``, ``UnicodeDecodeError``, ``RecursionError``)
 are translated at the parsing boundary, so callers only ever catch `SenMLError` and
@@ -12,7 +12,9 @@ can map its `code` onto an HTTP 4xx / MQTT reason without inspecting messages.
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
+
+from shopfloor.core import ErrorKind, ShopfloorError
 
 SenMLErrorCode: TypeAlias = Literal[
     "invalid_json",
@@ -27,21 +29,18 @@ SenMLErrorCode: TypeAlias = Literal[
 ]
 
 
-class SenMLError(ValueError):
+class SenMLError(ShopfloorError, ValueError):
     """A payload that cannot be normalised into records.
 
     `code` is stable and machine-readable; the message is for humans and names the
     offending entry index and field where there is one.
     """
 
-    code: SenMLErrorCode
-    message: str
+    kind = ErrorKind.INVALID
 
     def __init__(self, code: SenMLErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
     def __reduce__(self) -> tuple[type[SenMLError], tuple[SenMLErrorCode, str]]:
         # Errors may cross process boundaries (split services); keep `code` on unpickle.
-        return (type(self), (self.code, self.message))
+        return (type(self), (cast("SenMLErrorCode", self.code), self.message))

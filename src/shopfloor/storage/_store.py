@@ -6,9 +6,15 @@ import abc
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import ClassVar, Self, TypeVar
 
-from shopfloor.storage._errors import InvalidQuery, InvalidRecord, StorageUnavailable
+from shopfloor.core import Backends, Pluggable
+from shopfloor.storage._errors import (
+    InvalidQuery,
+    InvalidRecord,
+    InvalidStoreUrl,
+    StorageUnavailable,
+)
 from shopfloor.storage._message import EARLIEST_TIME, LATEST_TIME, StoredMessage
 from shopfloor.storage._query import MAX_AGGREGATE_ROWS, Page, Query
 
@@ -17,7 +23,12 @@ __all__ = ["TimeseriesStore", "create_store"]
 _T = TypeVar("_T")
 
 
-class TimeseriesStore(abc.ABC):
+_BACKENDS: Backends[TimeseriesStore] = Backends(
+    "time-series store", keyword="scheme", error=InvalidStoreUrl
+)
+
+
+class TimeseriesStore(Pluggable, abc.ABC, registry=_BACKENDS):
     """Keeps SenML records of channel messages and answers reader queries.
 
     Backends subclass it with a URL scheme, `class SqliteStore(TimeseriesStore,
@@ -32,21 +43,6 @@ class TimeseriesStore(abc.ABC):
     """
 
     scheme: ClassVar[str]
-    _backends: ClassVar[dict[str, type[TimeseriesStore]]] = {}
-
-    def __init_subclass__(
-        cls, *, scheme: str | None = None, aliases: Sequence[str] = (), **kwargs: Any
-    ) -> None:
-        super().__init_subclass__(**kwargs)
-        if scheme is None:
-            return
-        for name in (scheme, *aliases):
-            taken = TimeseriesStore._backends.get(name)
-            if taken is not None:
-                raise TypeError(f"{name}:// is already the scheme of {taken.__qualname__}")
-        for name in (scheme, *aliases):
-            TimeseriesStore._backends[name] = cls
-        cls.scheme = scheme
 
     def __init__(self) -> None:
         self._open_now = False
@@ -157,14 +153,6 @@ def create_store(url: str, *, data_dir: Path) -> TimeseriesStore:
     """The store for `url`: `sqlite://`, `postgresql://...`, `influxdb://...`.
 
     A `+driver` suffix of the scheme (`postgresql+asyncpg://`) is accepted and ignored.
-    Raises `ValueError` for a URL no backend understands.
+    Raises `InvalidStoreUrl` (a ValueError) for a URL no backend understands.
     """
-    scheme, separator, _ = url.partition("://")
-    scheme = scheme.lower().split("+", 1)[0]
-    backend = TimeseriesStore._backends.get(scheme) if separator else None
-    if backend is None:
-        # Only the scheme goes into the message: the rest of a URL may hold a password.
-        known = ", ".join(f"{name}://" for name in sorted(TimeseriesStore._backends))
-        shown = f"{scheme}://" if separator else "a URL without scheme"
-        raise ValueError(f"no time-series store for {shown}; known: {known}")
-    return backend.from_url(url, data_dir=data_dir)
+    return _BACKENDS.for_url(url).from_url(url, data_dir=data_dir)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from shopfloor.core import Backoff
 from shopfloor.messaging import Bus, Consumer, Delivery, Envelope, MessagingError
 from shopfloor.senml import Record, SenMLError, normalize
 from shopfloor.storage._errors import InvalidRecord, StorageError, StorageUnavailable
@@ -93,6 +93,7 @@ class Writer:
         self.linger = linger
         self.drain_seconds = drain_seconds
         self.max_backoff = max_backoff
+        self._backoff = Backoff(base=0.1, cap=max_backoff, min_fraction=0.5)
         self.running = False
 
     async def declare(self) -> None:
@@ -199,7 +200,7 @@ class Writer:
         )  # fmt: skip
 
     async def _back_off(self, failures: int, stopping: asyncio.Event) -> None:
-        delay = min(self.max_backoff, 0.1 * 2**failures) * (0.5 + random.random() / 2)  # noqa: S311
+        delay = self._backoff.delay(failures)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=delay)
 

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +33,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from shopfloor.adapters._ingress import Ingress, IngressError, sniff_content_type
 from shopfloor.auth import AuthenticatedThing
+from shopfloor.core import ErrorKind
+from shopfloor.ingress import Ingress, IngressError, sniff_content_type
 from shopfloor.messaging import Bus, MessagingError
 
 from ._access import (
@@ -54,7 +54,7 @@ from ._bridge_support import (
     parse_channel_topic,
 )
 from ._forwarder import ALL_CHANNELS, MQTT_PROTOCOL, BrokerLink, Forwarder
-from ._options import MosquittoOptions, backoff_delay
+from ._options import MosquittoOptions
 
 __all__ = ["MosquittoBridge"]
 
@@ -117,7 +117,7 @@ class MosquittoBridge:
         self._options = options
         self._on_reconnect = on_reconnect
         self._recent = RecentIds(options.dedupe_ids)
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._backoff = self._options.backoff()
         self._link = BrokerLink()
         self._forwarder = Forwarder(self._link, bus, metrics, options)
         self._may_connect = asyncio.Event()
@@ -202,10 +202,7 @@ class MosquittoBridge:
             if self._stopping.is_set():
                 return
             attempt = 0 if opened else attempt + 1
-            delay = backoff_delay(
-                attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
-                rng=self._rng,
-            )  # fmt: skip
+            delay = self._backoff.delay(attempt)  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._stopping.wait()
@@ -354,7 +351,11 @@ class MosquittoBridge:
                 if org_id is None:
                     # Ingress would refuse it as well: no connection to a channel that
                     # does not exist (it was deleted, and the broker is not in step yet).
-                    raise IngressError(403, "publish_not_allowed", "the channel does not exist")
+                    raise IngressError(
+                        "the channel does not exist",
+                        code="publish_not_allowed",
+                        kind=ErrorKind.FORBIDDEN,
+                    )
                 thing = AuthenticatedThing(publisher, org_id)
                 # The plugin's id for this message: a redelivery after a crash, or to
                 # another bridge process, is deduplicated by the bus.
@@ -364,7 +365,7 @@ class MosquittoBridge:
                 )  # fmt: skip
                 return True
             except IngressError as exc:
-                if exc.status != 503:
+                if not exc.transient:
                     return await self._report(session, topic, publisher, channel, exc)
                 delay = exc.retry_after
             except Exception:
@@ -378,10 +379,7 @@ class MosquittoBridge:
             await asyncio.sleep(
                 max(
                     delay or 0.0,
-                    backoff_delay(
-                        attempt, base=self._options.backoff_base,
-                        cap=self._options.backoff_cap, rng=self._rng,
-                    ),
+                    self._backoff.delay(attempt),
                 )
             )  # fmt: skip
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import socket
 import uuid
 from collections.abc import Sequence
@@ -26,6 +25,8 @@ from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+
+from shopfloor.core import Backoff
 
 from . import _dynsec as dynsec
 from ._dynsec import DynsecCommand, DynsecResponse
@@ -92,7 +93,7 @@ class DynsecClient:
         self._timeout = timeout
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._backoff = Backoff(base=backoff_base, cap=backoff_cap)
         self._prefix = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[DynsecResponse]] = {}
@@ -210,8 +211,7 @@ class DynsecClient:
             # A session that got as far as subscribing starts the backoff over.
             attempt = 0 if self._was_ready else attempt + 1
             self._was_ready = False
-            ceiling = min(self._backoff_cap, self._backoff_base * 2 ** min(attempt, 32))
-            await asyncio.sleep(self._rng.uniform(0.0, ceiling))
+            await asyncio.sleep(self._backoff.delay(attempt))
 
     async def _session(self) -> None:
         client = aiomqtt.Client(

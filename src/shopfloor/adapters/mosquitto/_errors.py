@@ -16,6 +16,8 @@ Foreign exceptions (aiomqtt, OS errors, timeouts) are translated at the boundary
 
 from __future__ import annotations
 
+from shopfloor.core import ErrorKind, ShopfloorError
+
 __all__ = [
     "DynsecError",
     "DynsecInitError",
@@ -26,8 +28,11 @@ __all__ = [
 ]
 
 
-class MosquittoError(Exception):
+class MosquittoError(ShopfloorError):
     """Base of every error of the Mosquitto adapter."""
+
+    code = "mosquitto_error"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class DynsecError(MosquittoError):
@@ -36,7 +41,7 @@ class DynsecError(MosquittoError):
     def __init__(self, command: str, message: str) -> None:
         super().__init__(f"dynsec {command} failed: {message}")
         self.command = command
-        self.message = message
+        self.reason = message
 
 
 class DynsecUnavailable(MosquittoError):
@@ -45,6 +50,9 @@ class DynsecUnavailable(MosquittoError):
 
 class InvalidBrokerUrl(MosquittoError, ValueError):
     """The broker URL is not `mqtt://user:password@host:port`."""
+
+    code = "invalid_broker_url"
+    kind = ErrorKind.INVALID
 
 
 class PluginBuildError(MosquittoError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +23,7 @@ from shopfloor.messaging import Bus, Delivery, Envelope
 
 from ._access import MESSAGE_ID_PROPERTY, PROTOCOL_PROPERTY, PUBLISHER_PROPERTY
 from ._bridge_support import BridgeMetrics, channel_topic
-from ._options import MosquittoOptions, backoff_delay
+from ._options import MosquittoOptions
 
 __all__ = ["ALL_CHANNELS", "MQTT_PROTOCOL", "BrokerLink", "Forwarder"]
 
@@ -62,7 +61,7 @@ class Forwarder:
         self._bus = bus
         self._metrics = metrics
         self._options = options
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._backoff = self._options.backoff()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Forward until cancelled; `stopping` ends it should a cancellation be lost."""
@@ -75,10 +74,7 @@ class Forwarder:
                 logger.exception("mosquitto bridge lost its bus consumer")
             attempt += 1
             await asyncio.sleep(
-                backoff_delay(
-                    attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
-                    rng=self._rng,
-                )
+                self._backoff.delay(attempt)
             )  # fmt: skip
 
     async def _forward_all(self) -> None:

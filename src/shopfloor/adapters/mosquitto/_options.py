@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
-__all__ = ["MosquittoOptions", "backoff_delay"]
+from shopfloor.core import Backoff
+
+__all__ = ["MosquittoOptions"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +57,6 @@ class MosquittoOptions:
         if self.inbound_window > 0xFFFF:
             raise ValueError("inbound_window is an MQTT Receive Maximum: at most 65535")
 
-
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
-    """A random delay in [0, min(cap, base * 2**attempt)] seconds ("full jitter")."""
-    return rng.uniform(0.0, min(cap, base * 2 ** min(attempt, 32)))
+    def backoff(self) -> Backoff:
+        """A fresh reconnect and retry pacing of these options."""
+        return Backoff(base=self.backoff_base, cap=self.backoff_cap)

@@ -4,11 +4,13 @@ async with MosquittoService(url, bridge_password, registry, ingress, bus,
                             metrics_registry=metrics) as service:
     ...                                   # `service.ready` once synced and bridged
 
-Registry changes are announced in this process only; the listener enqueues them and
-one worker applies them in order, each read afresh from the registry, so a change
-applied late or twice still leaves the broker right. A change that keeps failing, a
-reconnection of the bridge (the broker may have restarted, and changes may have been
-missed) and a timer all ask for a full reconciliation, which repairs everything.
+Registry changes come from the registry itself (`follow_registry`) or, in the
+platform, from the event hub, which hears the changes of every process on the bus
+(`on_change`); they are queued and one worker applies them in order, each read
+afresh from the registry, so a change applied late or twice still leaves the broker
+right. A change that keeps failing, a reconnection of the bridge (the broker may have
+restarted, and changes may have been missed) and a timer all ask for a full
+reconciliation, which repairs everything.
 Nothing here ends the platform: failures are logged and retried with backoff.
 """
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,7 +26,7 @@ from typing import Self
 
 from prometheus_client import CollectorRegistry, Counter
 
-from shopfloor.adapters._ingress import Ingress
+from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus
 from shopfloor.registry import ChangeKind, Connection, NotFound, Registry, RegistryChange, Thing
 
@@ -34,7 +35,7 @@ from ._bridge_support import BridgeMetrics
 from ._client import BrokerUrl, DynsecClient
 from ._dynsec import DynsecCommand, DynsecResponse
 from ._errors import DynsecUnavailable, MosquittoError
-from ._options import MosquittoOptions, backoff_delay
+from ._options import MosquittoOptions
 from ._snapshot import registry_snapshot
 from ._sync import DynsecSync, SyncReport
 
@@ -89,6 +90,7 @@ class MosquittoService:
         *,
         metrics_registry: CollectorRegistry,
         options: MosquittoOptions | None = None,
+        follow_registry: bool = True,
     ) -> None:
         self._url = broker_url
         self._broker = BrokerUrl.parse(broker_url)
@@ -118,10 +120,10 @@ class MosquittoService:
         self._synced = False
         self._last_sync: SyncReport | None = None
         self._running = False
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._backoff = self._options.backoff()
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
-        registry.add_listener(self._on_change)
+        self._unfollow = registry.add_listener(self.on_change) if follow_registry else None
 
     @property
     def ready(self) -> bool:
@@ -162,8 +164,10 @@ class MosquittoService:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # The registry has no way to remove a listener: stop listening instead.
         self._running = False
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
         await self._stack.aclose()
 
     def _cancel_tasks(self) -> None:
@@ -171,7 +175,8 @@ class MosquittoService:
         for task in self._tasks:
             task.cancel()
 
-    def _on_change(self, change: RegistryChange) -> None:
+    def on_change(self, change: RegistryChange) -> None:
+        """Queue a registry change for the broker (must not block)."""
         if not self._running:
             return
         if change.kind is ChangeKind.CHANNEL_DELETED and change.channel_id:
@@ -204,7 +209,7 @@ class MosquittoService:
             finally:
                 self._admin.client = None
             attempt += 1
-            await asyncio.sleep(self._backoff(attempt))
+            await asyncio.sleep(self._backoff.delay(attempt))
 
     async def _apply(self, item: RegistryChange | _Resync) -> None:
         """Apply one item, retrying; a change that keeps failing becomes a resync."""
@@ -228,7 +233,7 @@ class MosquittoService:
                 if isinstance(item, RegistryChange) and attempt >= self._options.change_attempts:
                     self.request_resync(f"{item.kind.value} kept failing")
                     return
-            await asyncio.sleep(self._backoff(attempt))
+            await asyncio.sleep(self._backoff.delay(attempt))
 
     async def _resync(self, reason: str) -> None:
         # Cleared first: a request made while this runs may come after the snapshot was
@@ -276,9 +281,3 @@ class MosquittoService:
             connections.extend(connection for _, connection in page.items)
             if not page.items or len(connections) >= page.total:
                 return connections
-
-    def _backoff(self, attempt: int) -> float:
-        options = self._options
-        return backoff_delay(
-            attempt, base=options.backoff_base, cap=options.backoff_cap, rng=self._rng
-        )

@@ -12,8 +12,8 @@ from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 from prometheus_client import CollectorRegistry
 
-from shopfloor.adapters._ingress import Ingress
 from shopfloor.auth import ThingAccess
+from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus, Subscription
 
 from ._gateway import BrokerLimits, Gateway

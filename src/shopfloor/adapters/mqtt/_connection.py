@@ -22,12 +22,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from shopfloor.adapters._ingress import IngressError, sniff_content_type
 from shopfloor.auth import AuthenticatedThing
+from shopfloor.core import Backoff
+from shopfloor.ingress import IngressError, sniff_content_type
 from shopfloor.messaging import new_message_id
 from shopfloor.registry import Permission
 
@@ -93,7 +93,8 @@ class Connection:
         self._closed = asyncio.Event()
         self._revoked = False
         self._held_back = False
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        # The ceiling is capped per call (`_pause`): never less than half of it.
+        self._backoff = Backoff(base=gateway.limits.retry_base, cap=3600.0, min_fraction=0.5)
 
     @property
     def closed(self) -> bool:
@@ -183,7 +184,7 @@ class Connection:
                     message_id=message_id,
                 )
             except IngressError as exc:
-                if exc.status != 503:
+                if not exc.transient:
                     self._reject(exc.code, exc.message, message.topic, target.channel)
                     return True
                 if exc.retry_after:
@@ -212,9 +213,9 @@ class Connection:
             attempt += 1
 
     async def _pause(self, attempt: int, cap: float) -> None:
-        ceiling = min(cap, self._gateway.limits.retry_base * 2 ** min(attempt, 32))
+        delay = self._backoff.delay(attempt, cap=cap)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), self._rng.uniform(ceiling / 2, ceiling))
+            await asyncio.wait_for(self._closed.wait(), delay)
 
     def _reject(self, code: str, message: str, topic: str, channel: str | None) -> None:
         """Count a message that will not reach the bus and tell its publisher why."""

@@ -10,15 +10,22 @@ reported to the publisher on `channels/<channel>/messages/_errors`.
 
 from __future__ import annotations
 
+from shopfloor.core import ErrorKind, ShopfloorError
+
 __all__ = ["MqttBrokerError", "MqttPortInUse"]
 
 
-class MqttBrokerError(Exception):
+class MqttBrokerError(ShopfloorError):
     """The embedded MQTT broker could not start or run."""
+
+    code = "mqtt_broker_error"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class MqttPortInUse(MqttBrokerError, OSError):
     """Another process listens on the MQTT port."""
+
+    code = "mqtt_port_in_use"
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__(f"the MQTT port {port} on {host} is already in use")

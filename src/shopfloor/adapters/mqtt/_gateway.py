@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shopfloor.adapters._ingress import Ingress
 from shopfloor.auth import AuthenticatedThing, ThingAccess
+from shopfloor.ingress import Ingress
 from shopfloor.messaging import Envelope
 
 from ._metrics import MqttMetrics

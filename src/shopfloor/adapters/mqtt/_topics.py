@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shopfloor.adapters._ingress import ERRORS_SUBTOPIC
+from shopfloor.ingress import ERRORS_SUBTOPIC
 
 __all__ = [
     "ChannelTopic",

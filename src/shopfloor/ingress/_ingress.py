@@ -2,8 +2,9 @@
 
 Authenticate the key, check the channel connection, validate subtopic, size, content
 type and payload, then publish the envelope and return only once the bus holds it.
-HTTP turns `IngressError` into its status and code; MQTT counts it and reports it to
-the publisher on the channel's `_errors` subtopic.
+A refusal is an `IngressError` with a stable code and a kind; each adapter turns it
+into its own answer at its edge (HTTP a status, MQTT an `_errors` report or a
+withheld PUBACK when the error is transient, WebSocket an error frame).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter
 
 from shopfloor.auth import AuthenticatedThing, ThingAccess
+from shopfloor.core import ErrorKind
 from shopfloor.messaging import (
     Bus,
     Envelope,
@@ -26,22 +28,20 @@ from shopfloor.messaging import (
 from shopfloor.registry import Permission
 from shopfloor.senml import SUPPORTED_CONTENT_TYPES, SenMLError, normalize
 
+from ._errors import IngressError
+
+__all__ = [
+    "ERRORS_SUBTOPIC",
+    "Ingress",
+    "IngressMetrics",
+    "media_type",
+    "sniff_content_type",
+]
+
 logger = logging.getLogger(__name__)
 
+#: Subtopic on which adapters report refused messages to their publisher; never stored.
 ERRORS_SUBTOPIC = "_errors"
-
-
-class IngressError(Exception):
-    """A message refused, with the HTTP status and stable code that say why."""
-
-    def __init__(
-        self, status: int, code: str, message: str, *, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,8 @@ def sniff_content_type(payload: bytes) -> str:
 
 
 class Ingress:
+    """Publishing as a thing: every adapter's way onto the bus."""
+
     def __init__(
         self,
         access: ThingAccess,
@@ -114,7 +116,9 @@ class Ingress:
     async def authenticate(self, key: str) -> AuthenticatedThing:
         thing = await self.access.authenticate(key)
         if thing is None:
-            raise IngressError(401, "invalid_credentials", "unknown thing key")
+            raise IngressError(
+                "unknown thing key", code="invalid_credentials", kind=ErrorKind.UNAUTHENTICATED
+            )
         return thing
 
     async def publish(
@@ -155,29 +159,33 @@ class Ingress:
     ) -> Envelope:
         if not is_valid_subtopic(subtopic) or subtopic.startswith(ERRORS_SUBTOPIC):
             raise IngressError(
-                400, "invalid_subtopic", "subtopics are /-separated segments of [A-Za-z0-9_-]"
-            )
+                "subtopics are /-separated segments of [A-Za-z0-9_-]",
+                code="invalid_subtopic", kind=ErrorKind.INVALID,
+            )  # fmt: skip
         if not await self.access.allowed(thing.id, channel_id, Permission.PUBLISH):
             raise IngressError(
-                403, "publish_not_allowed", "the thing may not publish on this channel"
-            )
+                "the thing may not publish on this channel",
+                code="publish_not_allowed", kind=ErrorKind.FORBIDDEN,
+            )  # fmt: skip
         if len(payload) > self.max_payload_bytes:
             raise IngressError(
-                413, "payload_too_large", f"the payload exceeds {self.max_payload_bytes} bytes"
-            )
+                f"the payload exceeds {self.max_payload_bytes} bytes",
+                code="payload_too_large", kind=ErrorKind.TOO_LARGE,
+            )  # fmt: skip
         media = media_type(content_type)
         if media not in SUPPORTED_CONTENT_TYPES:
             supported = ", ".join(sorted(SUPPORTED_CONTENT_TYPES))
             raise IngressError(
-                415, "unsupported_media_type", f"content type {media!r}; use one of {supported}"
-            )
+                f"content type {media!r}; use one of {supported}",
+                code="unsupported_media_type", kind=ErrorKind.UNSUPPORTED,
+            )  # fmt: skip
         created = now_ns()
         try:
             # Parsed here to refuse a malformed message while the publisher is still
             # waiting for the answer; a writer in this process reuses the records.
             records = normalize(payload, media, now=created / 1e9, max_records=self.max_records)
         except SenMLError as exc:
-            raise IngressError(400, exc.code, exc.message) from exc
+            raise IngressError(exc.message, code=exc.code, kind=ErrorKind.INVALID) from exc
         envelope = Envelope(
             channel=channel_id,
             subtopic=subtopic,
@@ -193,8 +201,11 @@ class Ingress:
             await self.bus.publish(envelope)
         except TransientBusError as exc:
             raise IngressError(
-                503, "unavailable", "the platform is busy; retry", retry_after=exc.retry_after
-            ) from exc
+                "the platform is busy; retry", code="unavailable", kind=exc.kind,
+                retry_after=exc.retry_after,
+            ) from exc  # fmt: skip
         except MessageTooLarge as exc:
-            raise IngressError(413, "payload_too_large", str(exc)) from exc
+            raise IngressError(
+                str(exc), code="payload_too_large", kind=ErrorKind.TOO_LARGE
+            ) from exc
         return envelope

@@ -1,0 +1,58 @@
+"""The platform's shape: services, errors, settings, backends, lifecycle and database.
+
+Every capability is a folder with a `capability.py` registering its services (and a
+settings section); `Platform` runs the services a process needs, in order. See
+`docs/architecture.md` for the walkthrough of adding a capability.
+"""
+
+from ._backends import Backends, Pluggable
+from ._backoff import Backoff, backoff_delay
+from ._database import DatabaseError, MigrationChain, async_url, create_engine, migrate
+from ._discovery import ENTRY_POINT_GROUP, discover
+from ._errors import ErrorKind, ShopfloorError, http_status
+from ._lifecycle import Lifecycle, Loop
+from ._platform import Health, HealthCheck, Platform, plan, selectable_services
+from ._service import EDGE_STAGE, Service, ServiceError
+from ._settings import (
+    CoreSettings,
+    Section,
+    SettingInfo,
+    SettingsError,
+    env_names,
+    mask_url_passwords,
+    settings_model,
+)
+
+__all__ = [
+    "EDGE_STAGE",
+    "ENTRY_POINT_GROUP",
+    "Backends",
+    "Backoff",
+    "CoreSettings",
+    "DatabaseError",
+    "ErrorKind",
+    "Health",
+    "HealthCheck",
+    "Lifecycle",
+    "Loop",
+    "MigrationChain",
+    "Platform",
+    "Pluggable",
+    "Section",
+    "Service",
+    "ServiceError",
+    "SettingInfo",
+    "SettingsError",
+    "ShopfloorError",
+    "async_url",
+    "backoff_delay",
+    "create_engine",
+    "discover",
+    "env_names",
+    "http_status",
+    "mask_url_passwords",
+    "migrate",
+    "plan",
+    "selectable_services",
+    "settings_model",
+]
