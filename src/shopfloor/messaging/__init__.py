@@ -28,7 +28,14 @@ from ._errors import (
     MessagingError,
     TransientBusError,
 )
-from ._events import Event, EventSubscription, event_filter
+from ._events import (
+    Event,
+    EventSubscription,
+    decode_event,
+    encode_event,
+    event_filter,
+    event_wire_subject,
+)
 from ._hub import EventHub, Listening
 from ._memory import MemoryBus
 from ._nats import NatsBus
@@ -64,9 +71,12 @@ __all__ = [
     "channel_filters",
     "create_bus",
     "decode_envelope",
+    "decode_event",
     "encode_envelope",
+    "encode_event",
     "envelope_subject",
     "event_filter",
+    "event_wire_subject",
     "is_valid_subtopic",
     "new_message_id",
     "now_ns",

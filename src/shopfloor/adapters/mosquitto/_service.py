@@ -21,11 +21,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from prometheus_client import CollectorRegistry, Counter
 
+from shopfloor.core import Lifecycle
 from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus
 from shopfloor.registry import ChangeKind, Connection, NotFound, Registry, RegistryChange, Thing
@@ -77,7 +76,7 @@ class _CurrentAdmin:
         return await self.client.execute(commands)
 
 
-class MosquittoService:
+class MosquittoService(Lifecycle):
     """Keeps Mosquitto's clients and roles equal to the registry and bridges its messages."""
 
     def __init__(
@@ -92,6 +91,7 @@ class MosquittoService:
         options: MosquittoOptions | None = None,
         follow_registry: bool = True,
     ) -> None:
+        super().__init__()
         self._url = broker_url
         self._broker = BrokerUrl.parse(broker_url)
         self._registry = registry
@@ -121,8 +121,6 @@ class MosquittoService:
         self._last_sync: SyncReport | None = None
         self._running = False
         self._backoff = self._options.backoff()
-        self._stack = contextlib.AsyncExitStack()
-        self._tasks: list[asyncio.Task[None]] = []
         self._unfollow = registry.add_listener(self.on_change) if follow_registry else None
 
     @property
@@ -141,39 +139,23 @@ class MosquittoService:
             self._resync_queued = True
             self._work.put_nowait(_Resync(reason))
 
-    async def __aenter__(self) -> Self:
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         self._running = True
         self.request_resync("start")
-        try:
-            await self._stack.enter_async_context(self._bridge)
-            tasks = await self._stack.enter_async_context(asyncio.TaskGroup())
-            # Registered after the task group, so it runs first on stop.
-            self._stack.callback(self._cancel_tasks)
-            self._tasks = [
-                tasks.create_task(self._run_sync(), name="mosquitto-sync"),
-                tasks.create_task(self._run_timer(), name="mosquitto-resync-timer"),
-            ]
-        except BaseException:
-            await self.__aexit__(None, None, None)
-            raise
-        return self
+        await stack.enter_async_context(self._bridge)
+        await self.spawn("mosquitto-sync", self._run_sync, restart=False, cancel_on_stop=True)
+        await self.spawn(
+            "mosquitto-resync-timer", self._run_timer, restart=False, cancel_on_stop=True
+        )
+        # Registered after the loops, so it runs before they are cancelled.
+        stack.callback(self._work.put_nowait, _Stop())
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         self._running = False
         if self._unfollow is not None:
             self._unfollow()
             self._unfollow = None
-        await self._stack.aclose()
-
-    def _cancel_tasks(self) -> None:
-        self._work.put_nowait(_Stop())
-        for task in self._tasks:
-            task.cancel()
+        await super().aclose()
 
     def on_change(self, change: RegistryChange) -> None:
         """Queue a registry change for the broker (must not block)."""
@@ -183,12 +165,12 @@ class MosquittoService:
             self._bridge.forget_channel(change.channel_id)
         self._work.put_nowait(change)
 
-    async def _run_timer(self) -> None:
+    async def _run_timer(self, _stopping: asyncio.Event) -> None:
         while True:
             await asyncio.sleep(self._options.resync_interval)
             self.request_resync("the resync interval")
 
-    async def _run_sync(self) -> None:
+    async def _run_sync(self, _stopping: asyncio.Event) -> None:
         attempt = 0
         while self._running:
             client = DynsecClient.from_url(
