@@ -74,6 +74,19 @@ async def test_users_belong_to_an_org_with_a_role(registry: Registry) -> None:
         await registry.get_user(user.id)
 
 
+async def test_a_new_password_bumps_the_token_generation(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    user = await registry.create_user(
+        email="ann@plant.example", password_hash="h", org_id=org.id, role=Role.OPERATOR
+    )
+    assert user.token_generation == 0
+    assert (await registry.update_user(user.id, role=Role.VIEWER)).token_generation == 0
+    assert (await registry.update_user(user.id, password_hash="h2")).token_generation == 1
+    # the same hash again is still a reset: whoever asked wants the old sessions gone
+    assert (await registry.update_user(user.id, password_hash="h2")).token_generation == 2
+    assert (await registry.get_user(user.id)).token_generation == 2
+
+
 async def test_user_in_missing_org_is_refused(registry: Registry) -> None:
     with pytest.raises(NotFound):
         await registry.create_user(

@@ -17,6 +17,7 @@ from ._schemas import (
     OrgCreate,
     OrgOut,
     PageOut,
+    PasswordChange,
     TokenOut,
     TokenRequest,
     UserCreate,
@@ -125,6 +126,25 @@ async def me(principal: PrincipalDep, platform: PlatformDep) -> MeOut:
     )
 
 
+@router.post("/users/me/password", response_model=TokenOut, tags=["users"])
+async def change_own_password(
+    body: PasswordChange, platform: PlatformDep, principal: PrincipalDep
+) -> TokenOut:
+    """Change one's own password, given the current one.
+
+    Every token issued to the account before stops working; the answer is a fresh token,
+    so the caller stays signed in.
+    """
+    if principal.source != "local":
+        raise ApiError(
+            409, "external_account", "the identity provider manages this account's password"
+        )
+    issued = await platform.auth.change_password(
+        principal.subject, body.current_password, body.new_password
+    )
+    return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
 @router.get("/users", response_model=PageOut[UserOut], tags=["users"])
 async def list_users(
     platform: PlatformDep,
@@ -159,7 +179,8 @@ async def get_user(user_id: str, platform: PlatformDep, principal: PrincipalDep)
 async def update_user(
     user_id: str, body: UserUpdate, platform: PlatformDep, principal: PrincipalDep
 ) -> UserOut:
-    """Admins change roles and passwords of their users; anyone changes their own password."""
+    """Admins change roles and reset passwords of their users; anyone changes their own
+    password with `current_password`. A new password ends every earlier token of the user."""
     user = await _visible_user(platform, principal, user_id)
     if body.role is not None:
         if not _may_manage(principal, user):
@@ -167,7 +188,15 @@ async def update_user(
         if user.org_id is None:
             raise ApiError(409, "no_organisation", "this account belongs to no organisation")
     password_hash = None
-    if body.password is not None:
+    if body.password is not None and user.id == principal.subject:
+        # Also for admins: a stolen token alone must not be enough to take an account over.
+        if body.current_password is None:
+            raise Forbidden(
+                "send current_password to change your own password",
+                code="current_password_required",
+            )
+        await platform.auth.change_password(user.id, body.current_password, body.password)
+    elif body.password is not None:
         password_hash = await asyncio.to_thread(hash_password, body.password)
     updated = await platform.registry.update_user(
         user.id, role=body.role, password_hash=password_hash

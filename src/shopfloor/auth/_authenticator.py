@@ -1,12 +1,21 @@
-"""Turns credentials into a `Principal`: passwords, Shopfloor tokens and OIDC tokens."""
+"""Turns credentials into a `Principal`: passwords, Shopfloor tokens and OIDC tokens.
+
+A Shopfloor token is accepted only while the user's token generation is the one it was
+issued under. The user row is read on every request anyway (a deleted user or a changed
+role counts at once), so the check costs nothing extra and needs no cache: every process
+of a split deployment reads the same row, and refuses an old token from the first
+request after the new password is committed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from shopfloor.registry import NotFound, Registry, Role
 
-from ._errors import Unauthenticated
+from ._errors import Forbidden, Unauthenticated
 from ._oidc import OidcIdentity, OidcVerifier
-from ._passwords import verify_password
+from ._passwords import hash_password, verify_password
 from ._principal import Principal
 from ._tokens import ISSUER, IssuedToken, TokenIssuer, unverified_issuer
 
@@ -25,7 +34,22 @@ class Authenticator:
         user = await self._registry.find_user_by_email(email)
         if not verify_password(user.password_hash if user else None, password) or user is None:
             raise Unauthenticated("wrong e-mail or password", code="invalid_credentials")
-        return self._tokens.issue(user.id)
+        return self._tokens.issue(user.id, generation=user.token_generation)
+
+    async def change_password(
+        self, user_id: str, current_password: str, new_password: str
+    ) -> IssuedToken:
+        """Set a user's own password, given the current one; ends every earlier token.
+
+        Returns a token of the new generation, so the device that made the change stays
+        signed in while every other one has to sign in again.
+        """
+        user = await self._registry.get_user(user_id)
+        if not await asyncio.to_thread(verify_password, user.password_hash, current_password):
+            raise Forbidden("the current password is wrong", code="wrong_password")
+        password_hash = await asyncio.to_thread(hash_password, new_password)
+        updated = await self._registry.update_user(user.id, password_hash=password_hash)
+        return self._tokens.issue(updated.id, generation=updated.token_generation)
 
     async def principal(self, bearer: str) -> Principal:
         issuer = unverified_issuer(bearer)
@@ -33,11 +57,16 @@ class Authenticator:
             return await self._oidc_principal(await self._oidc.verify(bearer))
         if issuer != ISSUER:
             raise Unauthenticated("the token is not valid", code="invalid_token")
-        user_id = self._tokens.verify(bearer)
+        token = self._tokens.verify(bearer)
         try:
-            user = await self._registry.get_user(user_id)
+            user = await self._registry.get_user(token.user_id)
         except NotFound as exc:
             raise Unauthenticated("the account no longer exists", code="invalid_token") from exc
+        if token.generation != user.token_generation:
+            raise Unauthenticated(
+                "the password was changed after this token was issued; sign in again",
+                code="token_revoked",
+            )
         return Principal(
             subject=user.id,
             email=user.email,
