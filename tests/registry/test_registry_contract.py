@@ -7,9 +7,13 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from shopfloor.auth import ThingKeys
-from shopfloor.registry import Conflict, NotFound, Permission, Registry, Role
+from shopfloor.registry import Conflict, NotFound, Permission, Registry, Role, create_engine
+from shopfloor.registry._database import MIGRATIONS
 
 
 @pytest.fixture
@@ -42,6 +46,36 @@ async def test_concurrent_start_migrates_once(database_url: str) -> None:
     finally:
         for registry in opened:
             await registry.close()
+
+
+async def test_upgrade_keeps_existing_users_signed_in(database_url: str) -> None:
+    # A database at revision 0001 with a user, upgraded: the user is at generation 0,
+    # the generation tokens without a `gen` claim count as.
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0001")
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, email, password_hash, platform_admin, created_at)"
+                    " VALUES ('u1', 'old@plant.example', 'h', false, CURRENT_TIMESTAMP)"
+                )
+            )
+    finally:
+        await engine.dispose()
+    registry = await Registry.open(database_url, ThingKeys(secrets.token_bytes(32)))
+    try:
+        assert (await registry.get_user("u1")).token_generation == 0
+        assert (await registry.update_user("u1", password_hash="h2")).token_generation == 1
+    finally:
+        await registry.close()
+
+
+def _upgrade_to(connection: sa.Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
 
 
 async def test_org_names_are_unique(registry: Registry) -> None:
