@@ -53,7 +53,7 @@ async def test_a_password_changed_in_another_process_ends_tokens_at_once(
         role=None,
     )
     api = _authenticator(registry)
-    token = (await api.login("ann@plant.example", "password-123")).access_token
+    token = (await api.login("ann@plant.example", "password-123", source="10.0.0.1")).access_token
     assert (await api.principal(token)).subject == user.id
     other_process = await Registry.open(database, ThingKeys(THING_SECRET))
     try:
@@ -63,7 +63,7 @@ async def test_a_password_changed_in_another_process_ends_tokens_at_once(
     with pytest.raises(Unauthenticated) as refused:
         await api.principal(token)  # no cache to wait out: the next request is refused
     assert refused.value.code == "token_revoked"
-    fresh = (await api.login("ann@plant.example", "new-password-1")).access_token
+    fresh = (await api.login("ann@plant.example", "new-password-1", source="10.0.0.1")).access_token
     assert (await api.principal(fresh)).subject == user.id
 
 
@@ -76,7 +76,9 @@ async def test_cli_reset_password_ends_the_admins_tokens(tmp_path: Path) -> None
     )
     try:
         api = _authenticator(registry)
-        token = (await api.login("ops@plant.example", "first-password")).access_token
+        token = (
+            await api.login("ops@plant.example", "first-password", source="10.0.0.1")
+        ).access_token
         assert (await api.principal(token)).platform_admin
         await _create_admin(settings, "ops@plant.example", "second-password", reset=True)
         with pytest.raises(Unauthenticated) as refused:

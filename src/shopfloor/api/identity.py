@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from shopfloor.auth import Action, Forbidden, Principal, hash_password
+from shopfloor.auth import Action, Forbidden, Principal, SignInThrottled, hash_password
 from shopfloor.registry import NotFound, Org, User
 
 from ._deps import PagingDep, PlatformDep, PrincipalDep
@@ -54,10 +56,31 @@ def _may_manage(principal: Principal, user: User) -> bool:
     return principal.org_id == user.org_id and principal.can(Action.MANAGE_USERS)
 
 
-@router.post("/auth/token", response_model=TokenOut, tags=["identity"])
-async def issue_token(body: TokenRequest, platform: PlatformDep) -> TokenOut:
+def _source(request: Request) -> str:
+    # The peer address; behind a reverse proxy, uvicorn puts the X-Forwarded-For client
+    # here for proxies listed in FORWARDED_ALLOW_IPS (127.0.0.1 by default).
+    return request.client.host if request.client else "unknown"
+
+
+@contextmanager
+def _sign_in_limits() -> Iterator[None]:
+    try:
+        yield
+    except SignInThrottled as exc:
+        retry_after = {"Retry-After": str(exc.retry_after)}
+        raise ApiError(429, exc.code, exc.message, headers=retry_after) from exc
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    tags=["identity"],
+    responses={429: {"description": "Too many failed sign-ins (`Retry-After` says how long)."}},
+)
+async def issue_token(body: TokenRequest, platform: PlatformDep, request: Request) -> TokenOut:
     """Exchange an e-mail and password for a short-lived bearer token."""
-    issued = await platform.auth.login(body.email, body.password)
+    with _sign_in_limits():
+        issued = await platform.auth.login(body.email, body.password, source=_source(request))
     return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
@@ -128,7 +151,7 @@ async def me(principal: PrincipalDep, platform: PlatformDep) -> MeOut:
 
 @router.post("/users/me/password", response_model=TokenOut, tags=["users"])
 async def change_own_password(
-    body: PasswordChange, platform: PlatformDep, principal: PrincipalDep
+    body: PasswordChange, platform: PlatformDep, principal: PrincipalDep, request: Request
 ) -> TokenOut:
     """Change one's own password, given the current one.
 
@@ -139,9 +162,10 @@ async def change_own_password(
         raise ApiError(
             409, "external_account", "the identity provider manages this account's password"
         )
-    issued = await platform.auth.change_password(
-        principal.subject, body.current_password, body.new_password
-    )
+    with _sign_in_limits():
+        issued = await platform.auth.change_password(
+            principal.subject, body.current_password, body.new_password, source=_source(request)
+        )
     return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
@@ -177,7 +201,11 @@ async def get_user(user_id: str, platform: PlatformDep, principal: PrincipalDep)
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
 async def update_user(
-    user_id: str, body: UserUpdate, platform: PlatformDep, principal: PrincipalDep
+    user_id: str,
+    body: UserUpdate,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    request: Request,
 ) -> UserOut:
     """Admins change roles and reset passwords of their users; anyone changes their own
     password with `current_password`. A new password ends every earlier token of the user."""
@@ -195,7 +223,10 @@ async def update_user(
                 "send current_password to change your own password",
                 code="current_password_required",
             )
-        await platform.auth.change_password(user.id, body.current_password, body.password)
+        with _sign_in_limits():
+            await platform.auth.change_password(
+                user.id, body.current_password, body.password, source=_source(request)
+            )
     elif body.password is not None:
         password_hash = await asyncio.to_thread(hash_password, body.password)
     updated = await platform.registry.update_user(
