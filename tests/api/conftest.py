@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,15 @@ class Api:
 
     http: httpx.AsyncClient
     platform: Platform
+    app: Any = None
     _root: dict[str, str] | None = None
+
+    @asynccontextmanager
+    async def client_from(self, address: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client whose requests come from `address` (the default client's is 127.0.0.1)."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
+            yield http
 
     async def token(self, email: str, password: str) -> str:
         response = await self.http.post(
@@ -64,4 +73,4 @@ async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
-            yield Api(http, app.state.platform)
+            yield Api(http, app.state.platform, manager.app)

@@ -124,10 +124,12 @@ async def test_users_change_their_own_password(api: Api) -> None:
     me_headers = await api.member(plant, "viewer", email="vic@plant.example")
     me = (await api.http.get("/api/v1/users/me", headers=me_headers)).json()
     changed = await api.http.patch(
-        f"/api/v1/users/{me['id']}", json={"password": "new-password-1"}, headers=me_headers
+        f"/api/v1/users/{me['id']}",
+        json={"password": "new-password-1", "current_password": "password-123"},
+        headers=me_headers,
     )
     assert changed.status_code == 200
-    assert await api.token("vic@plant.example", "new-password-1")
+    me_headers = await api.headers("vic@plant.example", "new-password-1")
     self_promotion = await api.http.patch(
         f"/api/v1/users/{me['id']}", json={"role": "admin"}, headers=me_headers
     )

@@ -7,9 +7,11 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 
 from shopfloor.auth import ThingKeys
-from shopfloor.registry import Conflict, NotFound, Permission, Registry, Role
+from shopfloor.core import create_engine, migrate
+from shopfloor.registry import MIGRATIONS, Conflict, NotFound, Permission, Registry, Role
 
 
 @pytest.fixture
@@ -44,6 +46,29 @@ async def test_concurrent_start_migrates_once(database_url: str) -> None:
             await registry.close()
 
 
+async def test_upgrade_keeps_existing_users_signed_in(database_url: str) -> None:
+    # A database at revision 0001 with a user, upgraded: the user is at generation 0,
+    # the generation tokens without a `gen` claim count as.
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine, [MIGRATIONS], target="0001")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, email, password_hash, platform_admin, created_at)"
+                    " VALUES ('u1', 'old@plant.example', 'h', false, CURRENT_TIMESTAMP)"
+                )
+            )
+    finally:
+        await engine.dispose()
+    registry = await Registry.open(database_url, ThingKeys(secrets.token_bytes(32)))
+    try:
+        assert (await registry.get_user("u1")).token_generation == 0
+        assert (await registry.update_user("u1", password_hash="h2")).token_generation == 1
+    finally:
+        await registry.close()
+
+
 async def test_org_names_are_unique(registry: Registry) -> None:
     org = await registry.create_org("Plant A")
     assert (await registry.get_org(org.id)).name == "Plant A"
@@ -72,6 +97,19 @@ async def test_users_belong_to_an_org_with_a_role(registry: Registry) -> None:
     await registry.delete_user(user.id)
     with pytest.raises(NotFound):
         await registry.get_user(user.id)
+
+
+async def test_a_new_password_bumps_the_token_generation(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    user = await registry.create_user(
+        email="ann@plant.example", password_hash="h", org_id=org.id, role=Role.OPERATOR
+    )
+    assert user.token_generation == 0
+    assert (await registry.update_user(user.id, role=Role.VIEWER)).token_generation == 0
+    assert (await registry.update_user(user.id, password_hash="h2")).token_generation == 1
+    # the same hash again is still a reset: whoever asked wants the old sessions gone
+    assert (await registry.update_user(user.id, password_hash="h2")).token_generation == 2
+    assert (await registry.get_user(user.id)).token_generation == 2
 
 
 async def test_user_in_missing_org_is_refused(registry: Registry) -> None:

@@ -26,6 +26,8 @@ Tag = Annotated[
 ]
 Tags = Annotated[list[Tag], Field(max_length=50)]
 Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=1024)]
+#: Checked, not set: a password from before the length rule must still be accepted here.
+CurrentPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
 class Body(BaseModel):
@@ -63,6 +65,14 @@ class UserCreate(Body):
 class UserUpdate(Body):
     role: Role | None = None
     password: Password | None = None
+    current_password: CurrentPassword | None = Field(
+        default=None, description="Required to change one's own password; unused otherwise."
+    )
+
+
+class PasswordChange(Body):
+    current_password: CurrentPassword
+    new_password: Password
 
 
 class UserOut(BaseModel):

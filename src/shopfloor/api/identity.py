@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from shopfloor.auth import Action, Forbidden, Principal, hash_password
 from shopfloor.registry import NotFound, Org, User
@@ -17,6 +17,7 @@ from ._schemas import (
     OrgCreate,
     OrgOut,
     PageOut,
+    PasswordChange,
     TokenOut,
     TokenRequest,
     UserCreate,
@@ -53,10 +54,21 @@ def _may_manage(principal: Principal, user: User) -> bool:
     return principal.org_id == user.org_id and principal.can(Action.MANAGE_USERS)
 
 
-@router.post("/auth/token", response_model=TokenOut, tags=["identity"])
-async def issue_token(body: TokenRequest, platform: ServicesDep) -> TokenOut:
+def _source(request: Request) -> str:
+    # The peer address; behind a reverse proxy, uvicorn puts the X-Forwarded-For client
+    # here for proxies listed in FORWARDED_ALLOW_IPS (127.0.0.1 by default).
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    tags=["identity"],
+    responses={429: {"description": "Too many failed sign-ins (`Retry-After` says how long)."}},
+)
+async def issue_token(body: TokenRequest, platform: ServicesDep, request: Request) -> TokenOut:
     """Exchange an e-mail and password for a short-lived bearer token."""
-    issued = await platform.auth.login(body.email, body.password)
+    issued = await platform.auth.login(body.email, body.password, source=_source(request))
     return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
@@ -125,6 +137,25 @@ async def me(principal: PrincipalDep, platform: ServicesDep) -> MeOut:
     )
 
 
+@router.post("/users/me/password", response_model=TokenOut, tags=["users"])
+async def change_own_password(
+    body: PasswordChange, platform: ServicesDep, principal: PrincipalDep, request: Request
+) -> TokenOut:
+    """Change one's own password, given the current one.
+
+    Every token issued to the account before stops working; the answer is a fresh token,
+    so the caller stays signed in.
+    """
+    if principal.source != "local":
+        raise ApiError(
+            409, "external_account", "the identity provider manages this account's password"
+        )
+    issued = await platform.auth.change_password(
+        principal.subject, body.current_password, body.new_password, source=_source(request)
+    )
+    return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
 @router.get("/users", response_model=PageOut[UserOut], tags=["users"])
 async def list_users(
     platform: ServicesDep,
@@ -157,9 +188,14 @@ async def get_user(user_id: str, platform: ServicesDep, principal: PrincipalDep)
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
 async def update_user(
-    user_id: str, body: UserUpdate, platform: ServicesDep, principal: PrincipalDep
+    user_id: str,
+    body: UserUpdate,
+    platform: ServicesDep,
+    principal: PrincipalDep,
+    request: Request,
 ) -> UserOut:
-    """Admins change roles and passwords of their users; anyone changes their own password."""
+    """Admins change roles and reset passwords of their users; anyone changes their own
+    password with `current_password`. A new password ends every earlier token of the user."""
     user = await _visible_user(platform, principal, user_id)
     if body.role is not None:
         if not _may_manage(principal, user):
@@ -167,7 +203,17 @@ async def update_user(
         if user.org_id is None:
             raise ApiError(409, "no_organisation", "this account belongs to no organisation")
     password_hash = None
-    if body.password is not None:
+    if body.password is not None and user.id == principal.subject:
+        # Also for admins: a stolen token alone must not be enough to take an account over.
+        if body.current_password is None:
+            raise Forbidden(
+                "send current_password to change your own password",
+                code="current_password_required",
+            )
+        await platform.auth.change_password(
+            user.id, body.current_password, body.password, source=_source(request)
+        )
+    elif body.password is not None:
         password_hash = await asyncio.to_thread(hash_password, body.password)
     updated = await platform.registry.update_user(
         user.id, role=body.role, password_hash=password_hash

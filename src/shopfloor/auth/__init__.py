@@ -10,6 +10,7 @@ from ._roles import PERMISSIONS, Action, allowed
 from ._secrets import SecretFiles
 from ._thing_access import AuthenticatedThing, ThingAccess
 from ._thing_keys import ThingKeys
+from ._throttle import SignInAttempt, SignInThrottle, SignInThrottled
 from ._tokens import IssuedToken, TokenIssuer
 
 __all__ = [
@@ -26,6 +27,9 @@ __all__ = [
     "OidcVerifier",
     "Principal",
     "SecretFiles",
+    "SignInAttempt",
+    "SignInThrottle",
+    "SignInThrottled",
     "ThingAccess",
     "ThingKeys",
     "TokenIssuer",

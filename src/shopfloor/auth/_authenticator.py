@@ -1,13 +1,27 @@
-"""Turns credentials into a `Principal`: passwords, Shopfloor tokens and OIDC tokens."""
+"""Turns credentials into a `Principal`: passwords, Shopfloor tokens and OIDC tokens.
+
+A Shopfloor token is accepted only while the user's token generation is the one it was
+issued under. The user row is read on every request anyway (a deleted user or a changed
+role counts at once), so the check costs nothing extra and needs no cache: every process
+of a split deployment reads the same row, and refuses an old token from the first
+request after the new password is committed.
+
+Password checks (sign-in and a user's current password) go through a `SignInThrottle`:
+repeated failures for one account or from one address are refused before the password
+is checked (see `_throttle.py`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from shopfloor.registry import NotFound, Registry, Role
 
-from ._errors import Unauthenticated
+from ._errors import Forbidden, Unauthenticated
 from ._oidc import OidcIdentity, OidcVerifier
-from ._passwords import verify_password
+from ._passwords import hash_password, verify_password
 from ._principal import Principal
+from ._throttle import SignInThrottle
 from ._tokens import ISSUER, IssuedToken, TokenIssuer, unverified_issuer
 
 _ROLE_RANK = (Role.ADMIN, Role.ENGINEER, Role.OPERATOR, Role.VIEWER)
@@ -15,17 +29,51 @@ _ROLE_RANK = (Role.ADMIN, Role.ENGINEER, Role.OPERATOR, Role.VIEWER)
 
 class Authenticator:
     def __init__(
-        self, registry: Registry, tokens: TokenIssuer, oidc: OidcVerifier | None = None
+        self,
+        registry: Registry,
+        tokens: TokenIssuer,
+        oidc: OidcVerifier | None = None,
+        *,
+        throttle: SignInThrottle | None = None,
     ) -> None:
+        """`throttle` defaults to `SignInThrottle()`'s limits, its counters unexported."""
         self._registry = registry
         self._tokens = tokens
         self._oidc = oidc
+        self._throttle = throttle or SignInThrottle()
 
-    async def login(self, email: str, password: str) -> IssuedToken:
+    async def login(self, email: str, password: str, *, source: str) -> IssuedToken:
+        """A token for a right e-mail and password sent from address `source`.
+
+        Raises SignInThrottled while too many sign-ins have failed for the account or
+        from the address, whatever the password.
+        """
+        attempt = self._throttle.admit(email, source)
         user = await self._registry.find_user_by_email(email)
         if not verify_password(user.password_hash if user else None, password) or user is None:
+            attempt.failed()
             raise Unauthenticated("wrong e-mail or password", code="invalid_credentials")
-        return self._tokens.issue(user.id)
+        attempt.succeeded()
+        return self._tokens.issue(user.id, generation=user.token_generation)
+
+    async def change_password(
+        self, user_id: str, current_password: str, new_password: str, *, source: str
+    ) -> IssuedToken:
+        """Set a user's own password, given the current one; ends every earlier token.
+
+        Returns a token of the new generation, so the device that made the change stays
+        signed in while every other one has to sign in again. A wrong current password
+        counts as a failed sign-in: a stolen token must not become a guessing oracle.
+        """
+        user = await self._registry.get_user(user_id)
+        attempt = self._throttle.admit(user.email, source)
+        if not await asyncio.to_thread(verify_password, user.password_hash, current_password):
+            attempt.failed()
+            raise Forbidden("the current password is wrong", code="wrong_password")
+        attempt.succeeded()
+        password_hash = await asyncio.to_thread(hash_password, new_password)
+        updated = await self._registry.update_user(user.id, password_hash=password_hash)
+        return self._tokens.issue(updated.id, generation=updated.token_generation)
 
     async def principal(self, bearer: str) -> Principal:
         issuer = unverified_issuer(bearer)
@@ -33,11 +81,16 @@ class Authenticator:
             return await self._oidc_principal(await self._oidc.verify(bearer))
         if issuer != ISSUER:
             raise Unauthenticated("the token is not valid", code="invalid_token")
-        user_id = self._tokens.verify(bearer)
+        token = self._tokens.verify(bearer)
         try:
-            user = await self._registry.get_user(user_id)
+            user = await self._registry.get_user(token.user_id)
         except NotFound as exc:
             raise Unauthenticated("the account no longer exists", code="invalid_token") from exc
+        if token.generation != user.token_generation:
+            raise Unauthenticated(
+                "the password was changed after this token was issued; sign in again",
+                code="token_revoked",
+            )
         return Principal(
             subject=user.id,
             email=user.email,

@@ -1,4 +1,8 @@
-"""Shopfloor's own bearer tokens: short-lived JWTs signed with Ed25519 (EdDSA)."""
+"""Shopfloor's own bearer tokens: short-lived JWTs signed with Ed25519 (EdDSA).
+
+A token carries the user's token generation (`gen`) at the time of issue; the
+authenticator refuses it once the user's generation has moved on (a new password).
+"""
 
 from __future__ import annotations
 
@@ -22,17 +26,25 @@ class IssuedToken:
     expires_in: int
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    user_id: str
+    #: The user's token generation when the token was issued (0 for tokens without `gen`).
+    generation: int
+
+
 class TokenIssuer:
     def __init__(self, signing_key: Ed25519PrivateKey, *, ttl_seconds: int) -> None:
         self._private = signing_key
         self._public = signing_key.public_key()
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, user_id: str) -> IssuedToken:
+    def issue(self, user_id: str, *, generation: int = 0) -> IssuedToken:
         now = int(time.time())
         claims = {
             "iss": ISSUER,
             "sub": user_id,
+            "gen": generation,
             "iat": now,
             "nbf": now,
             "exp": now + self.ttl_seconds,
@@ -41,8 +53,8 @@ class TokenIssuer:
         token = jwt.encode(claims, self._private, algorithm=ALGORITHM)
         return IssuedToken(access_token=token, expires_in=self.ttl_seconds)
 
-    def verify(self, token: str) -> str:
-        """The user id a valid token was issued to."""
+    def verify(self, token: str) -> VerifiedToken:
+        """Who a valid token was issued to, and under which token generation."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -56,7 +68,10 @@ class TokenIssuer:
             raise Unauthenticated("the token has expired", code="token_expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("the token is not valid", code="invalid_token") from exc
-        return str(claims["sub"])
+        generation = claims.get("gen", 0)
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            raise Unauthenticated("the token is not valid", code="invalid_token")
+        return VerifiedToken(user_id=str(claims["sub"]), generation=generation)
 
 
 def unverified_issuer(token: str) -> str | None:

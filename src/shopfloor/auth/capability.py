@@ -25,6 +25,7 @@ from ._passwords import hash_password
 from ._secrets import SecretFiles
 from ._thing_access import ThingAccess
 from ._thing_keys import ThingKeys
+from ._throttle import SignInThrottle
 from ._tokens import TokenIssuer
 
 if TYPE_CHECKING:
@@ -52,6 +53,15 @@ class IdentitySettings(Section, section="identity"):
     oidc_jwks_ttl_seconds: int = Field(default=300, ge=10, description="JWKS cache life.")
     oidc_jwks_min_refresh_seconds: float = Field(
         default=10.0, ge=0, description="Least time between two JWKS refetches for unknown keys."
+    )
+    sign_in_free_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins of one account before it must wait."
+    )
+    sign_in_address_free_failures: int = Field(
+        default=20, ge=1, description="Failed sign-ins from one address before it must wait."
+    )
+    sign_in_max_delay_seconds: float = Field(
+        default=300.0, ge=1, description="Longest wait after repeated failed sign-ins."
     )
 
     @field_validator("oidc_issuer")
@@ -101,7 +111,13 @@ class IdentityService(Service, name="identity", needs=("database", "bus"), inter
         engine = platform.get(DatabaseService).engine
         self.registry = Registry(engine, ThingKeys(self.secrets.thing_key_secret()))
         tokens = TokenIssuer(self.secrets.signing_key(), ttl_seconds=settings.token_ttl_seconds)
-        self.auth = Authenticator(self.registry, tokens, settings.oidc())
+        throttle = SignInThrottle(
+            account_free_failures=settings.sign_in_free_failures,
+            address_free_failures=settings.sign_in_address_free_failures,
+            max_delay_seconds=settings.sign_in_max_delay_seconds,
+            metrics_registry=platform.metrics,
+        )
+        self.auth = Authenticator(self.registry, tokens, settings.oidc(), throttle=throttle)
         self.access = ThingAccess(self.registry, follow_registry=False)
         self._events = platform.get(BusService).events
 

@@ -16,7 +16,7 @@ from ._passwords import MIN_PASSWORD_LENGTH, hash_password
 from ._secrets import SecretFiles
 from ._thing_keys import ThingKeys
 
-__all__ = ["users_app"]
+__all__ = ["create_admin_account", "users_app"]
 
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
@@ -45,14 +45,16 @@ def create_admin(
     settings = load_settings()
     configure_logging(fmt="text", level="WARNING")
     try:
-        message = asyncio.run(_create_admin(settings, email, password, reset=reset_password))
+        message = asyncio.run(create_admin_account(settings, email, password, reset=reset_password))
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     out.print(message)
 
 
-async def _create_admin(settings: CoreSettings, email: str, password: str, *, reset: bool) -> str:
+async def create_admin_account(
+    settings: CoreSettings, email: str, password: str, *, reset: bool
+) -> str:
     from shopfloor.registry import Registry
 
     registry = await Registry.open(

@@ -83,8 +83,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-async def migrate(engine: AsyncEngine, chains: Sequence[MigrationChain]) -> None:
-    """Apply every pending revision of every chain (idempotent, safe with several processes)."""
+async def migrate(
+    engine: AsyncEngine, chains: Sequence[MigrationChain], *, target: str = "heads"
+) -> None:
+    """Apply every pending revision of every chain (idempotent, safe with several processes).
+
+    `target` stops at a revision instead (tests of upgrades from an older schema).
+    """
     if not chains:
         return
     database = engine.url.database
@@ -92,9 +97,9 @@ async def migrate(engine: AsyncEngine, chains: Sequence[MigrationChain]) -> None
         # SQLite answers "database is locked" at once when two deferred transactions both
         # upgrade to writing, busy timeout or not; a lock file serialises the migrators.
         async with _file_lock(Path(database + ".migrate.lock")):
-            await _migrate(engine, chains)
+            await _migrate(engine, chains, target)
     else:
-        await _migrate(engine, chains)
+        await _migrate(engine, chains, target)
 
 
 @asynccontextmanager
@@ -107,21 +112,21 @@ async def _file_lock(path: Path) -> AsyncIterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-async def _migrate(engine: AsyncEngine, chains: Sequence[MigrationChain]) -> None:
+async def _migrate(engine: AsyncEngine, chains: Sequence[MigrationChain], target: str) -> None:
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
             )
         for chain in chains:
-            await connection.run_sync(_upgrade, chain)
+            await connection.run_sync(_upgrade, chain, target)
 
 
-def _upgrade(connection: sa.Connection, chain: MigrationChain) -> None:
+def _upgrade(connection: sa.Connection, chain: MigrationChain, target: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(ENVIRONMENT))
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(chain.versions))
     config.attributes["connection"] = connection
     config.attributes["version_table"] = chain.version_table
-    command.upgrade(config, "heads")
+    command.upgrade(config, target)

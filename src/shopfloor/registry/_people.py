@@ -124,6 +124,7 @@ class PeopleMixin:
         role: Role | None = None,
         password_hash: str | None = None,
     ) -> User:
+        """Change what is given; a new password also ends every token issued before."""
         values: dict[str, Any] = {}
         if org_id is not None:
             values["org_id"] = org_id
@@ -131,6 +132,8 @@ class PeopleMixin:
             values["role"] = role.value
         if password_hash is not None:
             values["password_hash"] = password_hash
+            # In the same UPDATE: no process can see the new password with the old generation.
+            values["token_generation"] = t.users.c.token_generation + 1
         async with self._engine.begin() as conn:
             if org_id is not None:
                 await self._require_org(conn, org_id)

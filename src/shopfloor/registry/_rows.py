@@ -37,6 +37,7 @@ def user_from(row: sa.Row[Any]) -> User:
         platform_admin=bool(row.platform_admin),
         password_hash=row.password_hash,
         created_at=as_utc(row.created_at),
+        token_generation=row.token_generation,
     )
 
 

@@ -34,6 +34,8 @@ users = sa.Table(
     sa.Column("role", sa.String(20), nullable=True),
     sa.Column("platform_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    # Bumped by every new password; bearer tokens carry the value they were issued under.
+    sa.Column("token_generation", sa.Integer, nullable=False, default=0, server_default="0"),
 )
 
 things = sa.Table(

@@ -41,6 +41,8 @@ class User:
     platform_admin: bool
     password_hash: str = field(repr=False)
     created_at: datetime
+    #: Counts password changes and resets; a token issued under an older value is refused.
+    token_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
