@@ -68,6 +68,10 @@ async def test_refusals_have_codes(plant: Plant) -> None:
         (await plant.publish("press", SENML, content_type="text/plain"), 415,
          "unsupported_media_type"),
         (await plant.publish("press", SENML, subtopic="bad.topic"), 400, "invalid_subtopic"),
+        (await plant.publish("press", '[{"n": "x", "vs": "t", "t": 1e10}]'), 400,
+         "time_out_of_range"),
+        (await plant.publish("press", '[{"bt": 1e300, "n": "x", "v": 1}]'), 400,
+         "time_out_of_range"),
     ]  # fmt: skip
     for response, status, code in cases:
         assert response.status_code == status, response.text

@@ -24,6 +24,7 @@ SenMLErrorCode: TypeAlias = Literal[
     "too_many_records",
     "payload_too_deep",
     "empty_payload",
+    "time_out_of_range",
 ]
 
 

@@ -11,8 +11,15 @@ from typing import Any, Final
 
 from ._errors import SenMLError
 from ._json import load_json
-from ._record import Record
-from ._resolve import LABELS, RELATIVE_TIME_LIMIT, is_storable, resolve_pack, shorten
+from ._record import EARLIEST_TIME, LATEST_TIME, Record
+from ._resolve import (
+    LABELS,
+    RELATIVE_TIME_LIMIT,
+    is_storable,
+    resolve_pack,
+    shorten,
+    time_out_of_range,
+)
 
 # Top-level keys that carry the document's time, in order of preference.
 _TIME_KEYS: Final = ("t", "time")
@@ -51,6 +58,8 @@ def flatten_json(
                 time = _leaf_number(raw, key)
                 if time < RELATIVE_TIME_LIMIT:
                     time += now
+                if not EARLIEST_TIME <= time <= LATEST_TIME:
+                    raise time_out_of_range(f"'{key}'", time)
                 break
 
     records: list[Record] = []
