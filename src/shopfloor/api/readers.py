@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -13,7 +14,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from shopfloor.adapters.http import thing_key
 from shopfloor.auth import Forbidden, Unauthenticated
 from shopfloor.registry import Permission
-from shopfloor.storage import InvalidQuery
+from shopfloor.storage import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_OFFSET,
+    QUERY_PARAMETERS,
+    InvalidQuery,
+)
 from shopfloor.storage import Query as ReadQuery
 
 from ._deps import PlatformDep
@@ -25,6 +32,8 @@ CSV_COLUMNS = (
     "channel", "subtopic", "publisher", "protocol", "name", "unit", "time",
     "value", "string_value", "bool_value", "data_value", "sum",
 )  # fmt: skip
+FORMATS = ("json", "csv")
+PARAMETERS = QUERY_PARAMETERS | {"format"}
 
 
 async def _authorise(channel_id: str, request: Request, platform: PlatformDep) -> None:
@@ -46,17 +55,47 @@ async def _authorise(channel_id: str, request: Request, platform: PlatformDep) -
     await platform.registry.get_channel(principal.require_org(), channel_id)
 
 
+def _read_query(channel_id: str, request: Request) -> ReadQuery:
+    """The query the parameters ask for; every bad or unknown one is a 400 naming it.
+
+    This runs as a dependency, before FastAPI validates the parameters declared on the
+    route (they are there for the OpenAPI document), so its answers are the ones a
+    client sees: `invalid_<parameter>` or `unknown_parameter`, never a 422.
+    """
+    params = request.query_params
+    for key in params:
+        if key not in PARAMETERS:
+            close = difflib.get_close_matches(key, sorted(PARAMETERS), n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; known: {', '.join(sorted(PARAMETERS))}"
+            )
+            raise ApiError(400, "unknown_parameter", f"unknown parameter {key[:64]!r}{hint}")
+    if params.get("format", "json") not in FORMATS:
+        raise ApiError(
+            400,
+            "invalid_format",
+            f"format must be one of {', '.join(FORMATS)}, not {params['format'][:64]!r}",
+        )
+    try:
+        return ReadQuery.from_params(channel_id, params)
+    except InvalidQuery as exc:
+        raise ApiError(400, exc.code, exc.message) from exc
+
+
 @router.get(
     "/channels/{channel_id}/messages",
     summary="Stored messages of a channel",
-    # a dependency, so that credentials are checked before the parameters
+    # dependencies, so that credentials are checked before the parameters, and the
+    # parameters by the store's rules before FastAPI's (which would answer 422)
     dependencies=[Depends(_authorise)],
 )
 async def read_messages(
     channel_id: str,
-    request: Request,
+    query: Annotated[ReadQuery, Depends(_read_query)],
     platform: PlatformDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     subtopic: str | None = None,
     publisher: str | None = None,
@@ -65,20 +104,16 @@ async def read_messages(
     vs: str | None = None,
     vb: bool | None = None,
     comparator: Annotated[str, Query(pattern="^(eq|lt|le|gt|ge)$")] = "eq",
-    from_: Annotated[float | None, Query(alias="from")] = None,
-    to: float | None = None,
-    order: str = "time",
+    from_: Annotated[float | None, Query(alias="from", ge=EARLIEST_TIME, le=LATEST_TIME)] = None,
+    to: Annotated[float | None, Query(ge=EARLIEST_TIME, le=LATEST_TIME)] = None,
+    order: Annotated[str, Query(pattern="^time$")] = "time",
     dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     aggregation: Annotated[str | None, Query(pattern="^(min|max|avg|sum|count)$")] = None,
     interval: Annotated[str | None, Query(description="10s, 1m, 1h, 1d, 500ms ...")] = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Response:
     """Readers API (SPEC "Readers"); the parameters are declared for the docs and
-    validated again by the store's `Query`, which is the one source of truth."""
-    try:
-        query = ReadQuery.from_params(channel_id, request.query_params)
-    except InvalidQuery as exc:
-        raise ApiError(400, exc.code, exc.message) from exc
+    validated by the store's `Query` (see `_read_query`), the one source of truth."""
     try:
         page = await platform.store.query(query)
     except InvalidQuery as exc:

@@ -17,6 +17,8 @@ from shopfloor.storage._postgres import PostgresStore
 from shopfloor.storage._query import (
     MAX_AGGREGATE_ROWS,
     MAX_LIMIT,
+    MAX_OFFSET,
+    QUERY_PARAMETERS,
     Aggregation,
     Comparator,
     Direction,
@@ -33,6 +35,8 @@ __all__ = [
     "LATEST_TIME",
     "MAX_AGGREGATE_ROWS",
     "MAX_LIMIT",
+    "MAX_OFFSET",
+    "QUERY_PARAMETERS",
     "Aggregation",
     "Comparator",
     "Direction",
