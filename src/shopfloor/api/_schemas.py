@@ -11,6 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from shopfloor.auth import MIN_PASSWORD_LENGTH
 from shopfloor.registry import Permission, Role
 
+from ._free_form import checked_free_form, readable_free_form
+
 T = TypeVar("T")
 
 Name = Annotated[
@@ -26,6 +28,9 @@ Tag = Annotated[
     ),
 ]
 Tags = Annotated[list[Tag], Field(max_length=50)]
+# Free-form JSON sent by clients, bounded (see `_free_form`), and as read back.
+FreeForm = Annotated[dict[str, Any], AfterValidator(checked_free_form)]
+StoredFreeForm = Annotated[dict[str, Any], AfterValidator(readable_free_form)]
 Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=1024)]
 
 # A label email-validator has no objection to, put after a special-use domain while its
@@ -117,20 +122,20 @@ class MeOut(UserOut):
 
 class EntityCreate(Body):
     name: Name
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: FreeForm = Field(default_factory=dict)
     tags: Tags = Field(default_factory=list)
 
 
 class EntityUpdate(Body):
     name: Name | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: FreeForm | None = None
     tags: Tags | None = None
 
 
 class ChannelOut(BaseModel):
     id: str
     name: str
-    metadata: dict[str, Any]
+    metadata: StoredFreeForm
     tags: list[str]
     org_id: str
     created_at: datetime
