@@ -33,6 +33,9 @@ CSV_COLUMNS = (
     "value", "string_value", "bool_value", "data_value", "sum",
 )  # fmt: skip
 FORMATS = ("json", "csv")
+# A text cell starting with one of these is a formula to Excel, LibreOffice and Google
+# Sheets (OWASP "CSV injection"); a leading apostrophe makes it text again.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 PARAMETERS = QUERY_PARAMETERS | {"format"}
 
 
@@ -131,12 +134,27 @@ async def read_messages(
     return JSONResponse(page.to_reader_json())
 
 
+def csv_cell(value: object) -> object:
+    """A reader field as a CSV cell: booleans as JSON writes them, text made inert.
+
+    Numbers are written as numbers (a negative value stays `-12.5`); every text cell
+    that a spreadsheet would run as a formula gets a leading `'`, whatever follows,
+    since `-2+3` is a formula too. That includes `string_value`s that look like
+    negative numbers: they were sent as text.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv(rows: list[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
         if buffer.tell() > 64_000:
             yield buffer.getvalue()
             buffer.seek(0)
