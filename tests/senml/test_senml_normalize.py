@@ -112,3 +112,26 @@ def test_every_store_keeps_the_range_the_normalizer_accepts() -> None:
     assert (storage.EARLIEST_TIME, storage.LATEST_TIME) == (EARLIEST_TIME, LATEST_TIME)
     # InfluxDB's nanoseconds are signed 64-bit, with the extremes reserved.
     assert EARLIEST_TIME * 1e9 >= -(2**63) + 2 and LATEST_TIME * 1e9 + 999 <= 2**63 - 2
+
+
+@pytest.mark.parametrize(
+    ("document", "content_type"),
+    [
+        ([{"n": "n" * 1025, "v": 1}], "application/senml+json"),
+        ([{"bn": "b" * 1000, "n": "n" * 25, "v": 1}], "application/senml+json"),
+        ({"k" * 1025: 1}, "application/json"),
+        ({"a": {"é" * 600: 1}}, "application/json"),  # counted in UTF-8 bytes
+    ],
+)
+def test_names_are_bounded_in_length(document: object, content_type: str) -> None:
+    with pytest.raises(SenMLError) as caught:
+        normalize(json.dumps(document).encode(), content_type, now=NOW)
+
+    assert caught.value.code == "name_too_long"
+    assert "1024" in caught.value.message
+
+
+def test_a_name_of_the_longest_length_is_accepted() -> None:
+    payload = json.dumps([{"bn": "b" * 1000, "n": "n" * 24, "v": 1}]).encode()
+
+    assert len(normalize(payload, "application/senml+json", now=NOW)[0].name) == 1024

@@ -25,6 +25,7 @@ SenMLErrorCode: TypeAlias = Literal[
     "payload_too_deep",
     "empty_payload",
     "time_out_of_range",
+    "name_too_long",
 ]
 
 

@@ -14,6 +14,8 @@ from typing import Final
 EARLIEST_TIME: Final = -9_223_372_036.0  # 1677-09-21T00:12:44Z
 LATEST_TIME: Final = 9_223_372_036.0  # 2262-04-11T23:47:16Z
 TIME_RANGE_TEXT: Final = "1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z"
+# Names are stored with every record and are InfluxDB tags; longer ones are refused.
+MAX_NAME_BYTES: Final = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,7 @@ from math import isfinite
 from typing import Any, Final
 
 from ._errors import SenMLError
-from ._record import EARLIEST_TIME, LATEST_TIME, TIME_RANGE_TEXT, Record
+from ._record import EARLIEST_TIME, LATEST_TIME, MAX_NAME_BYTES, TIME_RANGE_TEXT, Record
 
 # Resolved times below 2**28 are relative to "now" (RFC 8428 section 4.5.3).
 RELATIVE_TIME_LIMIT: Final = float(2**28)
@@ -135,6 +135,8 @@ def resolve_pack(pack: object, *, now: float, max_records: int, binary_data: boo
         if name != last_valid_name:
             if _NAME.fullmatch(name) is None:
                 raise _bad_name(name, index)
+            if len(name) > MAX_NAME_BYTES:  # the pattern is ASCII: characters are bytes
+                raise name_too_long(f"entry {index}", name)
             last_valid_name = name
 
         if (raw := entry.get("t")) is None:
@@ -247,6 +249,14 @@ def time_out_of_range(where: str, time: float) -> SenMLError:
     return SenMLError(
         "time_out_of_range",
         f"{where}: time {time:.6g} s is outside the storable range {TIME_RANGE_TEXT}",
+    )
+
+
+def name_too_long(where: str, name: str) -> SenMLError:
+    """The error for a record name longer than MAX_NAME_BYTES in UTF-8."""
+    return SenMLError(
+        "name_too_long",
+        f"{where}: name {shorten(name)} is longer than {MAX_NAME_BYTES} bytes",
     )
 
 
