@@ -188,3 +188,37 @@ async def test_qos_2_publish_is_taken_and_its_handshake_completed(plant: Plant) 
         await robot.publish(plant.topic("marker"), SENML, qos=1)
         assert (await asyncio.wait_for(tap.get(), 10)).subtopic == "marker"  # taken once
         assert (await next_message(robot)).topic.value == plant.topic("marker")
+
+
+@pytest.mark.parametrize("wildcard", ["+", "#", "line/+/press"])
+async def test_a_wildcard_publish_disconnects_and_its_payload_is_never_read_as_packets(
+    plant: Plant, wildcard: str
+) -> None:
+    smuggled = publish_packet(plant.topic("smuggled"), SENML, qos=1, packet_id=7)
+    async with bus_tap(plant.bus) as tap:
+        reader, writer, code = await raw_connect(
+            plant.broker.port, "press-1", *plant.things["press"]
+        )
+        assert code == 0
+        try:
+            writer.write(publish_packet(plant.topic(wildcard), smuggled, qos=1, packet_id=9))
+            await writer.drain()
+            # MQTT 3.1.1 section 3.3.2: a protocol violation; the broker closes at once,
+            # without a PUBACK for either packet id.
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        finally:
+            writer.close()
+        async with plant.client("press") as press:
+            await press.publish(plant.topic("marker"), SENML, qos=1)
+        assert (await asyncio.wait_for(tap.get(), 10)).subtopic == "marker"
+    assert plant.rejected("protocol_violation") == 1
+
+
+async def test_a_malformed_remaining_length_disconnects(plant: Plant) -> None:
+    reader, writer, _code = await raw_connect(plant.broker.port, "press-1", *plant.things["press"])
+    try:
+        writer.write(b"\x30\xff\xff\xff\xff\x7f" + publish_packet(plant.topic("x"), SENML))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+    finally:
+        writer.close()
