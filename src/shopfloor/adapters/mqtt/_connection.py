@@ -128,6 +128,10 @@ class Connection:
             self._outbox.get_nowait()
         self._outbox.put_nowait(None)
 
+    async def hang_up(self) -> None:
+        """Close the network connection (the client left, as far as the rest can tell)."""
+        await self._peer.hang_up()
+
     async def run(self) -> None:
         metrics = self._gateway.metrics
         metrics.connections.inc()

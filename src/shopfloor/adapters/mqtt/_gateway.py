@@ -111,6 +111,18 @@ class Gateway:
         if self._connections.get(connection.client_id) is connection:
             del self._connections[connection.client_id]
 
+    async def take_over(self, client_id: str) -> None:
+        """Disconnect the live connection using `client_id`, if there is one.
+
+        MQTT 3.1.1 [MQTT-3.1.4-2]: a new client with that id replaces it. amqtt does so
+        only when the old session is persistent and still marked connected; a clean
+        session it deletes, leaving the old TCP connection open beside the new one.
+        """
+        connection = self._connections.get(client_id)
+        if connection is not None:
+            self.metrics.taken_over.inc()
+            await connection.hang_up()
+
     def session_owner(self, client_id: str) -> str | None:
         """The thing id of the session (live or persistent) already using a client id."""
         if self._table is None or not client_id:

@@ -11,7 +11,8 @@ public `external_connected` entry point. That lets it
   for a clean session, deletes) an existing session with the same client id *before*
   it checks the credentials, so a client with a wrong key could otherwise knock a
   thing off the broker. Bad credentials, and a client id already used by another
-  thing, are refused here; the CONNECT bytes are then replayed to amqtt, whose own
+  thing, are refused here; a live connection with the same client id is closed
+  [MQTT-3.1.4-2]; the CONNECT bytes are then replayed to amqtt, whose own
   authentication plugin decides again;
 - hand amqtt whole, vetted packets (`FramedReader`), so that a PUBLISH with a wildcard
   topic disconnects its client instead of having its payload parsed as packets.
@@ -228,6 +229,9 @@ class Listener:
             await _refuse(stream_out, IDENTIFIER_REJECTED)
             refused.labels("client_id_taken").inc()
             return False
+        if connect.client_id:
+            # Only now, with the credentials checked: a wrong key must not cut anyone off.
+            await self._gateway.take_over(connect.client_id)
         return True
 
 
