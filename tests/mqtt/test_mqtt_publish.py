@@ -222,3 +222,23 @@ async def test_a_malformed_remaining_length_disconnects(plant: Plant) -> None:
         assert await asyncio.wait_for(reader.read(), 10) == b""
     finally:
         writer.close()
+
+
+async def test_reports_reach_every_session_of_the_publishing_thing_and_no_other(
+    plant: Plant,
+) -> None:
+    async with (
+        plant.client("robot", identifier="robot-a") as publisher,
+        plant.client("robot", identifier="robot-b") as watcher,
+        plant.client("press", identifier="press-a") as other,
+    ):
+        for client in (publisher, watcher, other):
+            await client.subscribe(plant.errors(), qos=1)
+        await publisher.publish(plant.topic("a"), b"[{not json", qos=1)
+
+        for client in (publisher, watcher):
+            report = await next_json(client)
+            assert (report["code"], report["topic"]) == ("invalid_json", plant.topic("a"))
+        # The other thing's first report is its own: it never got the robot's.
+        await other.publish(plant.topic("b"), b'[{"n": "t"}]', qos=1)
+        assert (await next_json(other))["code"] == "invalid_senml"
