@@ -242,3 +242,17 @@ async def test_reports_reach_every_session_of_the_publishing_thing_and_no_other(
         # The other thing's first report is its own: it never got the robot's.
         await other.publish(plant.topic("b"), b'[{"n": "t"}]', qos=1)
         assert (await next_json(other))["code"] == "invalid_senml"
+
+
+@pytest.mark.parametrize(
+    "payload", [b'[{"n": "x", "vs": "t", "t": 1e10}]', b'[{"bt": 1e300, "n": "x", "v": 1}]']
+)
+async def test_a_time_no_store_can_hold_is_reported_not_stored(
+    plant: Plant, payload: bytes
+) -> None:
+    async with bus_tap(plant.bus) as tap, plant.client("robot") as robot:
+        await robot.subscribe(plant.errors())
+        await robot.publish(plant.topic("a"), payload, qos=1)
+        assert (await next_json(robot))["code"] == "time_out_of_range"
+        await robot.publish(plant.topic("marker"), SENML, qos=1)
+        assert (await asyncio.wait_for(tap.get(), 10)).subtopic == "marker"
