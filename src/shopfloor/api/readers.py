@@ -33,10 +33,10 @@ CSV_COLUMNS = (
     "value", "string_value", "bool_value", "data_value", "sum",
 )  # fmt: skip
 FORMATS = ("json", "csv")
+PARAMETERS = QUERY_PARAMETERS | {"format"}
 # A text cell starting with one of these is a formula to Excel, LibreOffice and Google
 # Sheets (OWASP "CSV injection"); a leading apostrophe makes it text again.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-PARAMETERS = QUERY_PARAMETERS | {"format"}
 
 
 async def _authorise(channel_id: str, request: Request, platform: PlatformDep) -> None:
