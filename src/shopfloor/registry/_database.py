@@ -16,6 +16,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shopfloor._files import private_file
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Arbitrary constant: serialises concurrent `migrate()` calls of several processes on PostgreSQL.
 _PG_MIGRATION_LOCK = 0x5F00_0001
@@ -40,7 +42,7 @@ def create_engine(url: str) -> AsyncEngine:
     if full.startswith("sqlite"):
         database = sa.make_url(full).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(database))  # owner only: it holds the password hashes
         engine = create_async_engine(full, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

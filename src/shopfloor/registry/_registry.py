@@ -7,16 +7,13 @@ reported as not found, so ids from other tenants leak nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shopfloor._files import private_file
-
 from . import _tables as t
-from ._database import async_url, create_engine, migrate
+from ._database import create_engine, migrate
 from ._entities import EntityTable, is_unique_violation, new_id, utcnow
 from ._errors import Conflict, NotFound
 from ._events import ChangeKind, ChangeListener, RegistryChange, announce
@@ -70,18 +67,7 @@ class Registry(PeopleMixin):
 
     @classmethod
     async def open(cls, url: str, keys: KeyCipher) -> Registry:
-        """Connect, apply pending migrations and return a ready registry.
-
-        A new SQLite database file is created first, readable by its owner only: it
-        holds the password hashes.
-        """
-        database = sa.make_url(async_url(url))
-        if database.get_backend_name() == "sqlite" and database.database not in (
-            None,
-            "",
-            ":memory:",
-        ):
-            private_file(Path(database.database))
+        """Connect, apply pending migrations and return a ready registry."""
         engine = create_engine(url)
         try:
             await migrate(engine)
