@@ -134,7 +134,7 @@ async def read_messages(
     return JSONResponse(page.to_reader_json())
 
 
-def csv_cell(value: object) -> object:
+def _csv_cell(value: object) -> object:
     """A reader field as a CSV cell: booleans as JSON writes them, text made inert.
 
     Numbers are written as numbers (a negative value stays `-12.5`); every text cell
@@ -154,7 +154,7 @@ def _csv(rows: list[dict[str, Any]]) -> Iterator[str]:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: csv_cell(value) for key, value in row.items()})
+        writer.writerow({key: _csv_cell(value) for key, value in row.items()})
         if buffer.tell() > 64_000:
             yield buffer.getvalue()
             buffer.seek(0)
