@@ -157,3 +157,29 @@ async def test_deleted_user_token_stops_working(api: Api) -> None:
     await api.http.delete(f"/api/v1/users/{me['id']}", headers=await api.root())
     response = await api.http.get("/api/v1/things", headers=headers)
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "email", ["ops@plant.local", "x@corp.internal", "qa@lab.test", "shift@hmi", "Ops@Hall-2.LOCAL"]
+)
+async def test_on_premises_addresses_are_accepted_and_sign_in(api: Api, email: str) -> None:
+    plant = await api.org("Plant")
+
+    headers = await api.member(plant, "viewer", email=email)
+
+    me = await api.http.get("/api/v1/users/me", headers=headers)
+    assert me.json()["email"] == email.lower()
+
+
+@pytest.mark.parametrize(
+    "email", ["ops@", "@plant.local", "ops@@plant.local", "ops@plant..local", "o ps@plant.local"]
+)
+async def test_malformed_addresses_are_still_refused(api: Api, email: str) -> None:
+    response = await api.http.post(
+        "/api/v1/users",
+        json={"email": email, "password": "password-123", "org_id": await api.org("Plant")},
+        headers=await api.root(),
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "body.email"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shopfloor.auth.capability import IdentityService
+
 from .conftest import Api
 
 MANAGERS = ["admin", "engineer"]
@@ -206,3 +208,81 @@ async def test_duplicate_names_conflict(api: Api) -> None:
     response = await api.http.post("/api/v1/things", json={"name": "press-01"}, headers=eng)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "name_taken"
+
+
+def _nested(levels: int) -> dict[str, object]:
+    """An object `levels` deep: {"a": {"a": ... {}}}."""
+    root: dict[str, object] = {}
+    node = root
+    for _ in range(levels - 1):
+        child: dict[str, object] = {}
+        node["a"] = child
+        node = child
+    return root
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/api/v1/things", {"name": "t", "metadata": _nested(256)}, 422, "metadata_too_deep"),
+        ("/api/v1/channels", {"name": "c", "metadata": _nested(33)}, 422, "metadata_too_deep"),
+        ("/api/v1/things", {"name": "t", "metadata": {"a": [[[[_nested(29)]]]]}}, 422,
+         "metadata_too_deep"),
+        ("/api/v1/things", {"name": "t", "metadata": {"blob": "x" * 70_000}}, 422,
+         "metadata_too_large"),
+    ],
+)  # fmt: skip
+async def test_unbounded_metadata_is_refused_at_the_door(
+    api: Api, path: str, body: dict[str, object], status: int, code: str
+) -> None:
+    eng = await api.member(await api.org("Plant"), "engineer")
+
+    response = await api.http.post(path, json=body, headers=eng)
+
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    listed = await api.http.get(path, headers=eng)
+    assert listed.status_code == 200 and listed.json()["total"] == 0
+
+
+async def test_metadata_at_the_bounds_is_kept(api: Api) -> None:
+    eng = await api.member(await api.org("Plant"), "engineer")
+
+    thing = await _thing(api, eng, "t", metadata=_nested(32) | {"blob": "x" * 60_000})
+
+    assert thing["metadata"] == _nested(32) | {"blob": "x" * 60_000}
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+async def test_metadata_numbers_must_be_finite(api: Api, number: str) -> None:
+    eng = await api.member(await api.org("Plant"), "engineer")
+    thing = await _thing(api, eng, "t")
+    body = '{"metadata": {"gain": ' + number + "}}"
+
+    response = await api.http.patch(
+        f"/api/v1/things/{thing['id']}",
+        content=body,
+        headers={**eng, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_metadata"
+    assert "gain" in response.json()["error"]["message"]
+
+
+async def test_a_deep_object_stored_earlier_cannot_break_reads(api: Api) -> None:
+    org = await api.org("Plant")
+    eng = await api.member(org, "engineer")
+    registry = api.platform.get(IdentityService).registry
+    thing, _ = await registry.create_thing(org, name="old", metadata=_nested(256))
+    await registry.create_channel(org, name="old", metadata=_nested(256))
+
+    things = await api.http.get("/api/v1/things", headers=eng)
+    one = await api.http.get(f"/api/v1/things/{thing.id}", headers=eng)
+    channels = await api.http.get("/api/v1/channels", headers=eng)
+
+    assert [r.status_code for r in (things, one, channels)] == [200, 200, 200]
+    shown = one.json()["metadata"]
+    for _ in range(31):
+        shown = shown["a"]
+    assert isinstance(shown["a"], str) and shown["a"].startswith('{"a": {"a":')

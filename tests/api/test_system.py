@@ -52,3 +52,20 @@ async def test_docs_load_only_local_assets(api: Api) -> None:
     spec = (await api.http.get("/openapi.json")).json()
     assert "/api/v1/things" in spec["paths"]
     assert "/api/v1/auth/token" in spec["paths"]
+
+
+async def test_the_data_dir_is_readable_by_its_owner_only(api: Api) -> None:
+    # password hashes (registry), keys (secrets) and telemetry (time series) live there
+    data_dir = api.platform.settings.data_dir
+    await api.http.post(
+        "/api/v1/orgs", json={"name": "Plant"}, headers=await api.root()
+    )  # something written, so that the WAL files exist
+
+    modes = {
+        str(path.relative_to(data_dir.parent)): path.stat().st_mode & 0o777
+        for path in [data_dir, *data_dir.rglob("*")]
+    }
+
+    assert {"data/registry.db", "data/registry.db-wal", "data/secrets"} <= set(modes), modes
+    assert any(name.startswith("data/timeseries") for name in modes), modes
+    assert {name: mode for name, mode in modes.items() if mode & 0o077} == {}

@@ -168,6 +168,21 @@ def test_create_admin_and_check_config(tmp_path: Path) -> None:
     assert "platform database postgresql://nobody@127.0.0.1:1/none: unreachable" in bad.stderr
 
 
+def test_the_files_an_admin_command_creates_are_private(tmp_path: Path) -> None:
+    env = _env(tmp_path, SHOPFLOOR_NEW_ADMIN_PASSWORD="a-long-password")
+    made = subprocess.run(
+        [*CLI, "users", "create-admin", "--email", "ops@plant.example"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+
+    data_dir = tmp_path / "data"
+    modes = {path.name: path.stat().st_mode & 0o777 for path in data_dir.rglob("*")}
+
+    assert "registry.db" in modes, modes  # the first to open the registry creates it
+    assert {name: mode for name, mode in modes.items() if mode & 0o077} == {}
+
+
 def test_mosquitto_pub_to_the_embedded_broker_is_stored(tmp_path: Path) -> None:
     http_port, mqtt_port = _free_port(), _free_port()
     env = _env(tmp_path, SHOPFLOOR_ADMIN_EMAIL="boss@demo.example",

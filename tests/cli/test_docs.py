@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import get_args
 
 from shopfloor.core import env_names
+from shopfloor.senml import SenMLErrorCode, normalize
 from shopfloor.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -35,6 +38,36 @@ def test_every_api_error_code_is_documented() -> None:
     codes |= set(
         re.findall(r'InvalidQuery\(\s*"([a-z_]+)"', (SRC / "storage" / "_query.py").read_text())
     )
+    # the ingress answers `unsupported_media_type` (415) for an unknown content type
+    codes |= set(get_args(SenMLErrorCode)) - {"unsupported_content_type"}
     assert codes, "found the codes in the sources"
     missing = sorted(c for c in codes if f"`{c}`" not in text)
     assert not missing, f"undocumented error codes: {missing}"
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def test_the_api_examples_match_what_is_stored() -> None:
+    text = (DOCS / "api.md").read_text()
+    sending = _section(text, "Sending messages as a thing (HTTP adapter)")
+    pack = re.search(r"senml\+json' \\\n\s+-d '(\[.*?\])'", sending, re.DOTALL)
+    assert pack is not None, "the SenML example"
+    records = normalize(pack.group(1).encode(), "application/senml+json", now=0.0)
+    # a unit belongs to numbers only
+    assert all(r.unit is None for r in records if r.value is None), records
+    stored = {r.name for r in records}
+
+    reading = _section(text, "Reading stored messages")
+    queried = set(re.findall(r"[?&]name=([^&\"]+)", reading))
+    assert queried and queried <= stored, queried - stored
+
+    response = re.search(r"```json\n(.*?)```", reading, re.DOTALL)
+    assert response is not None, "the reader response example"
+    body = json.loads(response.group(1))
+    assert body["total"] == len(body["messages"])
+    shown = {kind for message in body["messages"] for kind in message}
+    assert {"value", "string_value", "bool_value", "data_value"} <= shown

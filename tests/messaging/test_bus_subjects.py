@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shopfloor.messaging import (
+    MAX_SUBTOPIC_LENGTH,
     Envelope,
     EnvelopeDecodeError,
     InvalidSubject,
@@ -14,6 +15,7 @@ from shopfloor.messaging import (
     decode_envelope,
     encode_envelope,
     envelope_subject,
+    is_valid_subtopic,
     parse_subject,
     subject_matches,
 )
@@ -50,6 +52,15 @@ def test_subject_of_an_envelope(channel: str, subtopic: str, prefix: str, subjec
 def test_invalid_channel_or_subtopic_has_no_subject(channel: str, subtopic: str) -> None:
     with pytest.raises(InvalidSubject):
         envelope_subject(make_envelope(channel, subtopic))
+
+
+def test_subtopics_are_bounded_in_length() -> None:
+    longest = "abcdefg/" * 127 + "abcdefgh"
+
+    assert MAX_SUBTOPIC_LENGTH == 1024
+    assert is_valid_subtopic(longest)
+    assert not is_valid_subtopic(longest + "h")
+    assert not is_valid_subtopic("a/" * 30_000 + "a")
 
 
 @pytest.mark.parametrize(

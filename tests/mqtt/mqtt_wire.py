@@ -28,8 +28,9 @@ def connect_packet(
     *,
     keepalive: int = 60,
     will: tuple[str, bytes] | None = None,
+    clean_session: bool = True,
 ) -> bytes:
-    flags = 0x02 | 0x80 | 0x40  # clean session, username, password
+    flags = 0x80 | 0x40 | (0x02 if clean_session else 0)  # username, password, clean?
     payload = _string(client_id.encode())
     if will is not None:
         flags |= 0x04
@@ -59,10 +60,13 @@ async def raw_connect(
     *,
     keepalive: int = 60,
     will: tuple[str, bytes] | None = None,
+    clean_session: bool = True,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
     """Open a TCP connection, send CONNECT, return the streams and the CONNACK return code."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    packet = connect_packet(client_id, username, password, keepalive=keepalive, will=will)
+    packet = connect_packet(
+        client_id, username, password, keepalive=keepalive, will=will, clean_session=clean_session
+    )
     writer.write(packet)
     await writer.drain()
     connack = await asyncio.wait_for(reader.readexactly(4), 10)

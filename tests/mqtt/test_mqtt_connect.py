@@ -14,7 +14,7 @@ from shopfloor.adapters.mqtt import BrokerLimits, EmbeddedBroker, MqttPortInUse
 from shopfloor.messaging import Envelope
 
 from .conftest import Plant, mqtt_client, next_message, return_codes, running_plant, wait_until
-from .mqtt_wire import CONNACK_ACCEPTED, raw_connect
+from .mqtt_wire import CONNACK_ACCEPTED, puback_packet, publish_packet, raw_connect
 
 NOT_AUTHORISED = 5
 IDENTIFIER_REJECTED = 2
@@ -111,6 +111,32 @@ async def test_the_same_thing_may_take_over_its_client_id(plant: Plant) -> None:
         )
         writer.close()
         assert code == CONNACK_ACCEPTED
+
+
+@pytest.mark.parametrize("clean_session", [True, False])
+async def test_a_take_over_disconnects_the_old_connection(
+    plant: Plant, clean_session: bool
+) -> None:
+    # MQTT 3.1.1 section 3.1.4 [MQTT-3.1.4-2]: the server disconnects the existing client.
+    old_reader, old_writer, code = await raw_connect(
+        plant.broker.port, "line-1", *plant.things["robot"], clean_session=clean_session
+    )
+    assert code == CONNACK_ACCEPTED
+    try:
+        new_reader, new_writer, code = await raw_connect(
+            plant.broker.port, "line-1", *plant.things["robot"], clean_session=clean_session
+        )
+        assert code == CONNACK_ACCEPTED
+        try:
+            assert await asyncio.wait_for(old_reader.read(), 10) == b""
+            # the new connection is the one that works
+            new_writer.write(publish_packet(plant.topic("x"), b'[{"n": "t", "v": 1}]', qos=1))
+            await new_writer.drain()
+            assert await asyncio.wait_for(new_reader.readexactly(4), 10) == puback_packet(1)
+        finally:
+            new_writer.close()
+    finally:
+        old_writer.close()
 
 
 async def test_silent_client_is_disconnected_after_one_and_a_half_keep_alives(

@@ -188,3 +188,71 @@ async def test_qos_2_publish_is_taken_and_its_handshake_completed(plant: Plant) 
         await robot.publish(plant.topic("marker"), SENML, qos=1)
         assert (await asyncio.wait_for(tap.get(), 10)).subtopic == "marker"  # taken once
         assert (await next_message(robot)).topic.value == plant.topic("marker")
+
+
+@pytest.mark.parametrize("wildcard", ["+", "#", "line/+/press"])
+async def test_a_wildcard_publish_disconnects_and_its_payload_is_never_read_as_packets(
+    plant: Plant, wildcard: str
+) -> None:
+    smuggled = publish_packet(plant.topic("smuggled"), SENML, qos=1, packet_id=7)
+    async with bus_tap(plant.bus) as tap:
+        reader, writer, code = await raw_connect(
+            plant.broker.port, "press-1", *plant.things["press"]
+        )
+        assert code == 0
+        try:
+            writer.write(publish_packet(plant.topic(wildcard), smuggled, qos=1, packet_id=9))
+            await writer.drain()
+            # MQTT 3.1.1 section 3.3.2: a protocol violation; the broker closes at once,
+            # without a PUBACK for either packet id.
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        finally:
+            writer.close()
+        async with plant.client("press") as press:
+            await press.publish(plant.topic("marker"), SENML, qos=1)
+        assert (await asyncio.wait_for(tap.get(), 10)).subtopic == "marker"
+    assert plant.rejected("protocol_violation") == 1
+
+
+async def test_a_malformed_remaining_length_disconnects(plant: Plant) -> None:
+    reader, writer, _code = await raw_connect(plant.broker.port, "press-1", *plant.things["press"])
+    try:
+        writer.write(b"\x30\xff\xff\xff\xff\x7f" + publish_packet(plant.topic("x"), SENML))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+    finally:
+        writer.close()
+
+
+async def test_reports_reach_every_session_of_the_publishing_thing_and_no_other(
+    plant: Plant,
+) -> None:
+    async with (
+        plant.client("robot", identifier="robot-a") as publisher,
+        plant.client("robot", identifier="robot-b") as watcher,
+        plant.client("press", identifier="press-a") as other,
+    ):
+        for client in (publisher, watcher, other):
+            await client.subscribe(plant.errors(), qos=1)
+        await publisher.publish(plant.topic("a"), b"[{not json", qos=1)
+
+        for client in (publisher, watcher):
+            report = await next_json(client)
+            assert (report["code"], report["topic"]) == ("invalid_json", plant.topic("a"))
+        # The other thing's first report is its own: it never got the robot's.
+        await other.publish(plant.topic("b"), b'[{"n": "t"}]', qos=1)
+        assert (await next_json(other))["code"] == "invalid_senml"
+
+
+@pytest.mark.parametrize(
+    "payload", [b'[{"n": "x", "vs": "t", "t": 1e10}]', b'[{"bt": 1e300, "n": "x", "v": 1}]']
+)
+async def test_a_time_no_store_can_hold_is_reported_not_stored(
+    plant: Plant, payload: bytes
+) -> None:
+    async with bus_tap(plant.bus) as tap, plant.client("robot") as robot:
+        await robot.subscribe(plant.errors())
+        await robot.publish(plant.topic("a"), payload, qos=1)
+        assert (await next_json(robot))["code"] == "time_out_of_range"
+        await robot.publish(plant.topic("marker"), SENML, qos=1)
+        assert (await asyncio.wait_for(tap.get(), 10)).subtopic == "marker"

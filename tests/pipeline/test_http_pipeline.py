@@ -68,6 +68,16 @@ async def test_refusals_have_codes(plant: Plant) -> None:
         (await plant.publish("press", SENML, content_type="text/plain"), 415,
          "unsupported_media_type"),
         (await plant.publish("press", SENML, subtopic="bad.topic"), 400, "invalid_subtopic"),
+        (await plant.publish("press", SENML, subtopic="a/" * 30_000 + "a"), 400,
+         "invalid_subtopic"),
+        (await plant.publish("press", json.dumps([{"n": "n" * 1025, "v": 1}])), 400,
+         "name_too_long"),
+        (await plant.publish("press", json.dumps({"k" * 1025: 1}), content_type="application/json"),
+         400, "name_too_long"),
+        (await plant.publish("press", '[{"n": "x", "vs": "t", "t": 1e10}]'), 400,
+         "time_out_of_range"),
+        (await plant.publish("press", '[{"bt": 1e300, "n": "x", "v": 1}]'), 400,
+         "time_out_of_range"),
     ]  # fmt: skip
     for response, status, code in cases:
         assert response.status_code == status, response.text
@@ -137,3 +147,23 @@ async def test_records_without_time_get_the_arrival_time(plant: Plant) -> None:
     await plant.publish("press", '[{"n": "now", "v": 1}]')
     stored = (await plant.wait_for(1))["messages"][0]
     assert before - 1 <= stored["time"] <= time.time() + 1
+
+
+async def test_csv_cells_cannot_become_spreadsheet_formulas(plant: Plant) -> None:
+    texts = ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\tTAB", "\rCR", "plain", "-12.5"]
+    pack = [{"bn": "m:", "bt": 1795300000, "n": "s", "vs": texts[0]}]
+    pack += [{"n": "s", "vs": text, "t": i} for i, text in enumerate(texts[1:], start=1)]
+    pack += [{"n": "v", "u": "=unit", "v": -12.5, "t": 20}, {"n": "b", "vb": True, "t": 21}]
+    assert (await plant.publish("press", json.dumps(pack))).status_code == 202
+    await plant.wait_for(len(pack))
+
+    exported = await plant.read(format="csv", limit=1000, dir="asc")
+
+    rows = list(csv.DictReader(io.StringIO(exported.text, newline="")))
+    assert [r["string_value"] for r in rows[: len(texts)]] == [
+        "'=1+2", "'+SUM(A1)", "'-2+3", "'@cmd", "'\tTAB", "'\rCR", "plain", "'-12.5",
+    ]  # fmt: skip
+    number, boolean = rows[len(texts)], rows[len(texts) + 1]
+    assert (number["value"], number["unit"], number["bool_value"]) == ("-12.5", "'=unit", "")
+    assert (boolean["bool_value"], boolean["value"]) == ("true", "")
+    assert rows[0]["time"] == "1795300000.0"

@@ -180,7 +180,6 @@ def test_ten_thousand_records_normalise() -> None:
         ([{"bn": ["a"], "n": "x", "v": 1}], "'bn' must be a string"),
         ([{"n": "x", "u": 1, "v": 1}], "'u' must be a string"),
         ([{"n": "x", "t": "now", "v": 1}], "'t' must be a number"),
-        ([{"bt": 1e308, "n": "x", "t": 1e308, "v": 1}], "'t' must be a finite number"),
         ([{"n": "x", "ut": "soon", "v": 1}], "'ut' must be a number"),
         ([{"n": "x", "ut": -1, "v": 1}], "'ut' must not be negative"),
         ([{"bv": "1", "n": "x", "v": 1}], "'bv' must be a number"),

@@ -7,7 +7,14 @@ import json
 import cbor2
 import pytest
 
-from shopfloor.senml import SUPPORTED_CONTENT_TYPES, Record, SenMLError, normalize
+from shopfloor.senml import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    SUPPORTED_CONTENT_TYPES,
+    Record,
+    SenMLError,
+    normalize,
+)
 
 NOW = 1_700_000_000.0
 SENML_JSON = json.dumps([{"n": "dev:temp", "v": 20.5}]).encode()
@@ -68,3 +75,63 @@ def test_a_cbor_payload_labelled_as_json_is_refused_not_misread() -> None:
         normalize(SENML_CBOR, "application/senml+json", now=NOW)
 
     assert caught.value.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type"),
+    [
+        (b'[{"n": "x", "vs": "t", "t": 1e10}]', "application/senml+json"),
+        (b'[{"bt": 1e300, "n": "x", "v": 1}]', "application/senml+json"),
+        (b'[{"bt": 1e308, "n": "x", "v": 1, "t": 1e308}]', "application/senml+json"),
+        (b'[{"n": "x", "v": 1, "t": -1e11}]', "application/senml+json"),  # relative
+        (b'[{"n": "x", "v": 1, "t": 1e400}]', "application/senml+json"),  # inf
+        (cbor2.dumps([{6: 1e10, 0: "x", 2: 1.0}]), "application/senml+cbor"),
+        (b'{"t": 1e10, "temp": 20}', "application/json"),
+    ],
+)
+def test_times_no_store_can_hold_are_refused(payload: bytes, content_type: str) -> None:
+    with pytest.raises(SenMLError) as caught:
+        normalize(payload, content_type, now=NOW)
+
+    assert caught.value.code == "time_out_of_range"
+    assert "1677-09-21" in caught.value.message and "2262-04-11" in caught.value.message
+
+
+@pytest.mark.parametrize("time", [EARLIEST_TIME, LATEST_TIME])
+def test_the_ends_of_the_storable_range_are_accepted(time: float) -> None:
+    # Negative times are relative to now (RFC 8428 section 4.5.3).
+    sent = time if time > 0 else time - NOW
+    payload = json.dumps([{"n": "x", "v": 1, "t": sent}]).encode()
+
+    assert normalize(payload, "application/senml+json", now=NOW)[0].time == time
+
+
+def test_every_store_keeps_the_range_the_normalizer_accepts() -> None:
+    from shopfloor import storage
+
+    assert (storage.EARLIEST_TIME, storage.LATEST_TIME) == (EARLIEST_TIME, LATEST_TIME)
+    # InfluxDB's nanoseconds are signed 64-bit, with the extremes reserved.
+    assert EARLIEST_TIME * 1e9 >= -(2**63) + 2 and LATEST_TIME * 1e9 + 999 <= 2**63 - 2
+
+
+@pytest.mark.parametrize(
+    ("document", "content_type"),
+    [
+        ([{"n": "n" * 1025, "v": 1}], "application/senml+json"),
+        ([{"bn": "b" * 1000, "n": "n" * 25, "v": 1}], "application/senml+json"),
+        ({"k" * 1025: 1}, "application/json"),
+        ({"a": {"é" * 600: 1}}, "application/json"),  # counted in UTF-8 bytes
+    ],
+)
+def test_names_are_bounded_in_length(document: object, content_type: str) -> None:
+    with pytest.raises(SenMLError) as caught:
+        normalize(json.dumps(document).encode(), content_type, now=NOW)
+
+    assert caught.value.code == "name_too_long"
+    assert "1024" in caught.value.message
+
+
+def test_a_name_of_the_longest_length_is_accepted() -> None:
+    payload = json.dumps([{"bn": "b" * 1000, "n": "n" * 24, "v": 1}]).encode()
+
+    assert len(normalize(payload, "application/senml+json", now=NOW)[0].name) == 1024

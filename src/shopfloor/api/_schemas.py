@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Final, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+import email_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shopfloor.auth import MIN_PASSWORD_LENGTH
 from shopfloor.registry import Permission, Role
+
+from ._free_form import checked_free_form, readable_free_form
 
 T = TypeVar("T")
 
@@ -25,9 +28,48 @@ Tag = Annotated[
     ),
 ]
 Tags = Annotated[list[Tag], Field(max_length=50)]
+# Free-form JSON sent by clients, bounded (see `_free_form`), and as read back.
+FreeForm = Annotated[dict[str, Any], AfterValidator(checked_free_form)]
+StoredFreeForm = Annotated[dict[str, Any], AfterValidator(readable_free_form)]
 Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=1024)]
 #: Checked, not set: a password from before the length rule must still be accepted here.
 CurrentPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+# A label email-validator has no objection to, put after a special-use domain while its
+# syntax is checked (see `_email`).
+_NEUTRAL_LABEL: Final = "example"
+
+
+def _email(text: str) -> str:
+    """`text` as a normalised e-mail address; ValueError when it is not one.
+
+    Plants run mail on domains such as `plant.local`, `corp.internal` or `lab.test`.
+    email-validator refuses the special-use names of RFC 6761 (`local`, `test`, ...)
+    whatever its deliverability options, so such a domain is checked with a neutral
+    label appended, which changes nothing about its syntax, and the label is dropped.
+    """
+    options: dict[str, Any] = {"check_deliverability": False, "globally_deliverable": False}
+    local, _, domain = text.rpartition("@")
+    probe = domain.rstrip(".").lower()
+    special = any(
+        probe == name or probe.endswith("." + name)
+        for name in email_validator.SPECIAL_USE_DOMAIN_NAMES
+    )
+    try:
+        if not special:
+            return email_validator.validate_email(text, **options).normalized
+        checked = email_validator.validate_email(f"{local}@{domain}.{_NEUTRAL_LABEL}", **options)
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not a valid e-mail address: {exc}") from None
+    return checked.normalized.removesuffix(f".{_NEUTRAL_LABEL}")
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    AfterValidator(_email),
+    Field(json_schema_extra={"format": "email"}),
+]
 
 
 class Body(BaseModel):
@@ -56,7 +98,7 @@ class OrgOut(BaseModel):
 
 
 class UserCreate(Body):
-    email: EmailStr
+    email: Email
     password: Password
     org_id: str | None = Field(default=None, description="Defaults to the caller's organisation.")
     role: Role = Role.VIEWER
@@ -90,20 +132,20 @@ class MeOut(UserOut):
 
 class EntityCreate(Body):
     name: Name
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: FreeForm = Field(default_factory=dict)
     tags: Tags = Field(default_factory=list)
 
 
 class EntityUpdate(Body):
     name: Name | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: FreeForm | None = None
     tags: Tags | None = None
 
 
 class ChannelOut(BaseModel):
     id: str
     name: str
-    metadata: dict[str, Any]
+    metadata: StoredFreeForm
     tags: list[str]
     org_id: str
     created_at: datetime

@@ -2,7 +2,7 @@
 
 A copy of the database alone therefore lets nobody publish as a thing nor mint tokens.
 Files are created exclusively (two processes starting together agree on one secret)
-with mode 0600 in a 0700 folder.
+with mode 0600 in a 0700 folder (and missing parents, the data dir, 0700 too).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shopfloor.core import private_dir
 
 
 class SecretFiles:
@@ -43,7 +45,7 @@ class SecretFiles:
         path = self.folder / name
         with contextlib.suppress(FileNotFoundError):
             return path.read_bytes()
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.folder)
         assert callable(make)
         content: bytes = make()
         try:

@@ -10,6 +10,7 @@ from ._backoff import Backoff, backoff_delay
 from ._database import DatabaseError, MigrationChain, async_url, create_engine, migrate
 from ._discovery import ENTRY_POINT_GROUP, discover
 from ._errors import ErrorKind, ShopfloorError, http_status
+from ._files import private_dir, private_file
 from ._lifecycle import Lifecycle, Loop
 from ._platform import Health, HealthCheck, Platform, plan, selectable_services
 from ._service import EDGE_STAGE, Service, ServiceError
@@ -53,6 +54,8 @@ __all__ = [
     "mask_url_passwords",
     "migrate",
     "plan",
+    "private_dir",
+    "private_file",
     "selectable_services",
     "settings_model",
 ]

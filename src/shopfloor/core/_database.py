@@ -27,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ._errors import ErrorKind, ShopfloorError
+from ._files import private_file
 
 __all__ = ["DatabaseError", "MigrationChain", "async_url", "create_engine", "migrate"]
 
@@ -68,7 +69,7 @@ def create_engine(url: str) -> AsyncEngine:
     if full.startswith("sqlite"):
         database = sa.make_url(full).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(database))  # owner only: it holds the password hashes
         engine = create_async_engine(full, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

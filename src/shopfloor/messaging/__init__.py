@@ -16,7 +16,7 @@ async with hub:
 """
 
 from ._bus import DEFAULT_BATCH, Bus, bus_schemes, create_bus
-from ._envelope import Envelope, is_valid_subtopic, new_message_id, now_ns
+from ._envelope import MAX_SUBTOPIC_LENGTH, Envelope, is_valid_subtopic, new_message_id, now_ns
 from ._errors import (
     BusFull,
     BusMisconfigured,
@@ -46,6 +46,7 @@ from ._wire import decode_envelope, encode_envelope
 
 __all__ = [
     "DEFAULT_BATCH",
+    "MAX_SUBTOPIC_LENGTH",
     "Bus",
     "BusFull",
     "BusMisconfigured",

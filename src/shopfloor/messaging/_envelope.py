@@ -6,8 +6,12 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Final
 
 SUBTOPIC_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+# Every subtopic is stored with each record and travels in NATS subjects (whose control
+# line is 4 KiB by default) and MQTT topics; 1 KiB leaves room for the rest.
+MAX_SUBTOPIC_LENGTH: Final = 1024
 
 
 def new_message_id() -> str:
@@ -22,8 +26,11 @@ def now_ns() -> int:
 
 
 def is_valid_subtopic(subtopic: str) -> bool:
-    """Subtopics are `/`-separated segments of `[A-Za-z0-9_-]`; the empty subtopic is valid."""
-    return subtopic == "" or SUBTOPIC_RE.fullmatch(subtopic) is not None
+    """Subtopics are `/`-separated segments of `[A-Za-z0-9_-]`, at most
+    MAX_SUBTOPIC_LENGTH characters (ASCII, so as many bytes); the empty subtopic is valid."""
+    return subtopic == "" or (
+        len(subtopic) <= MAX_SUBTOPIC_LENGTH and SUBTOPIC_RE.fullmatch(subtopic) is not None
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,9 +5,12 @@ from ._errors import SenMLError, SenMLErrorCode
 from ._flatten import flatten_json
 from ._json import parse_senml_json
 from ._normalize import SUPPORTED_CONTENT_TYPES, normalize
-from ._record import Record
+from ._record import EARLIEST_TIME, LATEST_TIME, MAX_NAME_BYTES, Record
 
 __all__ = [
+    "EARLIEST_TIME",
+    "LATEST_TIME",
+    "MAX_NAME_BYTES",
     "SUPPORTED_CONTENT_TYPES",
     "Record",
     "SenMLError",

@@ -26,6 +26,8 @@ SenMLErrorCode: TypeAlias = Literal[
     "too_many_records",
     "payload_too_deep",
     "empty_payload",
+    "time_out_of_range",
+    "name_too_long",
 ]
 
 

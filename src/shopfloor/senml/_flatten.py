@@ -11,8 +11,16 @@ from typing import Any, Final
 
 from ._errors import SenMLError
 from ._json import load_json
-from ._record import Record
-from ._resolve import LABELS, RELATIVE_TIME_LIMIT, is_storable, resolve_pack, shorten
+from ._record import EARLIEST_TIME, LATEST_TIME, MAX_NAME_BYTES, Record
+from ._resolve import (
+    LABELS,
+    RELATIVE_TIME_LIMIT,
+    is_storable,
+    name_too_long,
+    resolve_pack,
+    shorten,
+    time_out_of_range,
+)
 
 # Top-level keys that carry the document's time, in order of preference.
 _TIME_KEYS: Final = ("t", "time")
@@ -51,6 +59,8 @@ def flatten_json(
                 time = _leaf_number(raw, key)
                 if time < RELATIVE_TIME_LIMIT:
                     time += now
+                if not EARLIEST_TIME <= time <= LATEST_TIME:
+                    raise time_out_of_range(f"'{key}'", time)
                 break
 
     records: list[Record] = []
@@ -108,6 +118,9 @@ def _looks_like_senml(document: Any) -> bool:
 
 
 def _leaf_record(name: str, leaf: bool | float | str, time: float) -> Record:
+    # A character is at most 4 bytes: short names skip the encoding.
+    if len(name) * 4 > MAX_NAME_BYTES and len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
+        raise name_too_long("the document", name)
     if isinstance(leaf, bool):
         return Record(name=name, time=time, bool_value=leaf)
     if isinstance(leaf, str):

@@ -13,7 +13,7 @@ from math import isfinite
 from typing import Any, Final
 
 from ._errors import SenMLError
-from ._record import Record
+from ._record import EARLIEST_TIME, LATEST_TIME, MAX_NAME_BYTES, TIME_RANGE_TEXT, Record
 
 # Resolved times below 2**28 are relative to "now" (RFC 8428 section 4.5.3).
 RELATIVE_TIME_LIMIT: Final = float(2**28)
@@ -135,16 +135,18 @@ def resolve_pack(pack: object, *, now: float, max_records: int, binary_data: boo
         if name != last_valid_name:
             if _NAME.fullmatch(name) is None:
                 raise _bad_name(name, index)
+            if len(name) > MAX_NAME_BYTES:  # the pattern is ASCII: characters are bytes
+                raise name_too_long(f"entry {index}", name)
             last_valid_name = name
 
         if (raw := entry.get("t")) is None:
             time = base_time
         else:
             time = base_time + (raw if type(raw) is float else _number(raw, "t", index))
-            if not isfinite(time):
-                raise _not_finite("t", index)
         if time < RELATIVE_TIME_LIMIT:
             time += now
+        if not EARLIEST_TIME <= time <= LATEST_TIME:  # NaN and infinities fail too
+            raise time_out_of_range(f"entry {index}", time)
 
         raw = entry.get("u")
         unit = base_unit if raw is None else _text(raw, "u", index)
@@ -240,6 +242,22 @@ def _number(raw: object, label: str, index: int) -> float:
     if not isfinite(number):
         raise _not_finite(label, index)
     return number
+
+
+def time_out_of_range(where: str, time: float) -> SenMLError:
+    """The error for a resolved time that no store can hold."""
+    return SenMLError(
+        "time_out_of_range",
+        f"{where}: time {time:.6g} s is outside the storable range {TIME_RANGE_TEXT}",
+    )
+
+
+def name_too_long(where: str, name: str) -> SenMLError:
+    """The error for a record name longer than MAX_NAME_BYTES in UTF-8."""
+    return SenMLError(
+        "name_too_long",
+        f"{where}: name {shorten(name)} is longer than {MAX_NAME_BYTES} bytes",
+    )
 
 
 def _not_finite(label: str, index: int) -> SenMLError:

@@ -12,11 +12,13 @@ from shopfloor.storage._errors import (
 )
 from shopfloor.storage._influx import InfluxStore
 from shopfloor.storage._memory import MemoryStore
-from shopfloor.storage._message import StoredMessage, stored_messages
+from shopfloor.storage._message import EARLIEST_TIME, LATEST_TIME, StoredMessage, stored_messages
 from shopfloor.storage._postgres import PostgresStore
 from shopfloor.storage._query import (
     MAX_AGGREGATE_ROWS,
     MAX_LIMIT,
+    MAX_OFFSET,
+    QUERY_PARAMETERS,
     Aggregation,
     Comparator,
     Direction,
@@ -29,8 +31,12 @@ from shopfloor.storage._sqlite import SqliteStore
 from shopfloor.storage._store import TimeseriesStore, create_store
 
 __all__ = [
+    "EARLIEST_TIME",
+    "LATEST_TIME",
     "MAX_AGGREGATE_ROWS",
     "MAX_LIMIT",
+    "MAX_OFFSET",
+    "QUERY_PARAMETERS",
     "Aggregation",
     "Comparator",
     "Direction",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from shopfloor.messaging._envelope import Envelope
-from shopfloor.senml._record import Record
+from shopfloor.senml import EARLIEST_TIME, LATEST_TIME, Record
 
 __all__ = [
     "EARLIEST_TIME",
@@ -21,10 +21,9 @@ __all__ = [
 ]
 
 _MICROS = 1_000_000
-# InfluxDB's nanosecond timestamps are signed 64-bit, about 1677-09-21 to 2262-04-11;
-# every store keeps this range so that a batch is storable everywhere or nowhere.
-EARLIEST_TIME: Final = -9_223_372_036.0
-LATEST_TIME: Final = 9_223_372_036.0
+# EARLIEST_TIME and LATEST_TIME are defined once, by the normalizer that refuses records
+# outside them; every store keeps this range so that a batch is storable everywhere or
+# nowhere.
 
 
 def to_micros(seconds: float) -> int:

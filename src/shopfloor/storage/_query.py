@@ -9,11 +9,19 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast, get_args
 
 from shopfloor.storage._errors import InvalidQuery
-from shopfloor.storage._message import StoredMessage, from_micros, to_micros
+from shopfloor.storage._message import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    StoredMessage,
+    from_micros,
+    to_micros,
+)
 
 __all__ = [
     "MAX_AGGREGATE_ROWS",
     "MAX_LIMIT",
+    "MAX_OFFSET",
+    "QUERY_PARAMETERS",
     "Aggregation",
     "Comparator",
     "Direction",
@@ -31,6 +39,19 @@ Order = Literal["time"]
 Aggregation = Literal["min", "max", "avg", "sum", "count"]
 
 MAX_LIMIT: Final = 1000
+# Well inside the signed 64-bit integers every backend's OFFSET takes.
+MAX_OFFSET: Final = 2**62
+# The longest interval that fits into the storable time range; a longer one would
+# overflow the 64-bit microsecond arithmetic of the SQL backends' buckets.
+_MAX_INTERVAL: Final = LATEST_TIME - EARLIEST_TIME
+# The query-string parameters `Query.from_params` reads.
+QUERY_PARAMETERS: Final = frozenset(
+    {
+        "offset", "limit", "subtopic", "publisher", "name", "v", "vs", "vb", "comparator",
+        "from", "to", "order", "dir", "aggregation", "interval",
+    }
+)  # fmt: skip
+_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
 DEFAULT_LIMIT: Final = 10
 # An aggregation answers at most this many (name, bucket) rows: a 1 s interval over a
 # year of data would otherwise build millions of rows to hand out ten at a time.
@@ -77,9 +98,13 @@ class Query:
     refuses aggregations of more than `max_aggregate_rows` rows (default
     `MAX_AGGREGATE_ROWS`) with `InvalidQuery` code `too_many_buckets`.
 
-    Invalid parameters raise `InvalidQuery` here, with codes `invalid_<parameter>`,
-    `conflicting_value_filters`, `comparator_without_value`,
-    `interval_without_aggregation` or `invalid_time_range`.
+    `from_` and `to` must lie inside the storable range (`EARLIEST_TIME` to
+    `LATEST_TIME`); a record at exactly `LATEST_TIME` is found by leaving `to` out.
+
+    Invalid parameters raise `InvalidQuery` here, with codes `invalid_<parameter>`
+    (the message names the parameter), `conflicting_value_filters`,
+    `comparator_without_value`, `interval_without_aggregation` or `invalid_time_range`
+    (`from` after `to`).
     """
 
     channel: str
@@ -102,8 +127,10 @@ class Query:
     def __post_init__(self) -> None:
         if not isinstance(self.channel, str) or not self.channel:
             raise InvalidQuery("invalid_channel", "channel must be a non-empty string")
-        if not _is_int(self.offset) or self.offset < 0:
-            raise InvalidQuery("invalid_offset", "offset must be an integer >= 0")
+        if not _is_int(self.offset) or not 0 <= self.offset <= MAX_OFFSET:
+            raise InvalidQuery(
+                "invalid_offset", f"offset must be an integer from 0 to {MAX_OFFSET}"
+            )
         if not _is_int(self.limit) or not 1 <= self.limit <= MAX_LIMIT:
             raise InvalidQuery("invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
         _check_choice("comparator", self.comparator, Comparator)
@@ -127,8 +154,18 @@ class Query:
 
     def _check_time_range(self) -> None:
         for label, bound in (("from", self.from_), ("to", self.to)):
-            if bound is not None and (_is_bool(bound) or not _is_finite(bound)):
-                raise InvalidQuery("invalid_time_range", f"{label} must be finite seconds")
+            if bound is None:
+                continue
+            if (
+                _is_bool(bound)
+                or not _is_finite(bound)
+                or not EARLIEST_TIME <= bound <= LATEST_TIME
+            ):
+                raise InvalidQuery(
+                    f"invalid_{label}",
+                    f"{label} must be seconds from {EARLIEST_TIME:.0f} to {LATEST_TIME:.0f} "
+                    "(1677-09-21 to 2262-04-11, the range every store can hold)",
+                )
         if self.from_ is not None and self.to is not None and self.from_ > self.to:
             raise InvalidQuery("invalid_time_range", "from must not be after to")
 
@@ -139,8 +176,15 @@ class Query:
             raise InvalidQuery(
                 "interval_without_aggregation", "interval needs an aggregation to apply"
             )
-        if _is_bool(self.interval) or not _is_finite(self.interval) or self.interval < 1e-6:
-            raise InvalidQuery("invalid_interval", "interval must be at least one microsecond")
+        if (
+            _is_bool(self.interval)
+            or not _is_finite(self.interval)
+            or not 1e-6 <= self.interval <= _MAX_INTERVAL
+        ):
+            raise InvalidQuery(
+                "invalid_interval",
+                f"interval must be from one microsecond to {_MAX_INTERVAL:.0f} s",
+            )
 
     @property
     def from_us(self) -> int | None:
@@ -158,7 +202,7 @@ class Query:
     def from_params(cls, channel: str, params: Mapping[str, str]) -> Query:
         """Build a query from the readers API's query-string parameters (strings).
 
-        Unknown parameters (e.g. `format`) are ignored; malformed ones raise
+        Parameters not in `QUERY_PARAMETERS` (e.g. `format`) are ignored; malformed ones raise
         `InvalidQuery` with the code `invalid_<parameter>`.
         """
         kwargs: dict[str, Any] = {}
@@ -250,21 +294,23 @@ def _check_choice(label: str, value: object, choices: Any) -> None:
 
 
 def _parse_int(label: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidQuery(f"invalid_{label}", f"{label} {text!r} is not an integer") from None
+    # Stricter than `int()`, which also takes "1_000" and surrounding blanks.
+    if _INTEGER_RE.fullmatch(text) is None:
+        raise InvalidQuery(f"invalid_{label}", f"{label} {text!r} is not an integer")
+    return int(text)
 
 
 def _parse_float(label: str, text: str) -> float:
     try:
+        if "_" in text:  # `float()` takes digit separators; nobody means them here
+            raise ValueError(text)
         return float(text)
     except ValueError:
         raise InvalidQuery(f"invalid_{label}", f"{label} {text!r} is not a number") from None
 
 
 def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
+    lowered = text.lower()
     if lowered not in ("true", "false"):
         raise InvalidQuery("invalid_vb", f"vb must be true or false, not {text!r}")
     return lowered == "true"

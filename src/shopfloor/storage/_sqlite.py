@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
 
+from shopfloor.core import private_file
 from shopfloor.storage._errors import StorageError, StorageUnavailable
 from shopfloor.storage._message import StoredMessage, to_micros
 from shopfloor.storage._query import Page, Query
@@ -218,7 +219,8 @@ class SqliteStore(TimeseriesStore, scheme="sqlite"):
 
     async def _open(self) -> None:
         try:
-            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+            # Owner only, and the WAL files SQLite makes take the database file's mode.
+            await asyncio.to_thread(private_file, self.path)
             self._writer = await self._connect()
             await self._writer.execute("PRAGMA journal_mode=WAL")
             await self._writer.execute("PRAGMA wal_autocheckpoint=0")

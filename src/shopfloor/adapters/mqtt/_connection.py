@@ -32,7 +32,7 @@ from shopfloor.messaging import new_message_id
 from shopfloor.registry import Permission
 
 from ._gateway import Gateway
-from ._topics import TopicError, errors_topic, parse_publish_topic
+from ._topics import TopicError, parse_publish_topic
 
 __all__ = ["Connection", "Inbound", "Peer"]
 
@@ -116,6 +116,11 @@ class Connection:
         if not self._closed.is_set():
             self._enqueue(_Outbound(topic, payload, qos, channel))
 
+    def offer_report(self, topic: str, payload: bytes, qos: int) -> None:
+        """Queue an error report of this connection's thing (see `Gateway.report`)."""
+        if not self._closed.is_set():
+            self._enqueue(_Outbound(topic, payload, qos, None))
+
     def close(self, *, publish_will: bool) -> None:
         """The client is gone: finish what it sent, drop what waited to be sent to it."""
         if self._closed.is_set():
@@ -128,6 +133,10 @@ class Connection:
         while not self._outbox.empty():
             self._outbox.get_nowait()
         self._outbox.put_nowait(None)
+
+    async def hang_up(self) -> None:
+        """Close the network connection (the client left, as far as the rest can tell)."""
+        await self._peer.hang_up()
 
     async def run(self) -> None:
         metrics = self._gateway.metrics
@@ -218,16 +227,13 @@ class Connection:
             await asyncio.wait_for(self._closed.wait(), delay)
 
     def _reject(self, code: str, message: str, topic: str, channel: str | None) -> None:
-        """Count a message that will not reach the bus and tell its publisher why."""
+        """Count a message that will not reach the bus and tell its thing why."""
         self._gateway.metrics.rejected.labels(code).inc()
         logger.debug("client %s: message on %r refused: %s", self.client_id, topic, code)
-        if channel is None or self._closed.is_set():
+        if channel is None:
             return
-        report_topic = errors_topic(channel)
-        qos = self._gateway.subscribed_qos(self.client_id, channel, report_topic)
-        if qos is not None:
-            body = json.dumps({"code": code, "message": message, "topic": topic}).encode()
-            self._enqueue(_Outbound(report_topic, body, qos, None))
+        body = json.dumps({"code": code, "message": message, "topic": topic}).encode()
+        self._gateway.report(self.thing.id, channel, body)
 
     async def _verified(self) -> AuthenticatedThing | None:
         """The thing, if its key is still valid; hangs up (once) when it is not."""

@@ -18,7 +18,7 @@ from shopfloor.ingress import Ingress
 from shopfloor.messaging import Envelope
 
 from ._metrics import MqttMetrics
-from ._topics import message_topic, topic_matches
+from ._topics import errors_topic, message_topic, topic_matches
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -94,6 +94,8 @@ class Gateway:
         self._tasks: asyncio.TaskGroup | None = None
         self._table: SessionTable | None = None
         self._connections: dict[str, Connection] = {}
+        #: Client ids of the live connections of each thing, for its error reports.
+        self._client_ids: dict[str, set[str]] = {}
 
     def bind(self, tasks: asyncio.TaskGroup, table: SessionTable) -> None:
         self._tasks = tasks
@@ -105,11 +107,41 @@ class Gateway:
             raise RuntimeError("the MQTT broker is not running")
         # A take-over (same client id) replaces the old connection, which closes itself.
         self._connections[connection.client_id] = connection
+        self._client_ids.setdefault(connection.thing.id, set()).add(connection.client_id)
         self._tasks.create_task(connection.run(), name=f"mqtt-connection-{connection.client_id}")
 
     def forget(self, connection: Connection) -> None:
         if self._connections.get(connection.client_id) is connection:
             del self._connections[connection.client_id]
+            client_ids = self._client_ids.get(connection.thing.id, set())
+            client_ids.discard(connection.client_id)
+            if not client_ids:
+                self._client_ids.pop(connection.thing.id, None)
+
+    def report(self, thing_id: str, channel: str, payload: bytes) -> None:
+        """Offer an error report to every connection of `thing_id` subscribed to it.
+
+        As in Mosquitto mode, where reports go to `_errors/<thing id>`: a device with a
+        separate monitoring session sees the refusals of its publishing session.
+        """
+        topic = errors_topic(channel)
+        for client_id in self._client_ids.get(thing_id, ()):
+            connection = self._connections.get(client_id)
+            qos = self.subscribed_qos(client_id, channel, topic)
+            if connection is not None and qos is not None:
+                connection.offer_report(topic, payload, qos)
+
+    async def take_over(self, client_id: str) -> None:
+        """Disconnect the live connection using `client_id`, if there is one.
+
+        MQTT 3.1.1 [MQTT-3.1.4-2]: a new client with that id replaces it. amqtt does so
+        only when the old session is persistent and still marked connected; a clean
+        session it deletes, leaving the old TCP connection open beside the new one.
+        """
+        connection = self._connections.get(client_id)
+        if connection is not None:
+            self.metrics.taken_over.inc()
+            await connection.hang_up()
 
     def session_owner(self, client_id: str) -> str | None:
         """The thing id of the session (live or persistent) already using a client id."""

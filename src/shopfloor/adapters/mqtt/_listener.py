@@ -11,8 +11,11 @@ public `external_connected` entry point. That lets it
   for a clean session, deletes) an existing session with the same client id *before*
   it checks the credentials, so a client with a wrong key could otherwise knock a
   thing off the broker. Bad credentials, and a client id already used by another
-  thing, are refused here; the CONNECT bytes are then replayed to amqtt, whose own
-  authentication plugin decides again.
+  thing, are refused here; a live connection with the same client id is closed
+  [MQTT-3.1.4-2]; the CONNECT bytes are then replayed to amqtt, whose own
+  authentication plugin decides again;
+- hand amqtt whole, vetted packets (`FramedReader`), so that a PUBLISH with a wildcard
+  topic disconnects its client instead of having its payload parsed as packets.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from amqtt.mqtt.connack import (
 from amqtt.mqtt.connect import ConnectPacket
 
 from ._errors import MqttBrokerError, MqttPortInUse
+from ._framing import FramedReader
 from ._gateway import Gateway
 
 __all__ = ["Listener"]
@@ -167,7 +171,11 @@ class Listener:
         try:
             if await self._admit(stream_in, stream_out):
                 stream_in.rewind()
-                await self._hand_over(stream_in, stream_out)
+                peer = writer.get_extra_info("peername")
+                framed = FramedReader(
+                    stream_in, on_violation=lambda problem: self._violation(peer, problem)
+                )
+                await self._hand_over(framed, stream_out)
         except Exception:
             logger.exception("MQTT connection failed")
         finally:
@@ -175,6 +183,10 @@ class Listener:
                 await stream_out.close()
             if task is not None:
                 self._active.discard(task)
+
+    def _violation(self, peer: object, problem: str) -> None:
+        self._gateway.metrics.rejected.labels("protocol_violation").inc()
+        logger.warning("MQTT client at %s sent %s; disconnecting it", peer, problem)
 
     async def _admit(self, stream_in: _ReplayReader, stream_out: StreamWriterAdapter) -> bool:
         """Read and vet the CONNECT; answer and refuse it here, or let amqtt have it."""
@@ -217,6 +229,9 @@ class Listener:
             await _refuse(stream_out, IDENTIFIER_REJECTED)
             refused.labels("client_id_taken").inc()
             return False
+        if connect.client_id:
+            # Only now, with the credentials checked: a wrong key must not cut anyone off.
+            await self._gateway.take_over(connect.client_id)
         return True
 
 

@@ -17,6 +17,7 @@ class MqttMetrics:
     delivered: Counter
     dropped: Counter
     connections: Gauge
+    taken_over: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> MqttMetrics:
@@ -52,6 +53,11 @@ class MqttMetrics:
             connections=Gauge(
                 "shopfloor_mqtt_connections",
                 "Authenticated MQTT connections.",
+                registry=registry,
+            ),
+            taken_over=Counter(
+                "shopfloor_mqtt_connections_taken_over",
+                "Connections closed because a new one came with the same client id.",
                 registry=registry,
             ),
         )
