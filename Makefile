@@ -10,10 +10,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= var/demo
-HTTP_PORT ?= 8000
+# The demo has well-known credentials: it listens on loopback unless told otherwise
+# (HOST=0.0.0.0 make run exposes it to the network).
+HOST ?= 127.0.0.1
+# The settings of `shopfloor serve` win over the defaults, as the server's messages advise.
+HTTP_PORT ?= $(or $(SHOPFLOOR_HTTP_PORT),8000)
 # Another broker often holds 1883 already (Mosquitto on this kind of machine, for one):
-# the demo then takes 11883 for its embedded broker.
-MQTT_PORT ?= $(shell (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && echo 11883 || echo 1883)
+# the demo then takes 11883, and when that is taken too (a second demo) a free port,
+# printed at start.
+MQTT_PORT ?= $(or $(SHOPFLOOR_MQTT_PORT),$(shell for p in 1883 11883; do \
+	(exec 3<>/dev/tcp/127.0.0.1/$$p) 2>/dev/null || { echo $$p; exit; }; done; echo 0))
 
 .PHONY: run test bench check services install clean
 
@@ -30,7 +36,9 @@ run: $(STAMP)
 	SHOPFLOOR_LOG_FORMAT=$${SHOPFLOOR_LOG_FORMAT:-text} \
 	SHOPFLOOR_ADMIN_EMAIL=$${SHOPFLOOR_ADMIN_EMAIL:-admin@demo.plant} \
 	SHOPFLOOR_ADMIN_PASSWORD=$${SHOPFLOOR_ADMIN_PASSWORD:-shopfloor-demo} \
-	$(BIN)/shopfloor serve --demo --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) --mqtt-port $(MQTT_PORT)
+	SHOPFLOOR_MQTT_HOST=$${SHOPFLOOR_MQTT_HOST:-$(HOST)} \
+	$(BIN)/shopfloor serve --demo --data-dir $(DATA_DIR) --http-host $(HOST) \
+		--http-port $(HTTP_PORT) --mqtt-port $(MQTT_PORT)
 
 services:
 	bash scripts/ensure-services.sh

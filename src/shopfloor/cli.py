@@ -20,7 +20,7 @@ from shopfloor import __version__
 from shopfloor._logging import configure_logging
 from shopfloor.adapters.capability import MqttService, MqttSettings
 from shopfloor.console import capability_modules, console, load_settings, out
-from shopfloor.core import CoreSettings, Platform, Service, discover
+from shopfloor.core import CoreSettings, DataDirInUse, Platform, Service, discover, lock_data_dir
 from shopfloor.demo import DemoPlant
 
 app = typer.Typer(
@@ -117,6 +117,16 @@ def serve(
             ).close()
     except PortInUse as exc:
         console.print(f"[red]Cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        # Held until the process ends (the descriptor is never closed on purpose).
+        lock_data_dir(settings.data_dir, exclusive=demo)
+    except DataDirInUse as exc:
+        sock.close()
+        console.print(
+            f"[red]Cannot start:[/red] {exc}; choose another with --data-dir "
+            "(SHOPFLOOR_DATA_DIR, or DATA_DIR=... for make run)"
+        )
         raise typer.Exit(2) from exc
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
     # handler that was installed before it; this one lets the process exit with status 0.
@@ -230,6 +240,9 @@ async def _announce(platform: Platform, url: str, *, demo: bool, run: _DemoRun) 
                 f"{identity.admin_password.get_secret_value()}  (demo credentials)"
             )
     out.print(f"Shopfloor {__version__} is serving at {url}  (API docs: {url}/docs)")
+    if platform.settings.http_host in ("127.0.0.1", "::1", "localhost"):
+        out.print("  on loopback only: other machines reach it with --http-host 0.0.0.0 "
+                  "(HOST=0.0.0.0 make run)")  # fmt: skip
     mqtt = platform.get(MqttService) if platform.running(MqttService) else None
     if mqtt is not None and mqtt.port is not None:
         host = _display_host(mqtt.options.mqtt_host)

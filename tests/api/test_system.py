@@ -69,3 +69,14 @@ async def test_the_data_dir_is_readable_by_its_owner_only(api: Api) -> None:
     assert {"data/registry.db", "data/registry.db-wal", "data/secrets"} <= set(modes), modes
     assert any(name.startswith("data/timeseries") for name in modes), modes
     assert {name: mode for name, mode in modes.items() if mode & 0o077} == {}
+
+
+async def test_the_front_page_links_the_docs_health_and_metrics(api: Api) -> None:
+    page = await api.http.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    links = re.findall(r"""href="([^"]+)\"""", page.text)
+    assert {"/docs", "/health", "/metrics", "/openapi.json"} <= set(links)
+    assert not re.search(r"""(?:src|href)="(?:https?:)?//""", page.text), "no outside request"
+    for link in links:
+        assert (await api.http.get(link)).status_code in (200, 503), link

@@ -118,3 +118,75 @@ async def test_refused_sockets_are_closed_with_a_code(
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+
+
+async def _closed_within(ws: Any, seconds: float) -> int:
+    """The close code the server sends within `seconds`, reading past channel messages."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            assert remaining > 0, "the socket is still open"
+            await asyncio.wait_for(ws.recv(), remaining)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+def _reader_connection(plant: Plant) -> str:
+    return f"/api/v1/channels/{plant.channel}/things/{plant.things['reader']['id']}"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [("rotate", 4401), ("delete", 4401), ("disconnect", 4403), ("delete channel", 4403)],
+)
+async def test_a_subscriber_is_closed_when_its_credentials_end(
+    served: tuple[Plant, str], change: str, code: int
+) -> None:
+    plant, base = served
+    reader = plant.things["reader"]
+    http = plant.api.http
+    async with websockets.connect(
+        _url(base, plant, "?format=envelope"), additional_headers=plant.key("reader")
+    ) as ws:
+        await _first_delivery(plant, ws)  # subscribed and receiving
+        if change == "rotate":
+            answer = await http.post(f"/api/v1/things/{reader['id']}/key", headers=plant.user)
+        elif change == "delete":
+            answer = await http.delete(f"/api/v1/things/{reader['id']}", headers=plant.user)
+        elif change == "disconnect":
+            answer = await http.delete(_reader_connection(plant), headers=plant.user)
+        else:
+            answer = await http.delete(f"/api/v1/channels/{plant.channel}", headers=plant.user)
+        assert answer.status_code in (200, 204), answer.text
+        assert await _closed_within(ws, 1.0) == code
+
+
+async def test_a_publisher_is_closed_when_its_key_is_rotated(served: tuple[Plant, str]) -> None:
+    plant, base = served
+    press = plant.things["press"]
+    async with websockets.connect(_url(base, plant), additional_headers=plant.key("press")) as ws:
+        await ws.send('[{"n": "before", "v": 1}]')
+        await plant.wait_for(1, name="before")
+        rotated = await plant.api.http.post(f"/api/v1/things/{press['id']}/key", headers=plant.user)
+        assert rotated.status_code == 200
+        assert await _closed_within(ws, 1.0) == 4401
+
+
+async def test_a_socket_whose_thing_keeps_its_permissions_stays_open(
+    served: tuple[Plant, str],
+) -> None:
+    plant, base = served
+    async with websockets.connect(
+        _url(base, plant, "?format=envelope"), additional_headers=plant.key("reader")
+    ) as ws:
+        await _first_delivery(plant, ws)
+        # Another thing's key changes, and the reader's own connection is granted again.
+        press = plant.things["press"]
+        rotated = await plant.api.http.post(f"/api/v1/things/{press['id']}/key", headers=plant.user)
+        press["key"] = rotated.json()["key"]
+        regranted = await plant.api.http.put(
+            _reader_connection(plant), json={"permissions": ["subscribe"]}, headers=plant.user
+        )
+        assert regranted.status_code in (200, 201, 204), regranted.text
+        assert (await _first_delivery(plant, ws))["publisher"] == press["id"]

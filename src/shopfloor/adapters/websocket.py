@@ -8,6 +8,12 @@ sends JSON objects with the publisher, subtopic and protocol instead. With `publ
 permission each frame it sends is a message (content type detected like MQTT's);
 a refused frame is answered with `{"error": {"code", "message"}}` and the socket stays
 open.
+
+A session ends when its credentials do, whichever process made the change: a registry
+event about its thing or its channel (key rotated, thing deleted, disconnected,
+permissions changed, channel deleted) makes it check its key and permissions again,
+and it closes with 4401 (the key no longer authenticates the thing) or 4403 (a
+permission the session uses is gone) within milliseconds of the change.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from shopfloor.auth import AuthenticatedThing, thing_key
 from shopfloor.core import ErrorKind
 from shopfloor.ingress import Ingress, IngressError, sniff_content_type
 from shopfloor.ingress.capability import IngressService
-from shopfloor.messaging import Envelope, channel_filters, is_valid_subtopic
+from shopfloor.messaging import Envelope, Event, channel_filters, is_valid_subtopic
+from shopfloor.messaging.capability import BusService
 from shopfloor.registry import Permission
 
 logger = logging.getLogger(__name__)
@@ -55,30 +62,76 @@ async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str)
     if not is_valid_subtopic(subtopic) or fmt not in ("raw", "envelope"):
         await websocket.close(CLOSE_INVALID, "invalid subtopic or format")
         return
-    thing = await _authenticate(websocket, ingress)
-    if thing is None:
+    authenticated = await _authenticate(websocket, ingress)
+    if authenticated is None:
         return
+    thing, key = authenticated
     permissions = await ingress.access.permissions(thing.id, channel_id)
     if not permissions:
         await websocket.close(CLOSE_FORBIDDEN, "the thing is not connected to this channel")
         return
+    changed = asyncio.Event()
+
+    def on_change(event: Event) -> None:
+        # Only a flag: the check runs in the session's task, once every listener of this
+        # event (the credential cache among them) has seen it.
+        data = event.data
+        if thing.id in data.get("thing_ids", ()) or data.get("channel_id") == channel_id:
+            changed.set()
+
+    events = websocket.app.state.platform.get(BusService).events
     try:
-        async with asyncio.TaskGroup() as tasks:
-            receiving = tasks.create_task(
-                _receive(websocket, ingress, thing, channel_id, subtopic, permissions),
-                name=f"ws-receive-{thing.id}",
-            )
-            if Permission.SUBSCRIBE in permissions:
-                forwarding = tasks.create_task(
-                    _forward(websocket, ingress, channel_id, subtopic, fmt),
-                    name=f"ws-forward-{thing.id}",
-                )
-                receiving.add_done_callback(lambda _task: forwarding.cancel())
+        with events.listen("registry.>", on_change):
+            async with asyncio.TaskGroup() as tasks:
+                session = [
+                    tasks.create_task(
+                        _receive(websocket, ingress, thing, channel_id, subtopic, permissions),
+                        name=f"ws-receive-{thing.id}",
+                    )
+                ]
+                if Permission.SUBSCRIBE in permissions:
+                    session.append(tasks.create_task(
+                        _forward(websocket, ingress, channel_id, subtopic, fmt),
+                        name=f"ws-forward-{thing.id}",
+                    ))  # fmt: skip
+                session.append(tasks.create_task(
+                    _revoke(websocket, ingress, key, thing, channel_id, permissions, changed),
+                    name=f"ws-credentials-{thing.id}",
+                ))  # fmt: skip
+                for task in session:
+                    # The first to end (the client left, or its credentials did) ends all.
+                    task.add_done_callback(lambda _done: [t.cancel() for t in session])
     except* WebSocketDisconnect:
         pass
 
 
-async def _authenticate(websocket: WebSocket, ingress: Ingress) -> AuthenticatedThing | None:
+async def _revoke(
+    websocket: WebSocket,
+    ingress: Ingress,
+    key: str,
+    thing: AuthenticatedThing,
+    channel_id: str,
+    permissions: frozenset[Permission],
+    changed: asyncio.Event,
+) -> None:
+    """Close the socket once a registry change takes away what the session relies on."""
+    while True:
+        await changed.wait()
+        changed.clear()
+        current = await ingress.access.authenticate(key)
+        if current is None or current.id != thing.id:
+            await _close(websocket, CLOSE_UNAUTHENTICATED, "the thing's key is no longer valid")
+            return
+        if not permissions <= await ingress.access.permissions(thing.id, channel_id):
+            await _close(
+                websocket, CLOSE_FORBIDDEN, "the thing's permissions on this channel changed"
+            )
+            return
+
+
+async def _authenticate(
+    websocket: WebSocket, ingress: Ingress
+) -> tuple[AuthenticatedThing, str] | None:
     key = thing_key(websocket.headers.get("authorization", ""))
     if not key:
         try:
@@ -88,7 +141,7 @@ async def _authenticate(websocket: WebSocket, ingress: Ingress) -> Authenticated
             return None
         key = thing_key(first)
     try:
-        return await ingress.authenticate(key)
+        return await ingress.authenticate(key), key
     except IngressError:
         await _close(websocket, CLOSE_UNAUTHENTICATED, "unknown thing key")
         return None

@@ -1,4 +1,4 @@
-"""Health, Prometheus metrics and the OpenAPI UI served from local assets.
+"""The front page, health, Prometheus metrics and the OpenAPI UI served from local assets.
 
 FastAPI's default `/docs` loads Swagger UI from a public CDN; plants are often
 air-gapped, so the assets come from the `fastapi-offline` package and are served here.
@@ -20,6 +20,31 @@ from ._deps import PlatformDep
 
 router = APIRouter()
 DOCS_ASSETS = "/docs/assets"
+
+# Until the console lands, `/` is a page of plain HTML with no assets at all: it names
+# the version and the services of this process and links what a newcomer looks for.
+_FRONT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shopfloor</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;
+padding:0 1rem;color:#1d2733}}a{{color:#0b5cad}}code{{background:#eef1f4;padding:0 .2em}}
+</style></head><body>
+<h1>Shopfloor {version}</h1>
+<p>This process runs the services <code>{services}</code>.</p>
+<ul>
+<li><a href="/docs">API documentation</a> (sign in with <code>POST /api/v1/auth/token</code>)</li>
+<li><a href="/health">Health</a> of every service</li>
+<li><a href="/metrics">Metrics</a> for Prometheus</li>
+<li><a href="/openapi.json">OpenAPI description</a></li>
+</ul>
+</body></html>
+"""
+
+
+@router.get("/", include_in_schema=False)
+async def front_page(platform: PlatformDep) -> HTMLResponse:
+    services = ",".join(service.name for service in platform.plan if not service.internal)
+    return HTMLResponse(_FRONT_PAGE.format(version=__version__, services=services))
 
 
 @router.get("/health", tags=["system"], summary="Readiness of every service of this process")

@@ -10,7 +10,7 @@ from ._backoff import Backoff, backoff_delay
 from ._database import DatabaseError, MigrationChain, async_url, create_engine, migrate
 from ._discovery import ENTRY_POINT_GROUP, discover
 from ._errors import ErrorKind, ShopfloorError, http_status
-from ._files import private_dir, private_file
+from ._files import DataDirInUse, lock_data_dir, private_dir, private_file
 from ._lifecycle import Lifecycle, Loop
 from ._platform import Health, HealthCheck, Platform, plan, selectable_services
 from ._service import EDGE_STAGE, Service, ServiceError
@@ -30,6 +30,7 @@ __all__ = [
     "Backends",
     "Backoff",
     "CoreSettings",
+    "DataDirInUse",
     "DatabaseError",
     "ErrorKind",
     "Health",
@@ -51,6 +52,7 @@ __all__ = [
     "discover",
     "env_names",
     "http_status",
+    "lock_data_dir",
     "mask_url_passwords",
     "migrate",
     "plan",

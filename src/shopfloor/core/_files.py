@@ -8,10 +8,22 @@ the service account has any business reading them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from pathlib import Path
 
-__all__ = ["private_dir", "private_file"]
+from ._errors import ErrorKind, ShopfloorError
+
+__all__ = ["DataDirInUse", "lock_data_dir", "private_dir", "private_file"]
+
+LOCK_NAME = ".serve.lock"
+
+
+class DataDirInUse(ShopfloorError):
+    """Another running server holds the data dir in a way that excludes this one."""
+
+    code = "data_dir_in_use"
+    kind = ErrorKind.CONFLICT
 
 
 def private_dir(path: Path) -> None:
@@ -40,3 +52,23 @@ def private_file(path: Path) -> None:
     private_dir(path.parent)
     # No O_TRUNC: an existing file is kept as it is.
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def lock_data_dir(data_dir: Path, *, exclusive: bool) -> int:
+    """Hold the data dir for as long as the returned descriptor stays open.
+
+    Servers of a split deployment may share a data dir (shared holds); a demo seeds and
+    owns its data dir, so it takes it alone and is refused while any other server holds
+    it, and the other way round. The lock goes with the process, however it ends.
+    """
+    private_dir(data_dir)
+    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise DataDirInUse(
+            f"the data dir {data_dir} is in use by another running shopfloor serve"
+            + ("; a demo needs a data dir of its own" if exclusive else ", a demo")
+        ) from exc
+    return fd

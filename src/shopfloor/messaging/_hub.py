@@ -46,7 +46,7 @@ class Listening:
     listener: Listener
 
     def remove(self) -> None:
-        self.hub._listening.discard(self)
+        self.hub._listening.pop(self, None)
 
     def __enter__(self) -> Listening:
         return self
@@ -62,7 +62,8 @@ class EventHub(Lifecycle):
         self.origin = origin or f"{os.getpid()}-{os.urandom(4).hex()}"
         self.max_backlog = max_backlog
         self.dropped = 0
-        self._listening: set[Listening] = set()
+        # Insertion-ordered: listeners are called in the order they were attached.
+        self._listening: dict[Listening, None] = {}
         self._outbox: deque[Event] = deque()
         self._wake = asyncio.Event()
         self._first: EventSubscription | None = None
@@ -76,7 +77,7 @@ class EventHub(Lifecycle):
 
     def listen(self, subject_filter: str, listener: Listener) -> Listening:
         listening = Listening(self, event_filter(subject_filter), listener)
-        self._listening.add(listening)
+        self._listening[listening] = None
         return listening
 
     def emit(self, subject: str, data: Mapping[str, Any]) -> Event:
