@@ -1,18 +1,22 @@
-"""Real `shopfloor serve` processes for tests: free ports, health waits, stop in `finally`."""
+"""Real servers for tests: `shopfloor serve` processes, or an app served by uvicorn in the
+test's loop; free ports, waits with deadlines, stopped in `finally`."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 ADMIN = ("root@plant.example", "root-password")
 
@@ -108,3 +112,26 @@ def plant(base: str) -> tuple[str, dict[str, object], dict[str, str]]:
     channel = httpx.post(f"{base}/api/v1/channels", json={"name": "t"}, headers=user).json()["id"]
     httpx.put(f"{base}/api/v1/channels/{channel}/things/{thing['id']}", headers=user)
     return channel, thing, user
+
+
+@asynccontextmanager
+async def served_app(config: uvicorn.Config) -> AsyncIterator[int]:
+    """Serve `config` (an app and its settings) on a free port in this loop; yields the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not server.started:
+            assert asyncio.get_running_loop().time() < deadline and not task.done()
+            await asyncio.sleep(0.02)  # uvicorn offers no 'started' event to wait on
+        yield int(sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def app_config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(app, log_config=None, lifespan="on")

@@ -22,6 +22,7 @@ from shopfloor.adapters.capability import MqttService, MqttSettings
 from shopfloor.console import capability_modules, console, load_settings, out
 from shopfloor.core import CoreSettings, DataDirInUse, Platform, Service, discover, lock_data_dir
 from shopfloor.demo import DemoPlant
+from shopfloor.httpserver import server_config
 
 app = typer.Typer(
     name="shopfloor",
@@ -37,10 +38,14 @@ except ImportError as exc:
     console.print(f"[red]Cannot load the capabilities in SHOPFLOOR_CAPABILITIES:[/red] {exc}")
     raise SystemExit(2) from exc
 
-_SERVICES_HELP = "Comma-separated services to run [env: SHOPFLOOR_SERVICES; default: all]. " + (
+# Help texts use parentheses: Typer's rich markup would take "[env: ...]" for a tag.
+_SERVICES_HELP = "Comma-separated services to run (env SHOPFLOOR_SERVICES; default all): " + (
     "; ".join(
-        f"{cls.name}: {cls.summary().rstrip('.')}" for cls in Service.backends if not cls.internal
+        f"{cls.name}: {cls.summary().rstrip('.')}"
+        for cls in sorted(Service.backends, key=lambda c: c.name)
+        if not cls.internal
     )
+    + "."
 )
 
 
@@ -73,17 +78,21 @@ def bind_socket(host: str, port: int, *, option: str, env: str) -> socket.socket
 @app.command()
 def serve(
     data_dir: Annotated[
-        Path | None, typer.Option(help="Data folder [env: SHOPFLOOR_DATA_DIR].")
+        Path | None, typer.Option(help="Data folder (env SHOPFLOOR_DATA_DIR; default var/data).")
     ] = None,
     http_port: Annotated[
-        int | None, typer.Option(help="HTTP port [env: SHOPFLOOR_HTTP_PORT; default 8000].")
+        int | None, typer.Option(help="HTTP port (env SHOPFLOOR_HTTP_PORT; default 8000).")
     ] = None,
     http_host: Annotated[
-        str | None, typer.Option(help="HTTP bind address [env: SHOPFLOOR_HTTP_HOST].")
+        str | None,
+        typer.Option(help="HTTP bind address (env SHOPFLOOR_HTTP_HOST; default 0.0.0.0)."),
     ] = None,
     mqtt_port: Annotated[
         int | None,
-        typer.Option(help="Embedded MQTT broker port [env: SHOPFLOOR_MQTT_PORT; default 1883]."),
+        typer.Option(
+            help="Embedded MQTT broker port, 0 for a free one (env SHOPFLOOR_MQTT_PORT; "
+            "default 1883)."
+        ),
     ] = None,
     services: Annotated[str | None, typer.Option(help=_SERVICES_HELP)] = None,
     demo: Annotated[
@@ -162,15 +171,7 @@ async def _serve(settings: CoreSettings, sock: socket.socket, *, demo: bool) -> 
     run = _DemoRun()
     platform.on_started.append(lambda: _announce(platform, url, demo=demo, run=run))
     platform.on_started.append(_freeze_startup_objects)
-    config = uvicorn.Config(
-        create_app(settings, platform=platform),
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(create_app(settings, platform=platform), settings))
     if not (demo and "http" in settings.services):
         await server.serve(sockets=[sock])
         return

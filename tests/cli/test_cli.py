@@ -43,6 +43,18 @@ def test_help_lists_commands() -> None:
         assert command in result.stdout
 
 
+def test_serve_help_lists_services_and_defaults(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "serve", "--help"], capture_output=True, text=True, timeout=60,
+        env=_env(tmp_path, COLUMNS="200"),
+    )  # fmt: skip
+    text = " ".join(result.stdout.replace("│", " ").split())
+    for service in ("api:", "http:", "mqtt:", "writer:"):
+        assert service in text
+    assert "SHOPFLOOR_HTTP_PORT; default 8000" in text
+    assert " ." not in text, "a help text lost its bracketed part"
+
+
 def test_taken_port_fails_fast_naming_the_option(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed
 
@@ -18,30 +16,20 @@ from shopfloor.app import create_app
 from shopfloor.settings import Settings
 
 from ..api.conftest import Api
+from ..serving import app_config, served_app
 from .conftest import Plant, build_plant
 
 
 @pytest.fixture
 async def served(make_settings: Callable[..., Settings]) -> AsyncIterator[tuple[Plant, str]]:
     """A platform served by uvicorn on a free port; yields the plant and ws://host:port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     app = create_app(make_settings())
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = asyncio.get_running_loop().time() + 30
-        while not server.started:
-            assert asyncio.get_running_loop().time() < deadline and not task.done()
-            await asyncio.sleep(0.02)  # uvicorn offers no 'started' event to wait on
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            plant = await build_plant(Api(http, app.state.platform))
-            yield plant, f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with (
+        served_app(app_config(app)) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        plant = await build_plant(Api(http, app.state.platform))
+        yield plant, f"ws://127.0.0.1:{port}"
 
 
 def _url(base: str, plant: Plant, suffix: str = "") -> str:

@@ -31,7 +31,7 @@ def create_admin(
             hide_input=True,
             confirmation_prompt=True,
             envvar="SHOPFLOOR_NEW_ADMIN_PASSWORD",
-            help="Password (prompted if not given) [env: SHOPFLOOR_NEW_ADMIN_PASSWORD].",
+            help="Password, prompted if not given (env SHOPFLOOR_NEW_ADMIN_PASSWORD).",
         ),
     ],
     reset_password: Annotated[

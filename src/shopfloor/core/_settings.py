@@ -86,6 +86,18 @@ class CoreSettings(BaseSettings):
         description="Comma-separated extra modules that register capabilities (plug-ins).",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time a request's headers may take (then 408)."
+    )
+    http_max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="Largest request headers (then 431)."
+    )
+    http_keep_alive_seconds: int = Field(
+        default=5, ge=1, description="Idle time before a keep-alive connection is closed."
+    )
+    http_max_connections: int = Field(
+        default=2048, ge=16, description="Connections and requests at once (then 503)."
+    )
     log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text")
     log_level: str = Field(default="INFO", description="Python log level name.")
 

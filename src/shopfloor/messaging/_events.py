@@ -17,18 +17,15 @@ disconnected catches up by other means (caches expire, Mosquitto resyncs).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from ._envelope import new_message_id, now_ns
 from ._errors import EnvelopeDecodeError, InvalidSubject
-from ._receivers import _Receiver
+from ._receivers import Fanout
 from ._subjects import subject_matches, with_prefix
 
 __all__ = [
@@ -112,8 +109,8 @@ def decode_event(wire_subject: str, body: bytes, *, prefix: str = "") -> Event:
         raise EnvelopeDecodeError(str(exc)) from exc
 
 
-class EventSubscription(_Receiver):
-    """Events matching logical filters while open: `async with`, then `async for`.
+class EventSubscription(Fanout[Event]):
+    """Platform events matching logical filters while open: `async with`, then `async for`.
 
     A subscriber that does not keep up loses events (counted in `dropped`), as for
     telemetry subscriptions.
@@ -125,43 +122,7 @@ class EventSubscription(_Receiver):
         if isinstance(filters, str) or not filters:
             raise InvalidSubject("event filters must be a non-empty sequence of filters")
         self.filters = tuple(event_filter(f) for f in filters)
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=max_queued)
-        self.dropped = 0
-        super().__init__()
+        super().__init__(max_queued=max_queued)
 
     def accepts(self, subject: str) -> bool:
         return any(event_matches(f, subject) for f in self.filters)
-
-    def _offer(self, event: Event) -> None:
-        if self._closed:
-            return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    def _finish(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Event:
-        if not self._opened:
-            raise RuntimeError("enter the event subscription with `async with` first")
-        if self._closed:
-            raise StopAsyncIteration
-        event = await self._queue.get()
-        if event is None:
-            raise StopAsyncIteration
-        return event
-
-    @abstractmethod
-    async def _start(self) -> None: ...
-
-    @abstractmethod
-    async def _stop(self) -> None: ...

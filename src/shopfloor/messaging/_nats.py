@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
@@ -117,6 +117,36 @@ def _hosts(servers: Sequence[str]) -> str:
     return ",".join(urlsplit(server).netloc.rpartition("@")[2] for server in servers)
 
 
+async def _core_subscribe(
+    bus: NatsBus,
+    wire_filters: Sequence[str],
+    callback: Callable[[Msg], Awaitable[None]],
+    action: str,
+) -> list[NatsCoreSubscription]:
+    """Core NATS subscriptions to `wire_filters`, in place once this returns."""
+    nc = bus._connection()
+    subs: list[NatsCoreSubscription] = []
+    try:
+        for wire_filter in wire_filters:
+            subs.append(await nc.subscribe(wire_filter, cb=callback))
+        # Once the server has seen the SUB, a publish from any connection reaches us.
+        await nc.flush(timeout=max(1, round(bus.config.publish_timeout)))
+    except Exception as exc:
+        await _core_unsubscribe(subs)
+        raise translate_nats_error(exc, action) from exc
+    return subs
+
+
+async def _core_unsubscribe(subs: Sequence[NatsCoreSubscription]) -> None:
+    for sub in subs:
+        try:
+            await sub.unsubscribe()
+        except nats.errors.Error as exc:
+            # The connection is closed or reconnecting: the server forgets the
+            # subscription with the connection, and the client has dropped it.
+            logger.debug("unsubscribe skipped: %s", type(exc).__name__)
+
+
 class NatsSubscription(Subscription):
     """A fan-out subscription: one core NATS subscription per (reduced) filter."""
 
@@ -129,29 +159,15 @@ class NatsSubscription(Subscription):
         self._recent_ids: OrderedDict[str, None] = OrderedDict()
 
     async def _start(self) -> None:
-        nc = self._bus._connection()
         prefix = self._bus.config.prefix
-        try:
-            for subject_filter in reduce_filters(self.filters):
-                wire_filter = with_prefix(subject_filter, prefix)
-                self._subs.append(await nc.subscribe(wire_filter, cb=self._on_message))
-            # Once the server has seen the SUB, a publish from any connection reaches us.
-            await nc.flush(timeout=max(1, round(self._bus.config.publish_timeout)))
-        except Exception as exc:
-            await self._stop()
-            raise translate_nats_error(exc, "subscribe") from exc
+        wire = [with_prefix(f, prefix) for f in reduce_filters(self.filters)]
+        self._subs = await _core_subscribe(self._bus, wire, self._on_message, "subscribe")
         self._bus._subscriptions.add(self)
 
     async def _stop(self) -> None:
         self._bus._subscriptions.discard(self)
         subs, self._subs = self._subs, []
-        for sub in subs:
-            try:
-                await sub.unsubscribe()
-            except nats.errors.Error as exc:
-                # The connection is closed or reconnecting: the server forgets the
-                # subscription with the connection, and the client has dropped it.
-                logger.debug("unsubscribe skipped: %s", type(exc).__name__)
+        await _core_unsubscribe(subs)
 
     async def _on_message(self, msg: Msg) -> None:
         try:
@@ -180,26 +196,15 @@ class NatsEventSubscription(EventSubscription):
         self._subs: list[NatsCoreSubscription] = []
 
     async def _start(self) -> None:
-        nc = self._bus._connection()
         prefix = self._bus.config.prefix
-        try:
-            for event_filter in self.filters:
-                wire = event_wire_subject(event_filter, prefix=prefix)
-                self._subs.append(await nc.subscribe(wire, cb=self._on_message))
-            await nc.flush(timeout=max(1, round(self._bus.config.publish_timeout)))
-        except Exception as exc:
-            await self._stop()
-            raise translate_nats_error(exc, "subscribe to events") from exc
+        wire = [event_wire_subject(f, prefix=prefix) for f in self.filters]
+        self._subs = await _core_subscribe(self._bus, wire, self._on_message, "subscribe to events")
         self._bus._event_subscriptions.add(self)
 
     async def _stop(self) -> None:
         self._bus._event_subscriptions.discard(self)
         subs, self._subs = self._subs, []
-        for sub in subs:
-            try:
-                await sub.unsubscribe()
-            except nats.errors.Error as exc:
-                logger.debug("unsubscribe skipped: %s", type(exc).__name__)
+        await _core_unsubscribe(subs)
 
     async def _on_message(self, msg: Msg) -> None:
         try:

@@ -12,12 +12,14 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 from ._envelope import Envelope
 from ._subjects import check_filters, validate_name
 
-__all__ = ["Consumer", "Delivery", "Subscription"]
+__all__ = ["Consumer", "Delivery", "Fanout", "Subscription"]
+
+T = TypeVar("T")
 
 
 class Delivery(ABC):
@@ -118,44 +120,31 @@ class _Receiver(ABC):
     async def _stop(self) -> None: ...
 
 
-class Subscription(_Receiver):
-    """An ephemeral fan-out subscription: `async with` it, then `async for` its envelopes.
+class Fanout(_Receiver, Generic[T]):
+    """What every ephemeral subscription shares: `async with` it, then `async for` it.
 
-    Envelopes wait in a bounded queue; when it is full the new envelope is dropped for
-    this subscription only and counted in `dropped`. Iteration ends when the
-    subscription or its bus is closed.
+    Items wait in a bounded queue; when it is full the new item is dropped for this
+    subscription only and counted in `dropped`. Iteration ends when the subscription
+    or its bus is closed.
     """
 
-    _kind = "subscription"
-
-    def __init__(self, filters: Sequence[str], *, max_queued: int) -> None:
+    def __init__(self, *, max_queued: int) -> None:
         if max_queued < 1:
             raise ValueError("max_queued must be >= 1")
-        self._filters = check_filters(filters)
-        self._queue: asyncio.Queue[Envelope | None] = asyncio.Queue(maxsize=max_queued)
+        self._queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize=max_queued)
         self._dropped = 0
-        self._malformed = 0
         super().__init__()
 
     @property
-    def filters(self) -> tuple[str, ...]:
-        return self._filters
-
-    @property
     def dropped(self) -> int:
-        """How many envelopes were lost because this subscriber's queue was full."""
+        """How many items were lost because this subscriber's queue was full."""
         return self._dropped
 
-    @property
-    def malformed(self) -> int:
-        """How many messages were ignored because they are not envelopes."""
-        return self._malformed
-
-    def _offer(self, envelope: Envelope) -> None:
+    def _offer(self, item: T) -> None:
         if self._closed:
             return
         try:
-            self._queue.put_nowait(envelope)
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self._dropped += 1
 
@@ -171,15 +160,15 @@ class Subscription(_Receiver):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Envelope:
+    async def __anext__(self) -> T:
         if not self._opened:
-            raise RuntimeError("enter the subscription with `async with` before iterating")
+            raise RuntimeError(f"enter the {self._kind} with `async with` before iterating")
         if self._closed:
             raise StopAsyncIteration
-        envelope = await self._queue.get()
-        if envelope is None:
+        item = await self._queue.get()
+        if item is None:
             raise StopAsyncIteration
-        return envelope
+        return item
 
     @abstractmethod
     async def _start(self) -> None:
@@ -188,6 +177,26 @@ class Subscription(_Receiver):
     @abstractmethod
     async def _stop(self) -> None:
         """Remove interest and release backend resources."""
+
+
+class Subscription(Fanout[Envelope]):
+    """An ephemeral fan-out subscription to channel messages (see `Fanout`)."""
+
+    _kind = "subscription"
+
+    def __init__(self, filters: Sequence[str], *, max_queued: int) -> None:
+        self._filters = check_filters(filters)
+        self._malformed = 0
+        super().__init__(max_queued=max_queued)
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        return self._filters
+
+    @property
+    def malformed(self) -> int:
+        """How many messages were ignored because they are not envelopes."""
+        return self._malformed
 
 
 class Consumer(_Receiver):

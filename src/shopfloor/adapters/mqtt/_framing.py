@@ -113,6 +113,16 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]
     def feed_eof(self) -> None:
         self._inner.feed_eof()
 
+    def end(self) -> None:
+        """Serve no packet after the current one: amqtt sees the client leave.
+
+        This is how the broker stops taking messages on shutdown. Cancelling amqtt's
+        reader is not enough on Python 3.11: it reads under `asyncio.wait_for`, which
+        loses a cancellation that arrives as data does, and a client that never pauses
+        kept the server from stopping until it left.
+        """
+        self._ended = True
+
     async def _next_packet(self) -> bool:
         if self._ended:
             return False

@@ -119,6 +119,7 @@ class Listener:
         # asyncio runs each accepted connection in its own task; they are tracked so
         # that closing can end the ones amqtt does not know about yet.
         self._active: set[asyncio.Task[None]] = set()
+        self._streams: set[FramedReader] = set()
 
     @property
     def port(self) -> int:
@@ -146,8 +147,12 @@ class Listener:
         logger.info("MQTT broker listening on %s:%d", self._host, self.port)
 
     async def stop_accepting(self) -> None:
+        """No new connections, and no new packets on the open ones (messages a client
+        sent without getting a PUBACK are its to send again)."""
         if self._server is not None:
             self._server.close()
+        for stream in list(self._streams):
+            stream.end()
 
     async def close(self) -> None:
         """Stop accepting and end connections still in progress."""
@@ -175,7 +180,11 @@ class Listener:
                 framed = FramedReader(
                     stream_in, on_violation=lambda problem: self._violation(peer, problem)
                 )
-                await self._hand_over(framed, stream_out)
+                self._streams.add(framed)
+                try:
+                    await self._hand_over(framed, stream_out)
+                finally:
+                    self._streams.discard(framed)
         except Exception:
             logger.exception("MQTT connection failed")
         finally:

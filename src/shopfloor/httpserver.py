@@ -1,0 +1,104 @@
+"""The HTTP server of `shopfloor serve`: uvicorn with limits an exposed server needs.
+
+uvicorn closes idle keep-alive connections, but a request whose headers arrive a byte
+at a time keeps its connection forever, and httptools buffers a header of any size.
+`GuardedHttpProtocol` bounds both, per request: the headers must be complete within
+`http_header_timeout_seconds` of their first byte, and no longer than
+`http_max_header_bytes` (413 would be for bodies: a header too large is a `431`, a
+header too slow a `408`; both close the connection). Connections beyond
+`http_max_connections` are answered `503` by uvicorn (`limit_concurrency`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from shopfloor.core import CoreSettings
+
+__all__ = ["GuardedHttpProtocol", "server_config"]
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline and a size bound on request headers."""
+
+    header_timeout: float = 10.0
+    max_header_bytes: int = 16 * 1024
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_bytes = 0
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._awaiting_request = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._awaiting_request:
+            # The first byte of a request starts its header clock.
+            self._awaiting_request = False
+            self._header_bytes = 0
+            self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+        reading_headers = self._header_deadline is not None
+        super().data_received(data)
+        if reading_headers and self._header_deadline is not None:
+            # Still inside the headers after this chunk: all of it counts.
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(b"431 Request Header Fields Too Large", "request headers too large")
+
+    def on_headers_complete(self) -> None:
+        self._cancel_deadline()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._awaiting_request = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        self._refuse(b"408 Request Timeout", "request headers too slow")
+
+    def _refuse(self, status: bytes, reason: str) -> None:
+        self._cancel_deadline()
+        if self.transport.is_closing():
+            return
+        body = reason.encode()
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        self.transport.close()
+
+
+def server_config(app: Any, settings: CoreSettings) -> uvicorn.Config:
+    """The uvicorn configuration of `shopfloor serve` (and of tests serving the app)."""
+    protocol = type(
+        "Http",
+        (GuardedHttpProtocol,),
+        {
+            "header_timeout": settings.http_header_timeout_seconds,
+            "max_header_bytes": settings.http_max_header_bytes,
+        },
+    )
+    return uvicorn.Config(
+        app,
+        http=protocol,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        limit_concurrency=settings.http_max_connections,
+        server_header=False,
+    )
