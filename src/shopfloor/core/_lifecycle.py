@@ -91,18 +91,26 @@ class Lifecycle:
         call enters the task group on the stack: loops stop before everything acquired
         until then is released, and after what is acquired later.
         """
+        tasks = await self.task_group()
+        body: Coroutine[Any, Any, None] = (
+            self._supervised(name, loop) if restart else _as_coroutine(loop(self._stopping))
+        )
+        task = tasks.create_task(body, name=name)
+        if cancel_on_stop:
+            self._cancel_on_stop.append(task)
+        return task
+
+    async def task_group(self) -> asyncio.TaskGroup:
+        """The task group of this object's loops, entered on its stack at the first call.
+
+        For objects that hand it on (a broker gives each connection a task in it).
+        """
         if self._tasks is None:
             self._tasks = await self._stack.enter_async_context(asyncio.TaskGroup())
             # Registered after the task group, so it runs first on close: the loops are
             # told to stop, then the task group's exit waits for them.
             self._stack.callback(self._signal_stop)
-        body: Coroutine[Any, Any, None] = (
-            self._supervised(name, loop) if restart else _as_coroutine(loop(self._stopping))
-        )
-        task = self._tasks.create_task(body, name=name)
-        if cancel_on_stop:
-            self._cancel_on_stop.append(task)
-        return task
+        return self._tasks
 
     def _signal_stop(self) -> None:
         self._stopping.set()

@@ -24,8 +24,6 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -34,7 +32,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor.auth import AuthenticatedThing
-from shopfloor.core import ErrorKind
+from shopfloor.core import ErrorKind, Lifecycle
 from shopfloor.ingress import Ingress, IngressError, sniff_content_type
 from shopfloor.messaging import Bus, MessagingError
 
@@ -91,7 +89,7 @@ def _user_properties(message: aiomqtt.Message) -> dict[str, str]:
     return {str(name): str(value) for name, value in pairs}
 
 
-class MosquittoBridge:
+class MosquittoBridge(Lifecycle):
     """Moves messages between Mosquitto and the bus; see the module docstring."""
 
     def __init__(
@@ -107,6 +105,7 @@ class MosquittoBridge:
         options: MosquittoOptions,
         on_reconnect: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__()
         self._host = host
         self._port = port
         self._password = password
@@ -121,9 +120,8 @@ class MosquittoBridge:
         self._link = BrokerLink()
         self._forwarder = Forwarder(self._link, bus, metrics, options)
         self._may_connect = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._inbound: asyncio.Task[None] | None = None
+        self._outbound: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -136,46 +134,36 @@ class MosquittoBridge:
     def forget_channel(self, channel_id: str) -> None:
         self._channels.forget(channel_id)
 
-    async def __aenter__(self) -> Self:
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         try:
             # Declared now, so what is published from here on is kept for Mosquitto.
             await self._bus.declare(self._options.outbound_durable, ALL_CHANNELS)
         except MessagingError as exc:
             logger.warning("cannot declare the bus consumer for mosquitto yet: %s", exc)
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        self._tasks = [
-            self._group.create_task(self._run_inbound(), name="mosquitto-bridge-in"),
-            self._group.create_task(
-                self._forwarder.run(self._stopping), name="mosquitto-bridge-out"
-            ),
-        ]
-        return self
+        self._inbound = await self.spawn("mosquitto-bridge-in", self._run_inbound, restart=False)
+        # What the outbound side did not acknowledge goes to the next consumer.
+        self._outbound = await self.spawn(
+            "mosquitto-bridge-out", self._forwarder.run, restart=False, cancel_on_stop=True
+        )
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         # Inbound finishes what it took and acknowledges it before logging out, so a
-        # restart delivers nothing twice; the outbound side is simply cancelled (what it
-        # did not acknowledge goes to the next consumer).
+        # restart delivers nothing twice; the outbound side is simply cancelled.
+        if self._outbound is not None:
+            self._outbound.cancel()
         self._stopping.set()
         self._may_connect.set()  # a bridge still waiting to log in just ends
-        inbound, outbound = self._tasks
-        outbound.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._options.stop_timeout):
-                await asyncio.shield(inbound)
-        inbound.cancel()
-        group, self._group = self._group, None
-        if group is not None:
-            await group.__aexit__(None, None, None)
+        inbound = self._inbound
+        if inbound is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._options.stop_timeout):
+                    await asyncio.shield(inbound)
+            inbound.cancel()
+        await super().aclose()
 
     # -- Mosquitto → bus -----------------------------------------------------------------
 
-    async def _run_inbound(self) -> None:
+    async def _run_inbound(self, _stopping: asyncio.Event) -> None:
         await self._may_connect.wait()
         attempt, sessions = 0, 0
         while not self._stopping.is_set():

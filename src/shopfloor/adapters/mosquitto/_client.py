@@ -14,19 +14,18 @@ flight with `DynsecUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
-from shopfloor.core import Backoff
+from shopfloor.core import Backoff, Lifecycle
 
 from . import _dynsec as dynsec
 from ._dynsec import DynsecCommand, DynsecResponse
@@ -72,7 +71,7 @@ class BrokerUrl:
         )
 
 
-class DynsecClient:
+class DynsecClient(Lifecycle):
     """Sends dynamic-security command batches and returns the plugin's answers."""
 
     def __init__(
@@ -86,6 +85,7 @@ class DynsecClient:
         backoff_base: float = 0.1,
         backoff_cap: float = 5.0,
     ) -> None:
+        super().__init__()
         self._host = host
         self._port = port
         self._username = username
@@ -101,8 +101,6 @@ class DynsecClient:
         self._connected = asyncio.Event()
         self._last_error: BaseException | None = None
         self._was_ready = False
-        self._group: asyncio.TaskGroup | None = None
-        self._runner: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: float) -> DynsecClient:
@@ -115,33 +113,11 @@ class DynsecClient:
             **options,
         )
 
-    async def __aenter__(self) -> Self:
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        self._runner = self._group.create_task(self._run(), name="dynsec-connection")
-        try:
-            await self._wait_connected()
-        except BaseException:
-            await self._stop()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop()
-
-    async def _stop(self) -> None:
-        # The caller's exception is not handed to the task group, which would wrap it.
-        if self._runner is not None:
-            self._runner.cancel()
-        group, self._group = self._group, None
-        if group is not None:
-            await group.__aexit__(None, None, None)
-        self._fail_pending(DynsecUnavailable("the dynsec client is closed"))
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        # Registered first, so it runs last: after the connection task has ended.
+        stack.callback(self._fail_pending, DynsecUnavailable("the dynsec client is closed"))
+        await self.spawn("dynsec-connection", self._run, restart=False, cancel_on_stop=True)
+        await self._wait_connected()
 
     async def execute(self, commands: Sequence[DynsecCommand]) -> list[DynsecResponse]:
         """Run commands in order; one answer per command, errors included (not raised)."""
@@ -200,7 +176,7 @@ class DynsecClient:
                 f"cannot connect to Mosquitto at {self._host}:{self._port} as admin{reason}"
             ) from exc
 
-    async def _run(self) -> None:
+    async def _run(self, _stopping: asyncio.Event) -> None:
         attempt = 0
         while True:
             try:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
-from types import TracebackType
-from typing import Self
 
 from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 from prometheus_client import CollectorRegistry
 
 from shopfloor.auth import ThingAccess
+from shopfloor.core import Lifecycle
 from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus, Subscription
 
@@ -32,7 +31,7 @@ ALL_CHANNELS = "channels.>"
 _LISTENER = "default"
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(Lifecycle):
     """The single-process MQTT broker; an async context manager, entered once.
 
     Things connect with username = thing id, password = thing key. What they publish
@@ -52,13 +51,13 @@ class EmbeddedBroker:
         metrics_registry: CollectorRegistry,
         limits: BrokerLimits | None = None,
     ) -> None:
+        super().__init__()
         self._limits = limits or BrokerLimits()
         self._gateway = Gateway(ingress, access, MqttMetrics.create(metrics_registry), self._limits)
         self._bus = bus
         self._listener = Listener(self._gateway, self._hand_over, host=host, port=port)
         self._amqtt: ThingBroker | None = None
         self._fan_out_task: asyncio.Task[None] | None = None
-        self._stack = AsyncExitStack()
         self._started = False
 
     @property
@@ -72,28 +71,11 @@ class EmbeddedBroker:
         """The port listened on (the one the OS chose, when 0 was asked)."""
         return self._listener.port
 
-    async def __aenter__(self) -> Self:
-        try:
-            await self._start()
-        except BaseException:
-            await self._stop()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop()
-
-    async def _start(self) -> None:
+    async def _start(self, stack: AsyncExitStack) -> None:
         # Exit callbacks run last-in first-out: stop accepting, shut amqtt down (which
         # closes every connection), end half-done handshakes, close the bus
         # subscription, then wait for the connections to finish their last messages.
-        stack = self._stack
-        tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        tasks = await self.task_group()  # each connection runs a task in it
         subscription = await stack.enter_async_context(
             self._bus.subscribe([ALL_CHANNELS], max_queued=self._limits.max_fan_out_queued)
         )
@@ -109,10 +91,10 @@ class EmbeddedBroker:
         stack.push_async_callback(self._listener.stop_accepting)
         self._started = True
 
-    async def _stop(self) -> None:
+    async def aclose(self) -> None:
         self._started = False
         self._gateway.stopping = True
-        await self._stack.aclose()
+        await super().aclose()
         self._amqtt = None
 
     def _amqtt_config(self) -> BrokerConfig:
