@@ -38,7 +38,7 @@ run: $(STAMP)
 	SHOPFLOOR_ADMIN_PASSWORD=$${SHOPFLOOR_ADMIN_PASSWORD:-shopfloor-demo} \
 	SHOPFLOOR_MQTT_HOST=$${SHOPFLOOR_MQTT_HOST:-$(HOST)} \
 	$(BIN)/shopfloor serve --demo --data-dir $(DATA_DIR) --http-host $(HOST) \
-		--http-port $(HTTP_PORT) --mqtt-port $(MQTT_PORT)
+		--http-port $(HTTP_PORT) --mqtt-port $(MQTT_PORT) --stop-with-parent
 
 services:
 	bash scripts/ensure-services.sh

@@ -7,8 +7,11 @@ import contextlib
 import errno
 import gc
 import logging
+import os
 import signal
 import socket
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -98,6 +101,13 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="Seed a demo plant on an empty data dir and print its keys.")
     ] = False,
+    stop_with_parent: Annotated[
+        bool,
+        typer.Option(
+            help="Stop when the parent process (make) is interrupted, as with Ctrl-C "
+            "(used by make run; Linux only)."
+        ),
+    ] = False,
 ) -> None:
     """Run the Shopfloor server (embedded defaults: SQLite, in-process bus)."""
     settings = load_settings(
@@ -141,11 +151,46 @@ def serve(
     # handler that was installed before it; this one lets the process exit with status 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stopped_by_signal)
+    if stop_with_parent:
+        _stop_when_parent_is_interrupted()
     _use_uvloop()
     try:
         asyncio.run(_serve(settings, sock, demo=demo))
     finally:
         sock.close()
+
+
+def _stop_when_parent_is_interrupted() -> None:
+    """Stop as on SIGINT once the parent stops catching SIGINT.
+
+    `make run` runs the server as make's child. A SIGINT sent to make alone (not to the
+    whole terminal job, as Ctrl-C does) never reaches the server: GNU make forwards only
+    SIGTERM, and on SIGINT resets its own handler and waits for its children, forever.
+    That reset is visible in `/proc/<parent>/status` (`SigCgt` loses the SIGINT bit), so a
+    thread watches for it and interrupts this process, which then stops gracefully.
+    """
+    parent = os.getppid()
+    status = Path(f"/proc/{parent}/status")
+    sigint = 1 << (signal.SIGINT - 1)
+
+    def catches_sigint() -> bool | None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & sigint)
+        except (OSError, ValueError):
+            return None  # no /proc, or the parent is gone
+        return None
+
+    if not catches_sigint():
+        return  # nothing to watch: the parent ignores SIGINT, or this is not Linux
+
+    def watch() -> None:
+        while os.getppid() == parent and catches_sigint():
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="parent-interrupt", daemon=True).start()
 
 
 def _use_uvloop() -> None:

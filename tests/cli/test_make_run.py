@@ -39,21 +39,25 @@ def _make_run(data_dir: Path, http_port: int, mqtt_port: int, log: Path) -> subp
         )  # fmt: skip
 
 
+def _wait_healthy(port: int, make: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert make.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+
 def test_make_run_uses_the_ports_set_on_loopback_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     http_port, mqtt_port = free_port(), free_port()
     data_dir, log = tmp_path / "demo", tmp_path / "make-run.log"
     make = _make_run(data_dir, http_port, mqtt_port, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert make.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        _wait_healthy(http_port, make, log)
         loopback = {"0100007F", "00000000000000000000000001000000"}
         assert _listening_addresses(http_port) and _listening_addresses(http_port) <= loopback
         assert _listening_addresses(mqtt_port) and _listening_addresses(mqtt_port) <= loopback
@@ -73,6 +77,24 @@ def test_make_run_uses_the_ports_set_on_loopback_and_stops_on_ctrl_c(tmp_path: P
         os.killpg(make.pid, signal.SIGINT)
         # make ends by the signal once the server has stopped (exit status 0 in its log).
         assert make.wait(30) in (0, -signal.SIGINT), log.read_text()
+        assert "platform stopped" in log.read_text()
+        assert not _listening_addresses(http_port), "the server still listens"
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+
+
+def test_a_sigint_to_make_alone_stops_the_server(tmp_path: Path) -> None:
+    """Not the whole job, only make: GNU make does not pass SIGINT on; the server sees
+    make stop catching it and stops by itself."""
+    http_port, mqtt_port = free_port(), free_port()
+    log = tmp_path / "make-run.log"
+    make = _make_run(tmp_path / "demo", http_port, mqtt_port, log)
+    try:
+        _wait_healthy(http_port, make, log)
+        make.send_signal(signal.SIGINT)
+        assert make.wait(30) in (0, -signal.SIGINT, 2), log.read_text()
         assert "platform stopped" in log.read_text()
         assert not _listening_addresses(http_port), "the server still listens"
     finally:
