@@ -176,9 +176,13 @@ class DynsecClient(Lifecycle):
                 f"cannot connect to Mosquitto at {self._host}:{self._port} as admin{reason}"
             ) from exc
 
-    async def _run(self, _stopping: asyncio.Event) -> None:
+    async def _run(self, stopping: asyncio.Event) -> None:
+        # Cancelled on close, and it also watches `stopping`: aiomqtt connects under
+        # `asyncio.wait_for`, which on Python 3.11 can lose a cancellation that arrives
+        # as the attempt ends, and a loop relying on the cancellation alone then went on
+        # reconnecting with a wrong password while its owner waited for it.
         attempt = 0
-        while True:
+        while not stopping.is_set():
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
@@ -187,7 +191,8 @@ class DynsecClient(Lifecycle):
             # A session that got as far as subscribing starts the backoff over.
             attempt = 0 if self._was_ready else attempt + 1
             self._was_ready = False
-            await asyncio.sleep(self._backoff.delay(attempt))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._backoff.delay(attempt))
 
     async def _session(self) -> None:
         client = aiomqtt.Client(
