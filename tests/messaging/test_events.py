@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shopfloor.messaging import (
+    RECONNECTED,
     Bus,
     EnvelopeDecodeError,
     Event,
@@ -87,6 +88,30 @@ async def _open_through(backend: Backend, address: str) -> Bus:
     backend.buses.append(bus)
     await bus.open()
     return bus
+
+
+async def test_a_reconnected_bus_is_told_to_the_listeners_of_its_process(
+    nats_backend: Backend,
+) -> None:
+    other_bus = await nats_backend.open()
+    told: list[Event] = []
+    heard_here: list[Event] = []
+    heard_elsewhere: list[Event] = []
+    async with TcpProxy() as proxy:
+        bus = await _open_through(nats_backend, proxy.address)
+        async with EventHub(bus) as hub, EventHub(other_bus) as other:
+            hub.listen(RECONNECTED, told.append)
+            hub.listen("registry.*", heard_here.append)
+            other.listen(">", heard_elsewhere.append)
+            await proxy.cut()
+            await eventually(lambda: not bus.ready)
+            assert told == []
+            await proxy.restore()
+            await eventually(lambda: len(told) == 1, within=15)
+            # The reconnected process hears the others again.
+            other.emit("registry.connected", {"n": "after"})
+            await eventually(lambda: len(heard_here) == 1)
+    assert all(e.subject != RECONNECTED for e in heard_elsewhere), "a local notice only"
 
 
 def test_the_wire_form_round_trips_and_refuses_garbage() -> None:

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import EDGE_STAGE, Section, Service
 from shopfloor.ingress.capability import IngressService
-from shopfloor.messaging import Event
+from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
 from shopfloor.registry import RegistryChange
 
@@ -127,6 +127,11 @@ class MqttService(Service, name="mqtt", needs=("ingress",)):
         self.mosquitto = await stack.enter_async_context(mosquitto)
         # Changes made in any process of the deployment keep this broker in step.
         stack.enter_context(bus.events.listen("registry.>", self._on_registry_event))
+        stack.enter_context(
+            bus.events.listen(
+                RECONNECTED, lambda _event: mosquitto.request_resync("the bus reconnected")
+            )
+        )
 
     def _on_registry_event(self, event: Event) -> None:
         if self.mosquitto is not None:

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
-from shopfloor.messaging import Event
+from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
 from shopfloor.registry import MIGRATIONS, Conflict, Registry, RegistryChange
 
@@ -130,6 +130,8 @@ class IdentityService(Service, name="identity", needs=("database", "bus"), inter
 
         stack.callback(self.registry.add_listener(announce))
         stack.enter_context(events.listen("registry.>", self._on_event))
+        # Changes made elsewhere while this process was cut off from the bus are unknown.
+        stack.enter_context(events.listen(RECONNECTED, lambda _event: self.access.forget_all()))
         await self._ensure_first_admin()
 
     def _on_event(self, event: Event) -> None:

@@ -36,7 +36,7 @@ from ._events import (
     event_filter,
     event_wire_subject,
 )
-from ._hub import EventHub, Listening
+from ._hub import RECONNECTED, EventHub, Listening
 from ._memory import MemoryBus
 from ._nats import NatsBus
 from ._nats_config import NatsBusConfig
@@ -47,6 +47,7 @@ from ._wire import decode_envelope, encode_envelope
 __all__ = [
     "DEFAULT_BATCH",
     "MAX_SUBTOPIC_LENGTH",
+    "RECONNECTED",
     "Bus",
     "BusFull",
     "BusMisconfigured",

@@ -18,8 +18,9 @@ on the bus, and keeps nothing.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import ClassVar, Self
 
@@ -35,6 +36,7 @@ __all__ = ["DEFAULT_BATCH", "Bus", "bus_schemes", "create_bus"]
 DEFAULT_BATCH = 256
 
 _BACKENDS: Backends[Bus] = Backends("bus", keyword="scheme", error=InvalidBusUrl)
+logger = logging.getLogger(__name__)
 
 
 class Bus(Pluggable, ABC, registry=_BACKENDS):
@@ -84,6 +86,26 @@ class Bus(Pluggable, ABC, registry=_BACKENDS):
     @abstractmethod
     def subscribe(self, filters: Sequence[str], *, max_queued: int | None = None) -> Subscription:
         """An ephemeral fan-out subscription to logical filters (see `channel_filters`)."""
+
+    def on_reconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` whenever the connection comes back after a loss (platform
+        events sent meanwhile may be lost); returns the function that removes it."""
+        listeners: list[Callable[[], None]] = self.__dict__.setdefault("_on_reconnect", [])
+        listeners.append(callback)
+
+        def remove() -> None:
+            if callback in listeners:
+                listeners.remove(callback)
+
+        return remove
+
+    def _reconnected(self) -> None:
+        """For backends: tell the `on_reconnect` listeners."""
+        for callback in list(self.__dict__.get("_on_reconnect", ())):
+            try:
+                callback()
+            except Exception:
+                logger.exception("a reconnect listener of the bus failed")
 
     @abstractmethod
     async def publish_event(self, event: Event) -> None:

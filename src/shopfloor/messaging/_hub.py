@@ -9,8 +9,12 @@ is right the moment the change is committed), then sends the event on the bus in
 background, in order, so every other process on the bus hears it within
 milliseconds; events from the bus that this process emitted itself are ignored. A
 bus that refuses is retried with backoff while at most `max_backlog` events wait;
-beyond that, events are dropped and counted (events are notices, never records: a
-process that misses one catches up when its caches expire).
+beyond that, events are dropped and counted (events are notices, never records).
+
+When the bus connection comes back after a loss, events of other processes may have
+been missed: the hub then tells its own listeners `bus.reconnected` (never sent on the
+bus), and whoever keeps state from events starts afresh (the credential cache empties,
+Mosquitto mode reconciles the broker).
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from ._bus import Bus
 from ._errors import MessagingError
 from ._events import Event, EventSubscription, event_filter, event_matches
 
-__all__ = ["EventHub", "Listening"]
+__all__ = ["RECONNECTED", "EventHub", "Listening"]
+
+#: Told to this process's listeners when the bus connection came back (events may be lost).
+RECONNECTED = "bus.reconnected"
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ class EventHub(Lifecycle):
         # Subscribed before start returns: an event another process emits once this
         # process reports ready is heard.
         self._first = await self._subscribe()
+        stack.callback(self.bus.on_reconnect(self._bus_reconnected))
         await self.spawn("events-out", self._send, cancel_on_stop=True)
         await self.spawn("events-in", self._receive, cancel_on_stop=True)
 
@@ -93,6 +101,9 @@ class EventHub(Lifecycle):
             self._outbox.append(event)
             self._wake.set()
         return event
+
+    def _bus_reconnected(self) -> None:
+        self._dispatch(Event(subject=RECONNECTED, data={}, origin=self.origin))
 
     def _dispatch(self, event: Event) -> None:
         for listening in list(self._listening):

@@ -419,5 +419,6 @@ class NatsBus(Bus, scheme="nats"):
     async def _on_reconnected(self) -> None:
         self.generation += 1
         logger.info("reconnected to NATS")
+        self._reconnected()
         for consumer in self._consumers:
             consumer._wake()
