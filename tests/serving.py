@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import uvicorn
@@ -131,7 +130,3 @@ async def served_app(config: uvicorn.Config) -> AsyncIterator[int]:
         server.should_exit = True
         await task
         sock.close()
-
-
-def app_config(app: Any) -> uvicorn.Config:
-    return uvicorn.Config(app, log_config=None, lifespan="on")

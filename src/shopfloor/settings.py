@@ -11,6 +11,7 @@ adds plug-in capabilities named in `SHOPFLOOR_CAPABILITIES`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,12 @@ __all__ = ["Settings", "settings_class"]
 
 def settings_class(extra: Iterable[str] = ()) -> type[CoreSettings]:
     """The settings model of every capability found, built-in and `extra` modules."""
+    return _settings_class(tuple(extra))
+
+
+@functools.cache
+def _settings_class(extra: tuple[str, ...]) -> type[CoreSettings]:
+    # Built once per set of plug-ins: the CLI asks again after import, with the same ones.
     discover(extra)
     return settings_model(Section.backends, selectable_services())
 

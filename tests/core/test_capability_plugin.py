@@ -42,7 +42,6 @@ class GaugeService(Service, name="gauges", needs=("database",)):
     """Gauges of the plant (a test capability)."""
 
     health = "gauges"
-    settings = GaugeSettings
     routes = ("gauges.routes:router",)
     migrations = Path(__file__).parent / "migrations"
 

@@ -13,19 +13,21 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from shopfloor.app import create_app
+from shopfloor.httpserver import server_config
 from shopfloor.settings import Settings
 
 from ..api.conftest import Api
-from ..serving import app_config, served_app
+from ..serving import served_app
 from .conftest import Plant, build_plant
 
 
 @pytest.fixture
 async def served(make_settings: Callable[..., Settings]) -> AsyncIterator[tuple[Plant, str]]:
     """A platform served by uvicorn on a free port; yields the plant and ws://host:port."""
-    app = create_app(make_settings())
+    settings = make_settings()
+    app = create_app(settings)
     async with (
-        served_app(app_config(app)) as port,
+        served_app(server_config(app, settings)) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
     ):
         plant = await build_plant(Api(http, app.state.platform))

@@ -80,7 +80,6 @@ class MqttService(Service, name="mqtt", needs=("ingress",)):
     """MQTT: the embedded broker, or the bridge to Mosquitto when a broker URL is set."""
 
     stage = EDGE_STAGE
-    settings = MqttSettings
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)

@@ -33,7 +33,7 @@ from shopfloor.ingress import Ingress, IngressError, sniff_content_type
 from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import Envelope, Event, channel_filters, is_valid_subtopic
 from shopfloor.messaging.capability import BusService
-from shopfloor.registry import Permission
+from shopfloor.registry import Permission, RegistryChange
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -75,8 +75,12 @@ async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str)
     def on_change(event: Event) -> None:
         # Only a flag: the check runs in the session's task, once every listener of this
         # event (the credential cache among them) has seen it.
-        data = event.data
-        if thing.id in data.get("thing_ids", ()) or data.get("channel_id") == channel_id:
+        try:
+            change = RegistryChange.from_data(event.data)
+        except (KeyError, ValueError):
+            changed.set()  # cannot tell: check again, which costs one cached look-up
+            return
+        if thing.id in change.thing_ids or change.channel_id == channel_id:
             changed.set()
 
     events = websocket.app.state.platform.get(BusService).events

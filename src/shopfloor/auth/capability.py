@@ -98,7 +98,6 @@ class IdentityService(Service, name="identity", needs=("database", "bus"), inter
     """Registry, users and sign-in, thing keys and their channel permissions."""
 
     health = "registry"
-    settings = IdentitySettings
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
     commands = {"users": "shopfloor.auth.commands:users_app"}

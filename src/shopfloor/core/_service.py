@@ -6,7 +6,6 @@
         health = "writer"                               # a `/health` entry, from `ready`
         routes = ("shopfloor.storage.routes:router",)   # "module:attribute" of APIRouters
         migrations = Path(__file__).parent / "migrations"   # Alembic versions, own chain
-        settings = StorageSettings                      # the section it reads
 
         def __init__(self, platform: Platform) -> None:  # needs are running already
             super().__init__(platform)
@@ -33,7 +32,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._backends import Backends, Pluggable
 from ._errors import ErrorKind, ShopfloorError
 from ._lifecycle import Lifecycle
-from ._settings import Section
 
 if TYPE_CHECKING:
     from ._platform import Platform
@@ -74,8 +72,6 @@ class Service(Lifecycle, Pluggable, registry=_SERVICES):
     migrations: ClassVar[Path | None] = None
     #: The Alembic version table of that chain (one per capability).
     version_table: ClassVar[str | None] = None
-    #: The settings section the service reads (documentation; any section is readable).
-    settings: ClassVar[type[Section] | None] = None
 
     def __init_subclass__(
         cls,

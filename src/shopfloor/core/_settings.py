@@ -147,17 +147,10 @@ class CoreSettings(BaseSettings):
 
     def describe(self) -> Iterator[SettingInfo]:
         """Every setting with its environment name and a printable, masked value."""
-        for name, info in type(self).model_fields.items():
-            if name in type(self).sections:
-                continue
-            shown = _shown(name, getattr(self, name))
-            yield SettingInfo(f"{ENV_PREFIX}{name.upper()}", shown, info.description or "")
-        for name, section_cls in type(self).sections.items():
-            section = getattr(self, name)
-            for field_name, env in section_cls.env_names().items():
-                description = section_cls.model_fields[field_name].description or ""
-                shown = _shown(field_name, getattr(section, field_name))
-                yield SettingInfo(env, shown, description)
+        for field in _fields(type(self)):
+            owner = self if field.section is None else getattr(self, field.section)
+            shown = _shown(field.name, getattr(owner, field.name))
+            yield SettingInfo(field.env, shown, field.description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +219,25 @@ def settings_model(
     return model
 
 
+@dataclass(frozen=True, slots=True)
+class _Field:
+    env: str
+    name: str
+    section: str | None  # None for the core settings
+    description: str
+
+
+def _fields(model: type[CoreSettings]) -> Iterator[_Field]:
+    """Every setting of a settings class: the core ones, then each section's."""
+    for name, info in model.model_fields.items():
+        if name not in model.sections:
+            env = f"{ENV_PREFIX}{name.upper()}"
+            yield _Field(env, name, None, info.description or "")
+    for section_name, section in model.sections.items():
+        for name, env in section.env_names().items():
+            yield _Field(env, name, section_name, section.model_fields[name].description or "")
+
+
 def env_names(model: type[CoreSettings]) -> Mapping[str, str]:
     """Environment name → description of every setting of a settings class."""
-    names = {
-        f"{ENV_PREFIX}{name.upper()}": field.description or ""
-        for name, field in model.model_fields.items()
-        if name not in model.sections
-    }
-    for section in model.sections.values():
-        for field, env in section.env_names().items():
-            names[env] = section.model_fields[field].description or ""
-    return names
+    return {field.env: field.description for field in _fields(model)}

@@ -45,8 +45,6 @@ def database_url(settings: CoreSettings) -> str:
 class DatabaseService(Service, name="database", internal=True):
     """The platform database: applies the migrations of every service of this process."""
 
-    settings = DatabaseSettings
-
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
         self.engine: AsyncEngine = create_engine(database_url(platform.settings))

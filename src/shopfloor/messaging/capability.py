@@ -29,7 +29,6 @@ class BusService(Service, name="bus", internal=True):
     """The message bus and the platform's event hub on it."""
 
     health = "bus"
-    settings = MessagingSettings
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)

@@ -13,4 +13,3 @@ from shopfloor.core import MigrationChain
 MIGRATIONS = MigrationChain(
     "registry", Path(__file__).parent / "migrations" / "versions", "alembic_version"
 )
-VERSION_TABLE = MIGRATIONS.version_table

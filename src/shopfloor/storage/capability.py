@@ -30,7 +30,6 @@ class TimeseriesService(Service, name="timeseries", internal=True):
     """The time-series store readers and the writer share."""
 
     health = "timeseries"
-    settings = StorageSettings
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
