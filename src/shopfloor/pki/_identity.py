@@ -1,0 +1,72 @@
+"""Whose a certificate is: the entity named in its SAN URI `urn:shopfloor:<type>:<id>`.
+
+The CN carries the entity id too (Mosquitto's `use_identity_as_username` reads the
+CN), but only the SAN URI is trusted to say the entity's type.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from ._errors import CertificateRefused, InvalidCertificateRequest
+
+__all__ = ["URN_PREFIX", "Entity", "EntityType", "entity_of"]
+
+URN_PREFIX = "urn:shopfloor:"
+#: Entity ids: what the registry and the agents use (uuids, names), no separators.
+_ENTITY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class EntityType(enum.StrEnum):
+    THING = "thing"
+    AGENT = "agent"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """Who a certificate is issued to."""
+
+    type: EntityType
+    id: str
+
+    def __post_init__(self) -> None:
+        if not _ENTITY_ID.fullmatch(self.id):
+            raise InvalidCertificateRequest(
+                f"entity_id must match {_ENTITY_ID.pattern}", code="invalid_entity_id"
+            )
+
+    @property
+    def uri(self) -> str:
+        return f"{URN_PREFIX}{self.type.value}:{self.id}"
+
+    @classmethod
+    def from_uri(cls, uri: str) -> Entity | None:
+        if not uri.startswith(URN_PREFIX):
+            return None
+        kind, _, entity_id = uri[len(URN_PREFIX) :].partition(":")
+        try:
+            return cls(EntityType(kind), entity_id)
+        except (ValueError, InvalidCertificateRequest):
+            return None
+
+
+def entity_of(certificate: x509.Certificate) -> Entity:
+    """The entity a certificate names, or `CertificateRefused` (certificate_unknown_entity)."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        uris: list[str] = []
+    else:
+        uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    entities = {entity for entity in map(Entity.from_uri, uris) if entity is not None}
+    if len(entities) != 1:
+        raise CertificateRefused(
+            "the certificate names no single Shopfloor entity",
+            code="certificate_unknown_entity",
+        )
+    return entities.pop()
