@@ -300,3 +300,40 @@ async def test_failed_change_is_not_announced(registry: Registry) -> None:
     with pytest.raises(Conflict):
         await registry.create_thing(org.id, name="press-01")
     assert len(seen) == 1
+
+
+async def test_a_transaction_commits_together_and_announces_after(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    heard: list[str] = []
+    remove = registry.add_listener(lambda change: heard.append(change.kind.value))
+    try:
+        async with registry.transaction() as tx:
+            thing, key = await tx.create_thing(org.id, name="press-1", tags=["press"])
+            channel = await tx.create_channel(org.id, name="press-1 telemetry")
+            await tx.connect(org.id, channel.id, thing.id)
+            # Read back inside the transaction: the same connection sees its own writes.
+            assert (await tx.get_thing(org.id, thing.id)).tags == ("press",)
+            assert (await tx.thing_channels(org.id, thing.id)).total == 1
+            assert heard == []  # nothing is announced before the commit
+        assert heard == ["thing_created", "connected"]
+        assert (await registry.thing_by_key(key)) == await registry.get_thing(org.id, thing.id)
+        assert (await registry.connection(channel.id, thing.id)) is not None
+    finally:
+        remove()
+
+
+async def test_a_failed_transaction_leaves_nothing(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    heard: list[str] = []
+    remove = registry.add_listener(lambda change: heard.append(change.kind.value))
+    try:
+        with pytest.raises(NotFound):
+            async with registry.transaction() as tx:
+                thing, _ = await tx.create_thing(org.id, name="press-1")
+                await tx.create_channel(org.id, name="telemetry")
+                await tx.connect(org.id, "no-such-channel", thing.id)
+        assert heard == []
+        assert (await registry.list_things(org.id)).total == 0
+        assert (await registry.list_channels(org.id)).total == 0
+    finally:
+        remove()

@@ -3,7 +3,7 @@
 from ._database import MIGRATIONS
 from ._errors import Conflict, NotFound, RegistryError
 from ._events import ChangeKind, ChangeListener, RegistryChange
-from ._registry import KeyCipher, Registry
+from ._registry import KeyCipher, Registry, RegistryTransaction
 from ._types import Channel, Connection, Entity, Org, Page, Permission, Role, Thing, User
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Registry",
     "RegistryChange",
     "RegistryError",
+    "RegistryTransaction",
     "Role",
     "Thing",
     "User",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,14 @@ class PeopleMixin:
 
     _engine: AsyncEngine
 
+    def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """The connection of one write: a transaction of its own (`RegistryTransaction`
+        hands out its shared one instead)."""
+        return self._engine.begin()
+
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._engine.connect()
+
     async def _require_org(self, conn: AsyncConnection, org_id: str) -> None:
         found = await conn.scalar(sa.select(t.orgs.c.id).where(t.orgs.c.id == org_id))
         if found is None:
@@ -29,14 +38,14 @@ class PeopleMixin:
     async def create_org(self, name: str) -> Org:
         org = Org(id=new_id(), name=name, created_at=utcnow())
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin() as conn:
                 await conn.execute(sa.insert(t.orgs).values(**fields_of(org)))
         except sa.exc.IntegrityError as exc:
             raise Conflict(f"an organisation named {name!r} exists", code="name_taken") from exc
         return org
 
     async def get_org(self, org_id: str) -> Org:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(sa.select(t.orgs).where(t.orgs.c.id == org_id))).first()
         if row is None:
             raise NotFound(f"organisation {org_id} not found", code="org_not_found")
@@ -44,12 +53,12 @@ class PeopleMixin:
 
     async def find_org(self, name_or_id: str) -> Org | None:
         query = sa.select(t.orgs).where((t.orgs.c.name == name_or_id) | (t.orgs.c.id == name_or_id))
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else org_from(row)
 
     async def list_orgs(self, *, offset: int = 0, limit: int = 100) -> Page[Org]:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             total = await count_rows(conn, t.orgs, sa.true())
             rows = await conn.execute(
                 sa.select(t.orgs).order_by(t.orgs.c.name).offset(offset).limit(limit)
@@ -59,7 +68,7 @@ class PeopleMixin:
     # -- users ---------------------------------------------------------------------------
 
     async def count_users(self) -> int:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             return await count_rows(conn, t.users, sa.true())
 
     async def create_user(
@@ -83,7 +92,7 @@ class PeopleMixin:
             created_at=utcnow(),
         )
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin() as conn:
                 if org_id is not None:
                     await self._require_org(conn, org_id)
                 await conn.execute(sa.insert(t.users).values(**fields_of(user)))
@@ -105,7 +114,7 @@ class PeopleMixin:
     ) -> Page[User]:
         """Users of one organisation, or of all when `org_id` is None."""
         condition = sa.true() if org_id is None else t.users.c.org_id == org_id
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             total = await count_rows(conn, t.users, condition)
             rows = await conn.execute(
                 sa.select(t.users)
@@ -134,7 +143,7 @@ class PeopleMixin:
             values["password_hash"] = password_hash
             # In the same UPDATE: no process can see the new password with the old generation.
             values["token_generation"] = t.users.c.token_generation + 1
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             if org_id is not None:
                 await self._require_org(conn, org_id)
             if values:
@@ -146,7 +155,7 @@ class PeopleMixin:
         return await self.get_user(user_id)
 
     async def set_platform_admin(self, user_id: str, platform_admin: bool) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(
                 sa.update(t.users)
                 .where(t.users.c.id == user_id)
@@ -156,12 +165,12 @@ class PeopleMixin:
             raise NotFound(f"user {user_id} not found", code="user_not_found")
 
     async def delete_user(self, user_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
         if result.rowcount == 0:
             raise NotFound(f"user {user_id} not found", code="user_not_found")
 
     async def _user_where(self, condition: sa.ColumnElement[bool]) -> User | None:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(sa.select(t.users).where(condition))).first()
         return None if row is None else user_from(row)

@@ -6,7 +6,8 @@ reported as not found, so ids from other tenants leak nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -77,6 +78,23 @@ class Registry(PeopleMixin):
         )
         announce(self._listeners, change)
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[RegistryTransaction]:
+        """Several registry changes, with other tables of the same database, as one.
+
+            async with registry.transaction() as tx:
+                thing, key = await tx.create_thing(org_id, name="press-1")
+                await tx.connect(org_id, channel.id, thing.id)
+                await other_store.create(..., conn=tx.conn)
+
+        Everything commits together or nothing does; listeners hear of the changes
+        only after the commit.
+        """
+        async with self._engine.begin() as conn:
+            tx = RegistryTransaction(self, conn)
+            yield tx
+        tx.announce_all()
+
     @classmethod
     async def open(cls, url: str, keys: KeyCipher) -> Registry:
         """Connect, apply the registry's pending migrations and return a ready registry
@@ -95,7 +113,7 @@ class Registry(PeopleMixin):
 
     async def ping(self) -> bool:
         try:
-            async with self._engine.connect() as conn:
+            async with self._read() as conn:
                 await conn.execute(sa.text("SELECT 1"))
         except (sa.exc.SQLAlchemyError, OSError):
             return False
@@ -114,7 +132,7 @@ class Registry(PeopleMixin):
         """Create a thing; returns it with its new key (the only time the key is made)."""
         key = self._keys.generate()
         thing_id = new_id()
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await self._require_org(conn, org_id)
             await _THINGS.insert(
                 conn,
@@ -134,7 +152,7 @@ class Registry(PeopleMixin):
         return created, key
 
     async def get_thing(self, org_id: str, thing_id: str) -> Thing:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             return await self._thing(conn, org_id, thing_id)
 
     async def list_things(
@@ -146,7 +164,7 @@ class Registry(PeopleMixin):
         name: str | None = None,
         tag: str | None = None,
     ) -> Page[Thing]:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             return await self._page(conn, _THINGS, thing_from, org_id, offset, limit, name, tag)
 
     async def update_thing(
@@ -158,14 +176,14 @@ class Registry(PeopleMixin):
         metadata: Mapping[str, Any] | None = None,
         tags: Iterable[str] | None = None,
     ) -> Thing:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await self._update(conn, _THINGS, org_id, thing_id, name, metadata, tags)
             updated = await self._thing(conn, org_id, thing_id)
         self._announce(ChangeKind.THING_UPDATED, org_id, (thing_id,))
         return updated
 
     async def delete_thing(self, org_id: str, thing_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _THINGS.fetch(conn, org_id, thing_id)
             await conn.execute(sa.delete(t.things).where(t.things.c.id == thing_id))
         self._announce(ChangeKind.THING_DELETED, org_id, (thing_id,))
@@ -173,7 +191,7 @@ class Registry(PeopleMixin):
     async def rotate_thing_key(self, org_id: str, thing_id: str) -> tuple[Thing, str]:
         """Replace a thing's key; the old key stops working at once."""
         key = self._keys.generate()
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _THINGS.fetch(conn, org_id, thing_id)
             await conn.execute(
                 sa.update(t.things)
@@ -191,7 +209,7 @@ class Registry(PeopleMixin):
     async def thing_by_key(self, key: str) -> Thing | None:
         """The thing a key belongs to, or None. The key is never compared in clear text."""
         digest = self._keys.digest(key)
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(sa.select(t.things).where(t.things.c.key_hash == digest))
             ).first()
@@ -211,7 +229,7 @@ class Registry(PeopleMixin):
         tags: Iterable[str] = (),
     ) -> Channel:
         channel_id = new_id()
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await self._require_org(conn, org_id)
             await _CHANNELS.insert(
                 conn,
@@ -227,12 +245,12 @@ class Registry(PeopleMixin):
             return await self._channel(conn, org_id, channel_id)
 
     async def get_channel(self, org_id: str, channel_id: str) -> Channel:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             return await self._channel(conn, org_id, channel_id)
 
     async def find_channel(self, channel_id: str) -> Channel | None:
         """A channel by id whatever its organisation (for adapters authorising things)."""
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(sa.select(t.channels).where(t.channels.c.id == channel_id))
             ).first()
@@ -250,7 +268,7 @@ class Registry(PeopleMixin):
         name: str | None = None,
         tag: str | None = None,
     ) -> Page[Channel]:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             return await self._page(conn, _CHANNELS, channel_from, org_id, offset, limit, name, tag)
 
     async def update_channel(
@@ -262,12 +280,12 @@ class Registry(PeopleMixin):
         metadata: Mapping[str, Any] | None = None,
         tags: Iterable[str] | None = None,
     ) -> Channel:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await self._update(conn, _CHANNELS, org_id, channel_id, name, metadata, tags)
             return await self._channel(conn, org_id, channel_id)
 
     async def delete_channel(self, org_id: str, channel_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _CHANNELS.fetch(conn, org_id, channel_id)
             connected = await conn.scalars(
                 sa.select(t.connections.c.thing_id).where(t.connections.c.channel_id == channel_id)
@@ -293,7 +311,7 @@ class Registry(PeopleMixin):
             "can_publish": Permission.PUBLISH in granted,
             "can_subscribe": Permission.SUBSCRIBE in granted,
         }
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _CHANNELS.fetch(conn, org_id, channel_id)
             await _THINGS.fetch(conn, org_id, thing_id)
             where = (t.connections.c.channel_id == channel_id) & (
@@ -321,7 +339,7 @@ class Registry(PeopleMixin):
         return connection_from(row)
 
     async def disconnect(self, org_id: str, channel_id: str, thing_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _CHANNELS.fetch(conn, org_id, channel_id)
             await _THINGS.fetch(conn, org_id, thing_id)
             result = await conn.execute(
@@ -336,7 +354,7 @@ class Registry(PeopleMixin):
 
     async def connection(self, channel_id: str, thing_id: str) -> Connection | None:
         """The connection between a channel and a thing, if any (adapters' hot path)."""
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(
                     sa.select(t.connections).where(
@@ -350,7 +368,7 @@ class Registry(PeopleMixin):
     async def channel_things(
         self, org_id: str, channel_id: str, *, offset: int = 0, limit: int = 100
     ) -> Page[tuple[Thing, Connection]]:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             await _CHANNELS.fetch(conn, org_id, channel_id)
             return await self._connected(
                 conn, _THINGS, thing_from, t.connections.c.thing_id, t.connections.c.channel_id,
@@ -360,7 +378,7 @@ class Registry(PeopleMixin):
     async def thing_channels(
         self, org_id: str, thing_id: str, *, offset: int = 0, limit: int = 100
     ) -> Page[tuple[Channel, Connection]]:
-        async with self._engine.connect() as conn:
+        async with self._read() as conn:
             await _THINGS.fetch(conn, org_id, thing_id)
             return await self._connected(
                 conn, _CHANNELS, channel_from, t.connections.c.channel_id, t.connections.c.thing_id,
@@ -464,3 +482,64 @@ class Registry(PeopleMixin):
         tags = await entities.tags_of(conn, [r.id for r in rows])
         items = [(build(r, tags[r.id]), connection_from(r, r.connected_at)) for r in rows]
         return Page(total=total, offset=offset, limit=limit, items=items)
+
+
+class _Shared(AbstractAsyncContextManager[AsyncConnection]):
+    """The transaction's one connection, handed to each operation without a new begin."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def __aenter__(self) -> AsyncConnection:
+        return self._conn
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+class RegistryTransaction(Registry):
+    """The registry's operations on one connection (from `Registry.transaction`).
+
+    Its changes are held back until the transaction has committed. On PostgreSQL a
+    failed statement ends the whole transaction: an error raised by an operation here
+    is for the caller to let through, not to retry within the same transaction.
+    """
+
+    def __init__(self, registry: Registry, conn: AsyncConnection) -> None:
+        super().__init__(conn.engine, registry._keys)
+        self._registry = registry
+        self.conn = conn
+        self._pending: list[RegistryChange] = []
+
+    def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return _Shared(self.conn)
+
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return _Shared(self.conn)
+
+    def _announce(
+        self,
+        kind: ChangeKind,
+        org_id: str,
+        thing_ids: tuple[str, ...] = (),
+        channel_id: str | None = None,
+    ) -> None:
+        self._pending.append(
+            RegistryChange(kind=kind, org_id=org_id, thing_ids=thing_ids, channel_id=channel_id)
+        )
+
+    def announce_all(self) -> None:
+        """Tell the registry's listeners what this transaction changed (after commit)."""
+        pending, self._pending = self._pending, []
+        for change in pending:
+            announce(self._registry._listeners, change)
+
+    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        return self._registry.add_listener(listener)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[RegistryTransaction]:
+        yield self  # already one: a nested block joins it
+
+    async def close(self) -> None:
+        return None
