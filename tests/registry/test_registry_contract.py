@@ -337,3 +337,13 @@ async def test_a_failed_transaction_leaves_nothing(registry: Registry) -> None:
         assert (await registry.list_channels(org.id)).total == 0
     finally:
         remove()
+
+
+async def test_a_channel_is_found_by_its_exact_name(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    other = await registry.create_org("Other plant")
+    channel = await registry.create_channel(org.id, name="Press_1")
+    await registry.create_channel(org.id, name="Press_10")
+    assert await registry.channel_named(org.id, "Press_1") == channel
+    assert await registry.channel_named(org.id, "Press_") is None  # no pattern matching
+    assert await registry.channel_named(other.id, "Press_1") is None

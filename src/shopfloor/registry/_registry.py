@@ -259,6 +259,16 @@ class Registry(PeopleMixin):
             tags = await _CHANNELS.tags_of(conn, [row.id])
         return channel_from(row, tags[row.id])
 
+    async def channel_named(self, org_id: str, name: str) -> Channel | None:
+        """The organisation's channel of exactly that name, if any (names are unique)."""
+        async with self._read() as conn:
+            found = await conn.scalar(
+                sa.select(t.channels.c.id).where(
+                    (t.channels.c.org_id == org_id) & (t.channels.c.name == name)
+                )
+            )
+            return None if found is None else await self._channel(conn, org_id, found)
+
     async def list_channels(
         self,
         org_id: str,

@@ -1,0 +1,188 @@
+"""`Provisioner`: a device from its external id and key to a thing ready to bootstrap.
+
+One request creates the thing, the channels its template names (or reuses them by
+name), the connections, the bootstrap config and, if the template says so, a
+certificate — in one database transaction. A certificate the CA has signed before
+something later failed is revoked again at the CA (for the built-in CA its record
+simply rolls back: nobody ever saw it), so a failed provisioning leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shopfloor.pki import Entity, EntityType
+from shopfloor.registry import Channel, Permission, Registry, RegistryTransaction, Thing
+
+from ._errors import InvalidProvisionRequest
+from ._store import TemplateStore
+from ._templates import BootstrapSpec, Plan, Template
+
+__all__ = ["CertificateIssuer", "ConfigWriter", "ProvisionRequest", "Provisioned", "Provisioner"]
+
+logger = logging.getLogger(__name__)
+
+#: Without a template: the thing alone, its bootstrap config active and empty.
+BARE = Template(name="bare", version=1, bootstrap=BootstrapSpec(active=True))
+
+
+class CertificateIssuer(Protocol):
+    """What provisioning needs of the pki service's `Certificates`."""
+
+    async def issue(
+        self,
+        entity: Entity,
+        *,
+        ttl: timedelta,
+        org_id: str | None,
+        csr_pem: str | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> Any: ...
+
+    async def withdraw(self, serial: str) -> None:
+        """Undo an issue whose transaction rolled back: revoke it at an external CA."""
+
+
+class ConfigWriter(Protocol):
+    """What provisioning needs of the bootstrap config store."""
+
+    async def create(
+        self,
+        org_id: str,
+        *,
+        external_id: str,
+        external_key: str,
+        thing_id: str,
+        name: str,
+        channels: Sequence[str],
+        content: str,
+        client_cert: str | None,
+        client_key: str | None,
+        ca_cert: str | None,
+        active: bool,
+        conn: AsyncConnection,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvisionRequest:
+    external_id: str
+    external_key: str
+    name: str
+    template: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provisioned:
+    plan: Plan
+    thing: Thing
+    thing_key: str
+    channels: tuple[tuple[Channel, bool], ...]  # (channel, created by this provisioning)
+    config: Any
+    certificate: Any | None
+
+
+class Provisioner:
+    def __init__(
+        self,
+        registry: Registry,
+        templates: TemplateStore,
+        configs: ConfigWriter,
+        certificates: CertificateIssuer,
+    ) -> None:
+        self._registry = registry
+        self._templates = templates
+        self._configs = configs
+        self._certificates = certificates
+
+    async def plan(self, org_id: str, request: ProvisionRequest) -> Plan:
+        """What `provision` would do, without doing any of it (the preview)."""
+        template = BARE
+        if request.template:
+            template = (await self._templates.get(org_id, request.template)).template
+        return template.render(
+            name=request.name, external_id=request.external_id, variables=request.variables
+        )
+
+    async def provision(self, org_id: str, request: ProvisionRequest) -> Provisioned:
+        plan = await self.plan(org_id, request)
+        issued: Any | None = None
+        try:
+            async with self._registry.transaction() as tx:
+                thing, key = await tx.create_thing(
+                    org_id, name=plan.thing_name, metadata=plan.thing_metadata,
+                    tags=plan.thing_tags,
+                )  # fmt: skip
+                channels = await self._channels(tx, org_id, plan)
+                if plan.bootstrap_active:
+                    for (channel, _), wanted in zip(channels, plan.channels, strict=True):
+                        permissions = [Permission(p) for p in wanted.permissions]
+                        await tx.connect(org_id, channel.id, thing.id, permissions)
+                if plan.certificate_ttl is not None:
+                    issued = await self._certificates.issue(
+                        Entity(EntityType.THING, thing.id),
+                        ttl=plan.certificate_ttl, org_id=org_id, conn=tx.conn,
+                    )  # fmt: skip
+                config = await self._configs.create(
+                    org_id,
+                    external_id=request.external_id,
+                    external_key=request.external_key,
+                    thing_id=thing.id,
+                    name=request.name,
+                    channels=[channel.id for channel, _ in channels],
+                    content=plan.bootstrap_content,
+                    client_cert=None if issued is None else issued.cert_pem,
+                    client_key=None if issued is None else issued.key_pem,
+                    ca_cert=None if issued is None else issued.ca_pem,
+                    active=plan.bootstrap_active,
+                    conn=tx.conn,
+                )
+        except BaseException:
+            if issued is not None:
+                await self._withdraw(issued.serial)
+            raise
+        return Provisioned(
+            plan=plan, thing=thing, thing_key=key, channels=tuple(channels), config=config,
+            certificate=issued,
+        )  # fmt: skip
+
+    async def _channels(
+        self, tx: RegistryTransaction, org_id: str, plan: Plan
+    ) -> list[tuple[Channel, bool]]:
+        found: list[tuple[Channel, bool]] = []
+        for wanted in plan.channels:
+            channel = await tx.channel_named(org_id, wanted.name)
+            if channel is not None:
+                found.append((channel, False))
+                continue
+            if not wanted.create:
+                raise InvalidProvisionRequest(
+                    f"template {plan.template} v{plan.version} needs the channel "
+                    f"{wanted.name!r}, which this organisation does not have",
+                    code="template_channel_missing",
+                )
+            created = await tx.create_channel(
+                org_id, name=wanted.name, metadata=wanted.metadata, tags=wanted.tags
+            )
+            found.append((created, True))
+        return found
+
+    async def _withdraw(self, serial: str) -> None:
+        try:
+            await self._certificates.withdraw(serial)
+        except Exception:
+            # The record of the certificate rolled back with everything else; an operator
+            # must revoke it at the CA by hand. Say so loudly, with the serial.
+            logger.exception(
+                "provisioning failed after the CA signed certificate %s, and revoking it "
+                "again failed: revoke it at the CA",
+                serial,
+            )
