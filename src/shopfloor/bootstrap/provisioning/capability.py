@@ -1,0 +1,46 @@
+"""Provisioning as a service: templates and the provisioner, beside bootstrap and the CA."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shopfloor.core import Service
+from shopfloor.core.capability import DatabaseService
+
+from ._provision import Provisioner
+from ._store import MIGRATIONS, TemplateStore
+
+if TYPE_CHECKING:
+    from shopfloor.core import Platform
+
+__all__ = ["ProvisionService"]
+
+
+class ProvisionService(Service, name="provision", needs=("database", "bootstrap", "pki")):
+    """Device-type templates and provisioning (thing, channels, bootstrap config, cert)."""
+
+    routes = ("shopfloor.bootstrap.provisioning.routes:router",)
+    commands = {"provision": "shopfloor.bootstrap.provisioning.commands:provision_app"}
+    migrations = MIGRATIONS.versions
+    version_table = MIGRATIONS.version_table
+
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(platform)
+        from shopfloor.bootstrap.capability import BootstrapService
+        from shopfloor.pki.capability import PkiService
+
+        from shopfloor.auth.capability import IdentityService
+
+        directory = platform.settings.data_dir / "provision" / "templates"
+        self.templates = TemplateStore(platform.get(DatabaseService).engine, directory)
+        self._bootstrap = platform.get(BootstrapService)
+        self.provisioner = Provisioner(
+            platform.get(IdentityService).registry,
+            self.templates,
+            self._bootstrap.configs,
+            platform.get(PkiService).certs,
+        )
+
+    def config_data(self, config: Any) -> dict[str, Any]:
+        """A bootstrap config as the bootstrap API shows it."""
+        return dict(self._bootstrap.config_data(config))
