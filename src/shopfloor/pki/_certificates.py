@@ -225,12 +225,16 @@ class Certificates:
         key = serial_hex(parse_serial(serial))
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(
-                    sa.select(certificates).where(
-                        certificates.c.serial == key, *self._scope(org_id)
+                (
+                    await conn.execute(
+                        sa.select(certificates).where(
+                            certificates.c.serial == key, *self._scope(org_id)
+                        )
                     )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         if row is None:
             raise CertificateNotFound(f"no certificate {key}")
         return _record(row)
