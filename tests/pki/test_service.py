@@ -156,6 +156,7 @@ async def test_listener_certificates_are_kept_and_issued_again_when_they_no_long
         assert files.ca_file == service.ca_file
         assert files.ca_file.read_text() == await service.certs.ca_pem()
         assert _mode(files.key_file) == 0o600
+        assert _mode(files.cert_file) == _mode(files.ca_file) == 0o600
         chain = files.cert_file.read_text()
         openssl_verify(files.ca_file.read_text(), chain, tmp_path, purpose="sslserver")
         again = await service.server_identity("mqtts", ["127.0.0.1", "localhost"])

@@ -110,9 +110,7 @@ class BuiltinAuthority(CertificateAuthority, scheme="builtin"):
         )
         # The key first: a certificate on disk means its key is there too.
         write_atomically(self.key_file, key_pem)
-        write_atomically(
-            self.cert_file, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644
-        )
+        write_atomically(self.cert_file, certificate.public_bytes(serialization.Encoding.PEM))
 
     def _load(self) -> tuple[CaKey, x509.Certificate]:
         try:

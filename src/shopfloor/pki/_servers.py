@@ -107,4 +107,4 @@ def _normal(host: str) -> str:
 def _write_pair(files: TlsFiles, key_pem: str, chain_pem: str) -> None:
     # The key first, so a certificate on disk never names a key that is not there yet.
     write_atomically(files.key_file, key_pem.encode())
-    write_atomically(files.cert_file, chain_pem.encode(), mode=0o644)
+    write_atomically(files.cert_file, chain_pem.encode())

@@ -133,7 +133,7 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
     async def _start(self, stack: AsyncExitStack) -> None:
         await stack.enter_async_context(self.authority)
         ca_pem = (await self.certs.ca_pem()).encode()
-        await asyncio.to_thread(write_atomically, self.ca_file, ca_pem, mode=0o644)
+        await asyncio.to_thread(write_atomically, self.ca_file, ca_pem)
         await self.certs.reload_gate()
         stack.enter_context(self._events.listen(REVOKED_EVENT, self._on_revoked))
         # Revocations elsewhere while this process was cut off from the bus are unknown.
