@@ -88,9 +88,15 @@ ensure_influxdb() {
   return 1
 }
 
+ensure_cfssl() {
+  # The certificate tests start their own `cfssl serve` on a free port; the binary must exist.
+  command -v cfssl >/dev/null || apt_install golang-cfssl
+}
+
 ensure_postgres
 ensure_nats
 ensure_mosquitto
 ensure_mosquitto_dev
 ensure_influxdb
+ensure_cfssl
 log "ready"

@@ -16,6 +16,7 @@ async def test_health_reports_every_service(api: Api) -> None:
         "registry": True,
         "bus": True,
         "timeseries": True,
+        "pki": True,
         "writer": True,
         "mqtt": True,
     }

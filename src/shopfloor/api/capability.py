@@ -1,4 +1,5 @@
-"""The API as a service: identity, registry and readers routes."""
+"""The API as a service: identity, registry and readers routes (and the pki service,
+which serves the certificates routes, with it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from shopfloor.core import Service
 __all__ = ["ApiService"]
 
 
-class ApiService(Service, name="api", needs=("identity", "timeseries")):
+class ApiService(Service, name="api", needs=("identity", "timeseries", "pki")):
     """Identity, registry and readers routes (`/api/v1`)."""
 
     routes = (

@@ -1,13 +1,33 @@
 """Certificates: a certificate authority (built-in or CFSSL), the certs API, mTLS helpers.
 
-gate = CertificateGate()                    # filled by the pki service
+pki = platform.get(PkiService)              # shopfloor.pki.capability
+issued = await pki.certs.issue(Entity(EntityType.THING, thing_id), ttl=..., org_id=org)
+files = await pki.server_identity("mqtts", ["localhost", "127.0.0.1"])   # TlsFiles
+gate = pki.gate                             # filled by the pki service
 admitted = gate.admit(peer_certificate)     # -> Admitted(entity, serial, not_after)
 gate.on_revoked(lambda revoked: close_sessions(revoked.serial))
 """
 
+from ._authority import (
+    AuthorityOptions,
+    CertificateAuthority,
+    RevokedEntry,
+    SigningRequest,
+    create_authority,
+)
+from ._builtin import BuiltinAuthority
+from ._certificates import (
+    REVOKED_EVENT,
+    CertificateRecord,
+    Certificates,
+    IssuedCertificate,
+    Page,
+)
+from ._cfssl import CfsslAuthority
 from ._errors import (
     CaMisconfigured,
     CaUnavailable,
+    CertificateAlreadyRevoked,
     CertificateNotFound,
     CertificateRefused,
     CrlUnavailable,
@@ -16,20 +36,38 @@ from ._errors import (
 )
 from ._gate import Admitted, CertificateGate, Revoked
 from ._identity import URN_PREFIX, Entity, EntityType, entity_of
+from ._servers import TlsFiles
+from ._x509 import REVOCATION_REASONS, parse_duration
 
 __all__ = [
+    "REVOCATION_REASONS",
+    "REVOKED_EVENT",
     "URN_PREFIX",
     "Admitted",
+    "AuthorityOptions",
+    "BuiltinAuthority",
     "CaMisconfigured",
     "CaUnavailable",
+    "CertificateAlreadyRevoked",
+    "CertificateAuthority",
     "CertificateGate",
     "CertificateNotFound",
+    "CertificateRecord",
     "CertificateRefused",
+    "Certificates",
+    "CfsslAuthority",
     "CrlUnavailable",
     "Entity",
     "EntityType",
     "InvalidCertificateRequest",
+    "IssuedCertificate",
+    "Page",
     "PkiError",
     "Revoked",
+    "RevokedEntry",
+    "SigningRequest",
+    "TlsFiles",
+    "create_authority",
     "entity_of",
+    "parse_duration",
 ]

@@ -3,6 +3,7 @@
 PkiError                    every failure of the certificate authority
 ├── InvalidCertificateRequest   a bad CSR, entity, TTL or serial (invalid)
 ├── CertificateNotFound         no such serial (in this organisation)
+├── CertificateAlreadyRevoked   revoking a certificate a second time (conflict)
 ├── CertificateRefused          a presented certificate may not in (unauthenticated):
 │                               `code` is certificate_revoked, certificate_expired,
 │                               certificate_not_yet_valid or certificate_unknown_entity
@@ -18,6 +19,7 @@ from shopfloor.core import ErrorKind, ShopfloorError
 __all__ = [
     "CaMisconfigured",
     "CaUnavailable",
+    "CertificateAlreadyRevoked",
     "CertificateNotFound",
     "CertificateRefused",
     "CrlUnavailable",
@@ -39,6 +41,11 @@ class InvalidCertificateRequest(PkiError):
 class CertificateNotFound(PkiError):
     code = "certificate_not_found"
     kind = ErrorKind.NOT_FOUND
+
+
+class CertificateAlreadyRevoked(PkiError):
+    code = "certificate_already_revoked"
+    kind = ErrorKind.CONFLICT
 
 
 class CertificateRefused(PkiError):

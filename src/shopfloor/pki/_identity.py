@@ -1,7 +1,9 @@
 """Whose a certificate is: the entity named in its SAN URI `urn:shopfloor:<type>:<id>`.
 
 The CN carries the entity id too (Mosquitto's `use_identity_as_username` reads the
-CN), but only the SAN URI is trusted to say the entity's type.
+CN). The SAN URI says the entity's type; a certificate without any Shopfloor SAN URI
+may say it in its subject instead, `OU=urn:shopfloor:<type>` beside `CN=<id>`: the
+CFSSL build of Debian (2016) copies no URI into what it signs, only the subject.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from ._errors import CertificateRefused, InvalidCertificateRequest
 
@@ -64,9 +67,21 @@ def entity_of(certificate: x509.Certificate) -> Entity:
     else:
         uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
     entities = {entity for entity in map(Entity.from_uri, uris) if entity is not None}
+    if not entities:
+        entities = _subject_entities(certificate.subject)
     if len(entities) != 1:
         raise CertificateRefused(
             "the certificate names no single Shopfloor entity",
             code="certificate_unknown_entity",
         )
     return entities.pop()
+
+
+def _subject_entities(subject: x509.Name) -> set[Entity]:
+    units = subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    typed = [str(unit.value) for unit in units if str(unit.value).startswith(URN_PREFIX)]
+    if len(typed) != 1 or len(names) != 1:
+        return set()
+    entity = Entity.from_uri(f"{typed[0]!s}:{names[0].value!s}")
+    return {entity} if entity is not None else set()

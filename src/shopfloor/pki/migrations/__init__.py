@@ -1,0 +1,1 @@
+"""Alembic revisions of the pki chain (version table `alembic_version_pki`)."""
