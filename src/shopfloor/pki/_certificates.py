@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ._authority import CertificateAuthority, RevokedEntry, SigningRequest
 from ._errors import (
@@ -149,20 +150,27 @@ class Certificates:
         csr_pem: str | None = None,
         org_id: str | None,
         hostnames: Sequence[str] = (),
+        conn: AsyncConnection | None = None,
     ) -> IssuedCertificate:
         """Sign a certificate for `entity`: of `csr_pem`'s key, or of a key made here.
 
         `hostnames` (DNS names, IP addresses) make a service's listener certificate
         (serverAuth and clientAuth); others are client certificates (clientAuth).
         A `thing` must exist in `org_id` (the registry's `thing_not_found` otherwise).
+
+        Given `conn`, the record is written in the caller's transaction, which made the
+        entity (provisioning); if that transaction rolls back, the caller calls
+        `withdraw(serial)` so that a CA keeping its own records revokes it too.
         """
         self._check_ttl(ttl)
         if hostnames and entity.type is not EntityType.SERVICE:
             raise InvalidCertificateRequest(
                 "only service certificates carry host names", code="invalid_entity_type"
             )
-        if entity.type is EntityType.THING and org_id is not None and self._thing_check:
-            await self._thing_check(org_id, entity.id)
+        # In the caller's transaction the thing is the caller's own, not yet committed.
+        thing_check = self._thing_check if conn is None else None
+        if entity.type is EntityType.THING and org_id is not None and thing_check:
+            await thing_check(org_id, entity.id)
         key_pem: str | None = None
         if csr_pem is None:
             made = new_key_and_request(entity)
@@ -177,8 +185,8 @@ class Certificates:
             raise CaUnavailable(f"the CA signed a certificate that does not name {entity.uri}")
         cert_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
         serial = serial_hex(certificate.serial_number)
-        async with self._engine.begin() as conn:
-            await conn.execute(
+        async with _within(self._engine, conn) as writing:
+            await writing.execute(
                 certificates.insert().values(
                     serial=serial,
                     entity_type=entity.type.value,
@@ -194,6 +202,12 @@ class Certificates:
         return IssuedCertificate(
             serial, cert_pem, key_pem, await self.ca_pem(), certificate.not_valid_after_utc
         )
+
+    async def withdraw(self, serial: str) -> None:
+        """The transaction that recorded `serial` rolled back: nobody was given it, and no
+        record of it is left. A CA that keeps records of its own (CFSSL) revokes it."""
+        await self.authority.revoke(int(serial, 16), x509.ReasonFlags.cessation_of_operation)
+        logger.info("withdrew certificate %s, never handed out", serial)
 
     async def list(
         self,
@@ -370,3 +384,15 @@ def _record(row: Any) -> CertificateRecord:
         revoked_at=_utc(revoked_at) if revoked_at is not None else None,
         revocation_reason=row["revocation_reason"],
     )
+
+
+@asynccontextmanager
+async def _within(
+    engine: AsyncEngine, conn: AsyncConnection | None
+) -> AsyncIterator[AsyncConnection]:
+    """The caller's connection (its transaction is the caller's), or a transaction of our own."""
+    if conn is not None:
+        yield conn
+        return
+    async with engine.begin() as own:
+        yield own
