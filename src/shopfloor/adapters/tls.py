@@ -16,7 +16,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from shopfloor.auth import AuthenticatedThing, ThingAccess
 from shopfloor.pki import Admitted, CertificateGate, CertificateRefused, EntityType
@@ -68,7 +68,7 @@ def peer_certificate(transport: _HasExtraInfo) -> bytes | None:
     return ssl_object.getpeercert(binary_form=True)
 
 
-def tls_extension(transport: _HasExtraInfo) -> dict[str, object] | None:
+def tls_extension(transport: _HasExtraInfo) -> dict[str, Any] | None:
     """The ASGI TLS extension (`scope["extensions"]["tls"]`) of a TLS transport.
 
     `client_cert_chain` holds the client's own certificate only (PEM): Python's `ssl`
