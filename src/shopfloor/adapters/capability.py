@@ -252,6 +252,7 @@ class MqttService(Service, name="mqtt", needs=("ingress", *_PKI_NEEDS)):
             follow_registry=False,
         )
         self.mosquitto = await stack.enter_async_context(mosquitto)
+        await self._keep_mosquitto_crl(stack, mosquitto)
         # Changes made in any process of the deployment keep this broker in step.
         stack.enter_context(bus.events.listen("registry.>", self._on_registry_event))
         stack.enter_context(
@@ -286,6 +287,37 @@ class MqttService(Service, name="mqtt", needs=("ingress", *_PKI_NEEDS)):
         # entity and the validity of every certificate.
         gate = pki.gate if pki is not None else CertificateGate()
         return BrokerTls(context=context, gate=gate, port=options.mqtts_port)
+
+    async def _keep_mosquitto_crl(self, stack: AsyncExitStack, mosquitto: MosquittoService) -> None:
+        """Mosquitto mode with a TLS listener: keep its CRL file current (docs/mtls.md)."""
+        from .mosquitto import CrlKeeper, reload_command, signal_pid_file
+
+        options = self.options
+        if options.mosquitto_crl_file is None:
+            return
+        pki = _pki_tls(self.platform)
+        if pki is None:
+            logger.warning(
+                "SHOPFLOOR_MOSQUITTO_CRL_FILE is set but this process runs no pki service: "
+                "the CRL is not kept"
+            )
+            return
+        if options.mosquitto_reload_command:
+            reload = reload_command(options.mosquitto_reload_command)
+        elif options.mosquitto_pid_file is not None:
+            reload = signal_pid_file(options.mosquitto_pid_file)
+        else:
+            reload = None
+            logger.warning(
+                "no SHOPFLOOR_MOSQUITTO_PID_FILE or _RELOAD_COMMAND: Mosquitto reads the "
+                "updated CRL only when it restarts or gets SIGHUP"
+            )
+        keeper = CrlKeeper(
+            options.mosquitto_crl_file, crl_pem=pki.crl_pem, reload=reload,
+            kick=mosquitto.kick_thing,
+        )  # fmt: skip
+        await stack.enter_async_context(keeper)
+        stack.callback(pki.gate.on_revoked(keeper.revoked))
 
     def _on_registry_event(self, event: Event) -> None:
         if self.mosquitto is not None:
