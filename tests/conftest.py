@@ -69,6 +69,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
             "http_host": "127.0.0.1",
             "mqtt_host": "127.0.0.1",
             "mqtt_port": 0,  # a free port: 1883 may belong to another broker
+            "mqtts_port": 0,  # likewise 8883, when a TLS listener runs
         }
         values.update(overrides)
         return Settings(**values)

@@ -97,6 +97,21 @@ def serve(
             "default 1883)."
         ),
     ] = None,
+    mqtts_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Embedded broker's MQTT-over-TLS port, 0 for a free one, -1 for none "
+            "(env SHOPFLOOR_MQTTS_PORT; default 8883, when a server certificate is known)."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Server certificate (PEM) to serve HTTPS (env SHOPFLOOR_TLS_CERT)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="Private key (PEM) of --tls-cert (env SHOPFLOOR_TLS_KEY)."),
+    ] = None,
     services: Annotated[str | None, typer.Option(help=_SERVICES_HELP)] = None,
     demo: Annotated[
         bool, typer.Option(help="Seed a demo plant on an empty data dir and print its keys.")
@@ -115,6 +130,9 @@ def serve(
         http_port=http_port,
         http_host=http_host,
         mqtt_port=mqtt_port,
+        mqtts_port=mqtts_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         services=services,
     )
     configure_logging(fmt=settings.log_format, level=settings.log_level)
@@ -212,7 +230,8 @@ async def _serve(settings: CoreSettings, sock: socket.socket, *, demo: bool) -> 
 
     platform = Platform(settings)
     port = sock.getsockname()[1]
-    url = f"http://{_display_host(settings.http_host)}:{port}"
+    scheme = "https" if settings.tls_cert is not None else "http"
+    url = f"{scheme}://{_display_host(settings.http_host)}:{port}"
     run = _DemoRun()
     platform.on_started.append(lambda: _announce(platform, url, demo=demo, run=run))
     platform.on_started.append(_freeze_startup_objects)

@@ -7,19 +7,31 @@ at a time keeps its connection forever, and httptools buffers a header of any si
 `http_max_header_bytes` (413 would be for bodies: a header too large is a `431`, a
 header too slow a `408`; both close the connection). Connections beyond
 `http_max_connections` are answered `503` by uvicorn (`limit_concurrency`).
+
+With `tls_cert`/`tls_key` the server speaks HTTPS, client certificates optional
+(`CERT_OPTIONAL`), checked against `tls_client_ca` or, when that is not set, the CA of
+the process's pki service (the `http` service adds it at start, `trust`). The client's
+certificate reaches the app as the ASGI TLS extension, `scope["extensions"]["tls"]`
+(`client_cert_chain`: its PEM; `tls_version`), plus the DER bytes under
+`"shopfloor.client_cert_der"`, for HTTP requests and WebSocket sessions alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections.abc import MutableMapping
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from shopfloor.adapters.tls import server_tls_context, tls_extension
 from shopfloor.core import CoreSettings
 
-__all__ = ["GuardedHttpProtocol", "server_config"]
+__all__ = ["GuardedHttpProtocol", "server_config", "server_tls"]
+
+ASGIApp = Any
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -30,6 +42,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # asyncio calls this once the TLS handshake is done: the peer is known.
+        self._tls = tls_extension(transport)
         self._header_bytes = 0
         self._header_deadline: asyncio.TimerHandle | None = None
         self._awaiting_request = True
@@ -47,6 +61,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
                 self._refuse(b"431 Request Header Fields Too Large", "request headers too large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:
+            scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+            scope["extensions"] = {"tls": self._tls}
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        if self._tls is None:
+            return
+        # uvicorn's WebSocket protocols build their own scope, later, without TLS
+        # details: their app is wrapped to add them.
+        protocol = self.transport.get_protocol()
+        app = getattr(protocol, "app", None)
+        if app is not None:
+            protocol.app = _with_tls(app, self._tls)  # type: ignore[attr-defined]
 
     def on_headers_complete(self) -> None:
         self._cancel_deadline()
@@ -81,8 +112,30 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def _with_tls(app: ASGIApp, tls: dict[str, Any]) -> ASGIApp:
+    async def with_tls(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        scope.setdefault("extensions", {})["tls"] = tls
+        await app(scope, receive, send)
+
+    return with_tls
+
+
+def server_tls(settings: CoreSettings) -> ssl.SSLContext | None:
+    """The HTTPS context of these settings; None for plain HTTP."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return server_tls_context(settings.tls_cert, settings.tls_key, client_ca=settings.tls_client_ca)
+
+
 def server_config(app: Any, settings: CoreSettings) -> uvicorn.Config:
-    """The uvicorn configuration of `shopfloor serve` (and of tests serving the app)."""
+    """The uvicorn configuration of `shopfloor serve` (and of tests serving the app).
+
+    The HTTPS context, if any, is also `app.state.tls_context`, for the `http` service
+    to trust the pki service's CA once it runs.
+    """
+    tls = server_tls(settings)
+    if tls is not None and hasattr(app, "state"):
+        app.state.tls_context = tls
     protocol = type(
         "Http",
         (GuardedHttpProtocol,),
@@ -101,4 +154,5 @@ def server_config(app: Any, settings: CoreSettings) -> uvicorn.Config:
         timeout_keep_alive=settings.http_keep_alive_seconds,
         limit_concurrency=settings.http_max_connections,
         server_header=False,
+        ssl_context_factory=(lambda _config, _default: tls) if tls is not None else None,
     )

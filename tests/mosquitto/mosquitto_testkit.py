@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from shopfloor.adapters.mosquitto import (
     MosquittoConfig,
+    MosquittoTls,
     ThingAccess,
     find_dynsec_plugin,
     init_dynsec_config,
@@ -65,7 +66,14 @@ class RunningBroker:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
-def write_broker_files(work_dir: Path, plugin: Path, port: int) -> Path:
+def write_broker_files(
+    work_dir: Path,
+    plugin: Path,
+    port: int,
+    *,
+    tls: MosquittoTls | None = None,
+    pid_file: Path | None = None,
+) -> Path:
     """Config and dynsec file of a test broker (the dynsec file survives restarts)."""
     (work_dir / "data").mkdir(parents=True, exist_ok=True)
     dynsec_file = work_dir / "dynsec.json"
@@ -81,6 +89,8 @@ def write_broker_files(work_dir: Path, plugin: Path, port: int) -> Path:
         # Run as whoever runs the tests: as root, mosquitto would switch to its own user
         # and then could not write the dynsec file in the test's folder.
         user=getpass.getuser(),
+        tls=tls,
+        pid_file=pid_file,
     )
     config_path = work_dir / "mosquitto.conf"
     log = work_dir / "mosquitto.log"
@@ -92,10 +102,15 @@ def write_broker_files(work_dir: Path, plugin: Path, port: int) -> Path:
 
 @contextlib.asynccontextmanager
 async def run_mosquitto(
-    work_dir: Path, plugin: Path, *, port: int | None = None
+    work_dir: Path,
+    plugin: Path,
+    *,
+    port: int | None = None,
+    tls: MosquittoTls | None = None,
+    pid_file: Path | None = None,
 ) -> AsyncIterator[RunningBroker]:
     port = port or free_port()
-    config_path = write_broker_files(work_dir, plugin, port)
+    config_path = write_broker_files(work_dir, plugin, port, tls=tls, pid_file=pid_file)
     process = await asyncio.create_subprocess_exec(
         MOSQUITTO,
         "-c",

@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry
 
-from shopfloor.adapters.mqtt import BrokerLimits, EmbeddedBroker
+from shopfloor.adapters.mqtt import BrokerLimits, BrokerTls, EmbeddedBroker
 from shopfloor.auth import ThingAccess, ThingKeys
 from shopfloor.ingress import Ingress, IngressMetrics
 from shopfloor.messaging import Envelope, MemoryBus
@@ -71,7 +71,11 @@ def mqtt_client(port: int, **options: Any) -> aiomqtt.Client:
 
 @asynccontextmanager
 async def running_plant(
-    tmp_path: Path, *, bus: MemoryBus | None = None, limits: BrokerLimits | None = None
+    tmp_path: Path,
+    *,
+    bus: MemoryBus | None = None,
+    limits: BrokerLimits | None = None,
+    tls: BrokerTls | None = None,
 ) -> AsyncIterator[Plant]:
     registry = await Registry.open(f"sqlite:///{tmp_path / 'registry.db'}", ThingKeys(b"k" * 32))
     try:
@@ -97,6 +101,7 @@ async def running_plant(
                 port=0,
                 metrics_registry=metrics,
                 limits=limits,
+                tls=tls,
             )
             async with broker:
                 yield Plant(

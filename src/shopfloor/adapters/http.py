@@ -1,5 +1,10 @@
 """HTTP adapter: `POST /http/channels/{channel_id}/messages[/{subtopic}]` with a thing key.
 
+Over HTTPS a thing may present its client certificate instead of the key: without an
+`Authorization` header the certificate's thing publishes (a revoked certificate is a
+401 `certificate_revoked`, see `admit_thing` for the other codes). The key wins when
+both are sent.
+
 Device traffic is the platform's hottest path, so `HttpAdapterFastPath` answers it as a
 plain ASGI middleware in front of FastAPI: a profile of the routed version showed
 FastAPI's route matching and dependency solving taking about half the CPU of each
@@ -20,10 +25,13 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shopfloor.auth import thing_key
+from shopfloor.auth import AuthenticatedThing, thing_key
 from shopfloor.core import ErrorKind, http_status
 from shopfloor.ingress import Ingress, IngressError
 from shopfloor.ingress.capability import IngressService
+from shopfloor.pki import CertificateGate, CertificateRefused
+
+from .tls import admit_thing
 
 router = APIRouter(tags=["messaging"])
 
@@ -76,16 +84,23 @@ async def accept(
     body: bytes,
     channel_id: str,
     subtopic: str,
+    *,
+    certificate: bytes | None = None,
+    gate: CertificateGate | None = None,
 ) -> Answer:
-    """Publish one HTTP message as the thing whose key is given; the answer to send."""
+    """Publish one HTTP message as the thing whose key (or client certificate) is given;
+    the answer to send."""
     key = thing_key(authorization)
     try:
-        if not key:
+        if key:
+            thing = await ingress.authenticate(key)
+        elif certificate is not None and gate is not None:
+            thing = await _certified(ingress, gate, certificate)
+        else:
             raise IngressError(
                 "send `Authorization: Thing <key>`",
                 code="missing_credentials", kind=ErrorKind.UNAUTHENTICATED,
             )  # fmt: skip
-        thing = await ingress.authenticate(key)
         await ingress.publish(
             thing, channel_id, subtopic, body, content_type or _DEFAULT_CONTENT_TYPE,
             protocol="http",
@@ -93,6 +108,22 @@ async def accept(
     except IngressError as exc:
         return _refusal(exc)
     return ACCEPTED
+
+
+async def _certified(
+    ingress: Ingress, gate: CertificateGate, certificate: bytes
+) -> AuthenticatedThing:
+    try:
+        return (await admit_thing(gate, ingress.access, certificate)).thing
+    except CertificateRefused as exc:
+        raise IngressError(exc.message, code=exc.code, kind=ErrorKind.UNAUTHENTICATED) from exc
+
+
+def client_certificate(scope: Scope) -> bytes | None:
+    """The DER client certificate the server put into the scope (see `httpserver`)."""
+    tls = scope.get("extensions", {}).get("tls")
+    der = tls.get("shopfloor.client_cert_der") if isinstance(tls, dict) else None
+    return der if isinstance(der, bytes) else None
 
 
 class HttpAdapterFastPath:
@@ -105,10 +136,12 @@ class HttpAdapterFastPath:
         ingress: Callable[[], Ingress],
         max_body_bytes: int,
         registry: CollectorRegistry,
+        gate: Callable[[], CertificateGate | None] = lambda: None,
     ) -> None:
         self.app = app
-        # A getter: the middleware stack is built before the platform has started.
+        # Getters: the middleware stack is built before the platform has started.
         self.ingress = ingress
+        self.gate = gate
         self.max_body_bytes = max_body_bytes
         self._metrics = _FastPathMetrics(registry)
 
@@ -138,7 +171,10 @@ class HttpAdapterFastPath:
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
             return _too_large(self.max_body_bytes)
-        return await accept(self.ingress(), authorization, content_type, body, channel, subtopic)
+        return await accept(
+            self.ingress(), authorization, content_type, body, channel, subtopic,
+            certificate=client_certificate(scope), gate=self.gate(),
+        )  # fmt: skip
 
 
 class _FastPathMetrics:
@@ -199,6 +235,13 @@ async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": answer.body})
 
 
+def _gate(request: Request) -> CertificateGate | None:
+    from .capability import HttpService
+
+    platform = request.app.state.platform
+    return platform.get(HttpService).gate if platform.running(HttpService) else None
+
+
 async def _routed(request: Request, channel_id: str, subtopic: str) -> Response:
     answer = await accept(
         request.app.state.platform.get(IngressService).ingress,
@@ -207,6 +250,8 @@ async def _routed(request: Request, channel_id: str, subtopic: str) -> Response:
         await request.body(),
         channel_id,
         subtopic,
+        certificate=client_certificate(request.scope),
+        gate=_gate(request),
     )
     return Response(
         answer.body,

@@ -9,6 +9,10 @@ permission each frame it sends is a message (content type detected like MQTT's);
 a refused frame is answered with `{"error": {"code", "message"}}` and the socket stays
 open.
 
+Over HTTPS a client certificate naming the thing stands in for the key (no header, no
+first frame needed; the key wins when one is sent); revoking the certificate closes the
+session with 4401 at once.
+
 A session ends when its credentials do, whichever process made the change: a registry
 event about its thing or its channel (key rotated, thing deleted, disconnected,
 permissions changed, channel deleted) makes it check its key and permissions again,
@@ -33,7 +37,11 @@ from shopfloor.ingress import Ingress, IngressError, sniff_content_type
 from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import Envelope, Event, channel_filters, is_valid_subtopic
 from shopfloor.messaging.capability import BusService
+from shopfloor.pki import CertificateGate, CertificateRefused, Revoked
 from shopfloor.registry import Permission, RegistryChange
+
+from .http import client_certificate
+from .tls import CertifiedThing, admit_thing
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -66,6 +74,7 @@ async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str)
     if authenticated is None:
         return
     thing, key = authenticated
+    gate = _gate(websocket)
     permissions = await ingress.access.permissions(thing.id, channel_id)
     if not permissions:
         await websocket.close(CLOSE_FORBIDDEN, "the thing is not connected to this channel")
@@ -83,7 +92,12 @@ async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str)
         if thing.id in change.thing_ids or change.channel_id == channel_id:
             changed.set()
 
+    def on_revoked(revoked: Revoked) -> None:
+        if isinstance(key, CertifiedThing) and revoked.serial == key.serial:
+            changed.set()
+
     events = websocket.app.state.platform.get(BusService).events
+    unwatch = gate.on_revoked(on_revoked) if gate is not None else (lambda: None)
     try:
         with events.listen("registry.>", on_change):
             async with asyncio.TaskGroup() as tasks:
@@ -99,7 +113,7 @@ async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str)
                         name=f"ws-forward-{thing.id}",
                     ))  # fmt: skip
                 session.append(tasks.create_task(
-                    _revoke(websocket, ingress, key, thing, channel_id, permissions, changed),
+                    _revoke(websocket, ingress, key, thing, channel_id, permissions, changed, gate),
                     name=f"ws-credentials-{thing.id}",
                 ))  # fmt: skip
                 for task in session:
@@ -107,24 +121,33 @@ async def _serve(websocket: WebSocket, channel_id: str, subtopic: str, fmt: str)
                     task.add_done_callback(lambda _done: [t.cancel() for t in session])
     except* WebSocketDisconnect:
         pass
+    finally:
+        unwatch()
 
 
 async def _revoke(
     websocket: WebSocket,
     ingress: Ingress,
-    key: str,
+    key: str | CertifiedThing,
     thing: AuthenticatedThing,
     channel_id: str,
     permissions: frozenset[Permission],
     changed: asyncio.Event,
+    gate: CertificateGate | None,
 ) -> None:
-    """Close the socket once a registry change takes away what the session relies on."""
+    """Close the socket once a registry change (or a revocation) takes away what the
+    session relies on."""
     while True:
         await changed.wait()
         changed.clear()
-        current = await ingress.access.authenticate(key)
+        if isinstance(key, CertifiedThing):
+            revoked = gate is None or gate.is_revoked(key.serial)
+            current = None if revoked else await ingress.access.thing(thing.id)
+        else:
+            current = await ingress.access.authenticate(key)
         if current is None or current.id != thing.id:
-            await _close(websocket, CLOSE_UNAUTHENTICATED, "the thing's key is no longer valid")
+            what = "certificate" if isinstance(key, CertifiedThing) else "key"
+            await _close(websocket, CLOSE_UNAUTHENTICATED, f"the thing's {what} is no longer valid")
             return
         if not permissions <= await ingress.access.permissions(thing.id, channel_id):
             await _close(
@@ -133,10 +156,25 @@ async def _revoke(
             return
 
 
+def _gate(websocket: WebSocket) -> CertificateGate | None:
+    from .capability import HttpService
+
+    platform = websocket.app.state.platform
+    return platform.get(HttpService).gate if platform.running(HttpService) else None
+
+
 async def _authenticate(
     websocket: WebSocket, ingress: Ingress
-) -> tuple[AuthenticatedThing, str] | None:
+) -> tuple[AuthenticatedThing, str | CertifiedThing] | None:
     key = thing_key(websocket.headers.get("authorization", ""))
+    certificate, gate = client_certificate(websocket.scope), _gate(websocket)
+    if not key and certificate is not None and gate is not None:
+        try:
+            certified = await admit_thing(gate, ingress.access, certificate)
+        except CertificateRefused as exc:
+            await _close(websocket, CLOSE_UNAUTHENTICATED, exc.code)
+            return None
+        return certified.thing, certified
     if not key:
         try:
             first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT)

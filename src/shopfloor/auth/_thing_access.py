@@ -36,6 +36,7 @@ class _Cache:
     ttl: float
     max_entries: int
     by_key: dict[str, tuple[AuthenticatedThing | None, float]] = field(default_factory=dict)
+    by_id: dict[str, tuple[AuthenticatedThing | None, float]] = field(default_factory=dict)
     permissions: dict[tuple[str, str], tuple[frozenset[Permission], float]] = field(
         default_factory=dict
     )
@@ -44,6 +45,8 @@ class _Cache:
         # Crude but bounded: when full, start afresh (entries are cheap to rebuild).
         if len(self.by_key) > self.max_entries:
             self.by_key.clear()
+        if len(self.by_id) > self.max_entries:
+            self.by_id.clear()
         if len(self.permissions) > self.max_entries:
             self.permissions.clear()
 
@@ -113,6 +116,30 @@ class ThingAccess:
         thing = await self.authenticate(key)
         return thing if thing is not None and thing.id == thing_id else None
 
+    async def thing(self, thing_id: str) -> AuthenticatedThing | None:
+        """The thing of an id, or None when there is none (a certificate names only the id).
+
+        Cached like keys, and dropped by the same registry changes: a deleted thing stops
+        being admitted by its certificate at once.
+        """
+        cached = self._cache.by_id.get(thing_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        found: AuthenticatedThing | None = await self._load(
+            ("id", thing_id), self._lookup_id, thing_id
+        )
+        return found
+
+    async def _lookup_id(self, thing_id: str) -> AuthenticatedThing | None:
+        generation = self._generation
+        thing = await self._registry.find_thing(thing_id)
+        found = AuthenticatedThing(thing.id, thing.org_id) if thing else None
+        if generation == self._generation:
+            ttl = self._cache.ttl if found else self._negative_ttl
+            self._cache.trim()
+            self._cache.by_id[thing_id] = (found, time.monotonic() + ttl)
+        return found
+
     async def permissions(self, thing_id: str, channel_id: str) -> frozenset[Permission]:
         cached = self._cache.permissions.get((thing_id, channel_id))
         if cached is not None and cached[1] > time.monotonic():
@@ -139,6 +166,7 @@ class ThingAccess:
         """Drop every cached answer (after the change feed may have missed changes)."""
         self._generation += 1
         self._cache.by_key.clear()
+        self._cache.by_id.clear()
         self._cache.permissions.clear()
 
     def on_change(self, change: RegistryChange) -> None:
@@ -151,6 +179,8 @@ class ThingAccess:
             for k, entry in self._cache.by_key.items()
             if entry[0] is None or entry[0].id not in affected
         }
+        for thing_id in affected:
+            self._cache.by_id.pop(thing_id, None)
         self._cache.permissions = {
             k: v for k, v in self._cache.permissions.items() if k[0] not in affected
         }

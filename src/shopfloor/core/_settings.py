@@ -98,6 +98,16 @@ class CoreSettings(BaseSettings):
     http_max_connections: int = Field(
         default=2048, ge=16, description="Connections and requests at once (then 503)."
     )
+    tls_cert: Path | None = Field(
+        default=None, description="Server certificate (PEM) for HTTPS; empty: plain HTTP."
+    )
+    tls_key: Path | None = Field(
+        default=None, description="Private key (PEM) of SHOPFLOOR_TLS_CERT."
+    )
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="CA (PEM) HTTPS client certificates are checked against; default: the CA's.",
+    )
     log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text")
     log_level: str = Field(default="INFO", description="Python log level name.")
 
@@ -118,6 +128,12 @@ class CoreSettings(BaseSettings):
         if not value:
             raise ValueError("at least one service is needed")
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> CoreSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both SHOPFLOOR_TLS_CERT and SHOPFLOOR_TLS_KEY, or neither")
+        return self
 
     @model_validator(mode="before")
     @classmethod

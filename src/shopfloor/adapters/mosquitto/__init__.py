@@ -18,6 +18,7 @@ publisher plugin (`build_plugin`), which stamps every PUBLISH with the user prop
 `shopfloor-publisher` = the authenticated thing id (and `shopfloor-message-id`), and
 lets the bridge name the publisher of what it republishes. `render_config` and
 `init_dynsec_config` prepare a broker; docs/mosquitto.md is the operator's guide.
+`CrlKeeper` keeps the CRL of a TLS listener current (docs/mtls.md).
 """
 
 from ._access import (
@@ -37,7 +38,14 @@ from ._access import (
 )
 from ._bridge_support import BridgeMetrics, parse_channel_topic
 from ._client import BrokerUrl, DynsecClient
-from ._config import MosquittoConfig, find_dynsec_plugin, init_dynsec_config, render_config
+from ._config import (
+    MosquittoConfig,
+    MosquittoTls,
+    find_dynsec_plugin,
+    init_dynsec_config,
+    render_config,
+)
+from ._crl import CrlKeeper, reload_command, signal_pid_file
 from ._dynsec import CONTROL_TOPIC, RESPONSE_TOPIC, Acl, DynsecCommand, DynsecResponse
 from ._errors import (
     DynsecError,
@@ -67,6 +75,7 @@ __all__ = [
     "Acl",
     "BridgeMetrics",
     "BrokerUrl",
+    "CrlKeeper",
     "DynsecClient",
     "DynsecCommand",
     "DynsecCommands",
@@ -80,6 +89,7 @@ __all__ = [
     "MosquittoError",
     "MosquittoOptions",
     "MosquittoService",
+    "MosquittoTls",
     "PluginBuildError",
     "SnapshotRegistry",
     "SyncReport",
@@ -93,7 +103,9 @@ __all__ = [
     "parse_channel_topic",
     "plugin_source",
     "registry_snapshot",
+    "reload_command",
     "render_config",
+    "signal_pid_file",
     "thing_acls",
     "thing_role",
 ]

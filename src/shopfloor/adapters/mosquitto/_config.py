@@ -15,7 +15,13 @@ from pathlib import Path
 from ._access import BRIDGE_USERNAME
 from ._errors import DynsecInitError
 
-__all__ = ["MosquittoConfig", "find_dynsec_plugin", "init_dynsec_config", "render_config"]
+__all__ = [
+    "MosquittoConfig",
+    "MosquittoTls",
+    "find_dynsec_plugin",
+    "init_dynsec_config",
+    "render_config",
+]
 
 #: Where distributions install the dynamic-security plugin that ships with Mosquitto.
 _DYNSEC_PLUGIN_GLOBS = (
@@ -24,6 +30,28 @@ _DYNSEC_PLUGIN_GLOBS = (
     "/usr/lib64/mosquitto_dynamic_security.so",
     "/usr/local/lib/mosquitto_dynamic_security.so",
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MosquittoTls:
+    """A listener for devices with client certificates (docs/mtls.md).
+
+    Every client must present a certificate of `cafile` not in `crlfile`, and logs in
+    with username = thing id and password = thing key as on the plain listener.
+    `use_identity_as_username` (the CN, which the platform's CA makes the thing id, as
+    username and no password) is off by default: on Mosquitto 2.0.11 such a client
+    connects, but dynamic security applies none of its roles and refuses every PUBLISH
+    and SUBSCRIBE (measured, tests/mosquitto/test_mosquitto_tls.py). Mosquitto reads
+    `crlfile` at start and on SIGHUP only: the platform rewrites it and signals
+    Mosquitto (`SHOPFLOOR_MOSQUITTO_CRL_FILE`, `_PID_FILE`).
+    """
+
+    port: int = 8883
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    crlfile: Path | None = None
+    use_identity_as_username: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +76,9 @@ class MosquittoConfig:
     max_queued_bytes: int = 0
     max_inflight_messages: int = 1000
     user: str | None = None
+    tls: MosquittoTls | None = None
+    #: Written by Mosquitto at start; the platform sends SIGHUP there after a CRL update.
+    pid_file: Path | None = None
     #: The client whose `shopfloor-*` user properties the publisher plugin keeps.
     bridge_username: str = BRIDGE_USERNAME
 
@@ -83,6 +114,25 @@ def render_config(config: MosquittoConfig) -> str:
         f"max_queued_bytes {config.max_queued_bytes}",
         f"max_inflight_messages {config.max_inflight_messages}",
     ]
+    if config.tls is not None:
+        tls = config.tls
+        tls_listener = f"listener {tls.port}"
+        if config.bind_address:
+            tls_listener += f" {config.bind_address}"
+        lines += [
+            "",
+            "# Devices with client certificates (and their thing id and key).",
+            tls_listener,
+            f"cafile {tls.cafile}",
+            f"certfile {tls.certfile}",
+            f"keyfile {tls.keyfile}",
+            "require_certificate true",
+            f"use_identity_as_username {str(tls.use_identity_as_username).lower()}",
+        ]
+        if tls.crlfile is not None:
+            lines.append(f"crlfile {tls.crlfile}")
+    if config.pid_file is not None:
+        lines += ["", f"pid_file {config.pid_file}"]
     if config.persistence_dir is not None:
         lines += [
             "",

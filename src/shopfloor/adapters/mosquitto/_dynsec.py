@@ -29,6 +29,8 @@ __all__ = [
     "decode_responses",
     "delete_client",
     "delete_role",
+    "disable_client",
+    "enable_client",
     "encode_commands",
     "get_client",
     "get_default_acl_access",
@@ -174,6 +176,16 @@ def modify_client(
 def set_client_password(username: str, password: str) -> DynsecCommand:
     """Mosquitto disconnects the sessions logged in with the old password."""
     return {"command": "setClientPassword", "username": username, "password": password}
+
+
+def disable_client(username: str) -> DynsecCommand:
+    """Refuse the client's logins and disconnect its sessions (Mosquitto 2.0 has no
+    kickClient: disabling is how a session is ended)."""
+    return {"command": "disableClient", "username": username}
+
+
+def enable_client(username: str) -> DynsecCommand:
+    return {"command": "enableClient", "username": username}
 
 
 def delete_client(username: str) -> DynsecCommand:

@@ -157,6 +157,10 @@ class MosquittoService(Lifecycle):
             self._unfollow = None
         await super().aclose()
 
+    async def kick_thing(self, thing_id: str) -> None:
+        """Disconnect the thing's live sessions (after its certificate was revoked)."""
+        await self._sync.kick(thing_id)
+
     def on_change(self, change: RegistryChange) -> None:
         """Queue a registry change for the broker (must not block)."""
         if not self._running:

@@ -159,6 +159,16 @@ class DynsecSync:
             if response.error not in _NOT_FOUND:
                 response.raise_for_error()
 
+    async def kick(self, thing_id: str) -> None:
+        """Disconnect every session of the thing now; it may log in again at once (a
+        revoked certificate then fails the handshake against the reloaded CRL)."""
+        responses = await self._dynsec.execute(
+            [dynsec.disable_client(thing_id), dynsec.enable_client(thing_id)]
+        )
+        for response in responses:
+            if response.error not in _NOT_FOUND:
+                response.raise_for_error()
+
     async def set_connections(self, thing_id: str, connections: Iterable[Connection]) -> None:
         """Replace the thing's ACLs by those of exactly these connections."""
         async with self._role_lock:

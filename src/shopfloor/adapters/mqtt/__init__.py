@@ -6,6 +6,8 @@ async with EmbeddedBroker(ingress, bus, access, port=1883, metrics_registry=regi
 Contract
     topic       `channels/<channel_id>/messages[/<subtopic>]`
     username    the thing id; password: the thing key (anonymous clients are refused)
+    TLS         optional second listener (`BrokerTls`): the same, or a client
+                certificate naming the thing instead of the key (docs/mtls.md)
     QoS         0 and 1 (a QoS 2 subscription is granted QoS 1; a QoS 2 PUBLISH is
                 taken at least once)
 
@@ -35,13 +37,14 @@ Refused messages
     a topic every thing may subscribe to for itself.
 """
 
-from ._broker import EmbeddedBroker
+from ._broker import BrokerTls, EmbeddedBroker
 from ._errors import MqttBrokerError, MqttPortInUse
 from ._gateway import BrokerLimits
 from ._topics import errors_topic, message_topic
 
 __all__ = [
     "BrokerLimits",
+    "BrokerTls",
     "EmbeddedBroker",
     "MqttBrokerError",
     "MqttPortInUse",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
@@ -14,6 +16,7 @@ from shopfloor.auth import ThingAccess
 from shopfloor.core import Lifecycle
 from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus, Subscription
+from shopfloor.pki import CertificateGate
 
 from ._gateway import BrokerLimits, Gateway
 from ._handler import ThingBroker
@@ -21,7 +24,7 @@ from ._listener import Listener
 from ._metrics import MqttMetrics
 from ._plugin import plugin_path
 
-__all__ = ["EmbeddedBroker"]
+__all__ = ["BrokerTls", "EmbeddedBroker"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,18 @@ ALL_CHANNELS = "channels.>"
 _LISTENER = "default"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerTls:
+    """The broker's TLS listener: its context (server certificate, client CA, client
+    certificates optional; see `server_tls_context`), the gate that admits client
+    certificates, and its port (0: the OS chooses) and address (None: the broker's)."""
+
+    context: ssl.SSLContext
+    gate: CertificateGate
+    port: int = 8883
+    host: str | None = None
+
+
 class EmbeddedBroker(Lifecycle):
     """The single-process MQTT broker; an async context manager, entered once.
 
@@ -38,6 +53,10 @@ class EmbeddedBroker(Lifecycle):
     on `channels/<channel>/messages[/<subtopic>]` goes through the ingress onto the
     bus (a QoS 1 PUBACK once the bus holds it); subscribers get every message of the
     bus that matches their filters, whichever protocol brought it.
+
+    With `tls`, a second listener speaks MQTT over TLS: the same logins, and a client
+    certificate in place of the key. Revoking a certificate in the gate hangs up its
+    connections at once.
     """
 
     def __init__(
@@ -50,12 +69,27 @@ class EmbeddedBroker(Lifecycle):
         port: int = 1883,
         metrics_registry: CollectorRegistry,
         limits: BrokerLimits | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         super().__init__()
         self._limits = limits or BrokerLimits()
-        self._gateway = Gateway(ingress, access, MqttMetrics.create(metrics_registry), self._limits)
+        metrics = MqttMetrics.create(metrics_registry)
+        gate = tls.gate if tls is not None else None
+        self._gateway = Gateway(ingress, access, metrics, self._limits, gate)
         self._bus = bus
         self._listener = Listener(self._gateway, self._hand_over, host=host, port=port)
+        self._tls = tls
+        self._tls_listener = (
+            Listener(
+                self._gateway,
+                self._hand_over,
+                host=tls.host or host,
+                port=tls.port,
+                tls=tls.context,
+            )
+            if tls is not None
+            else None
+        )
         self._amqtt: ThingBroker | None = None
         self._fan_out_task: asyncio.Task[None] | None = None
         self._started = False
@@ -71,6 +105,11 @@ class EmbeddedBroker(Lifecycle):
         """The port listened on (the one the OS chose, when 0 was asked)."""
         return self._listener.port
 
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port (None without one)."""
+        return self._tls_listener.port if self._tls_listener is not None else None
+
     async def _start(self, stack: AsyncExitStack) -> None:
         # Exit callbacks run last-in first-out: stop accepting, shut amqtt down (which
         # closes every connection), end half-done handshakes, close the bus
@@ -80,15 +119,22 @@ class EmbeddedBroker(Lifecycle):
             self._bus.subscribe([ALL_CHANNELS], max_queued=self._limits.max_fan_out_queued)
         )
         self._fan_out_task = tasks.create_task(self._fan_out(subscription), name="mqtt-fan-out")
-        await self._listener.bind()
-        stack.push_async_callback(self._listener.close)
+        listeners = [self._listener]
+        if self._tls_listener is not None:
+            listeners.append(self._tls_listener)
+        for listener in listeners:
+            await listener.bind()
+            stack.push_async_callback(listener.close)
         broker = ThingBroker(self._amqtt_config(), self._gateway)
         self._gateway.bind(tasks, broker)
         await broker.start()
         self._amqtt = broker
         stack.push_async_callback(broker.shutdown)
-        await self._listener.start()
-        stack.push_async_callback(self._listener.stop_accepting)
+        if self._tls is not None:
+            stack.callback(self._tls.gate.on_revoked(self._gateway.revoked))
+        for listener in listeners:
+            await listener.start()
+            stack.push_async_callback(listener.stop_accepting)
         self._started = True
 
     async def aclose(self) -> None:

@@ -14,6 +14,10 @@ Two loops per connection run in the broker's task group:
   up to `max_inflight_out` messages awaiting their PUBACK. Every delivery re-checks
   the thing's key and subscribe permission (cached by `ThingAccess`), so removing a
   connection in the registry stops the flow without waiting for a reconnect.
+
+A connection that logged in with a client certificate has no key: it is checked by its
+certificate's serial (not revoked) and its thing (still in the registry) instead; the
+broker hangs it up the moment the gate hears of the revocation (`Gateway.revoked`).
 """
 
 from __future__ import annotations
@@ -77,11 +81,17 @@ class Connection:
         *,
         client_id: str,
         thing: AuthenticatedThing,
-        key: str,
+        key: str | None,
+        serial: int | None = None,
         will: Inbound | None = None,
     ) -> None:
+        """`key` for a key login; `serial` (and no key) for a certificate login."""
+        if (key is None) == (serial is None):
+            raise ValueError("a connection has a key or a certificate serial, not both")
         self.client_id = client_id
         self.thing = thing
+        #: The serial of the client certificate it logged in with (None: a key login).
+        self.serial = serial
         self._gateway = gateway
         self._peer = peer
         self._key = key
@@ -137,6 +147,10 @@ class Connection:
     async def hang_up(self) -> None:
         """Close the network connection (the client left, as far as the rest can tell)."""
         await self._peer.hang_up()
+
+    def mark_revoked(self) -> None:
+        """Its credential is gone: no will is published when it drops."""
+        self._revoked = True
 
     async def run(self) -> None:
         metrics = self._gateway.metrics
@@ -236,11 +250,22 @@ class Connection:
         self._gateway.report(self.thing.id, channel, body)
 
     async def _verified(self) -> AuthenticatedThing | None:
-        """The thing, if its key is still valid; hangs up (once) when it is not."""
-        thing = await self._gateway.access.authenticate_as(self.thing.id, self._key)
+        """The thing, if its credential is still valid; hangs up (once) when it is not."""
+        access = self._gateway.access
+        if self._key is not None:
+            thing = await access.authenticate_as(self.thing.id, self._key)
+            credential = "key"
+        else:
+            gate = self._gateway.gate
+            revoked = gate is None or self.serial is None or gate.is_revoked(self.serial)
+            thing = None if revoked else await access.thing(self.thing.id)
+            credential = "certificate"
         if thing is None and not self._revoked:
             self._revoked = True
-            logger.info("client %s: the key of thing %s was revoked", self.client_id, self.thing.id)
+            logger.info(
+                "client %s: the %s of thing %s was revoked",
+                self.client_id, credential, self.thing.id,
+            )  # fmt: skip
             await self._peer.hang_up()
         return thing
 

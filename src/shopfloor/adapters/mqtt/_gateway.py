@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shopfloor.auth import AuthenticatedThing, ThingAccess
 from shopfloor.ingress import Ingress
 from shopfloor.messaging import Envelope
+from shopfloor.pki import CertificateGate, Revoked
 
 from ._metrics import MqttMetrics
 from ._topics import errors_topic, message_topic, topic_matches
@@ -23,11 +24,19 @@ from ._topics import errors_topic, message_topic, topic_matches
 if TYPE_CHECKING:
     from ._connection import Connection
 
-__all__ = ["THING_ATTRIBUTE", "WILL_ATTRIBUTE", "BrokerLimits", "Gateway"]
+__all__ = [
+    "CERTIFICATE_ATTRIBUTE",
+    "THING_ATTRIBUTE",
+    "WILL_ATTRIBUTE",
+    "BrokerLimits",
+    "Gateway",
+]
 
 #: amqtt `Session.attributes` keys (namespaced, as amqtt asks of extensions).
 THING_ATTRIBUTE = "shopfloor.thing"
 WILL_ATTRIBUTE = "shopfloor.will"
+#: The `CertifiedThing` of a connection that logged in with a client certificate.
+CERTIFICATE_ATTRIBUTE = "shopfloor.certificate"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,11 +93,14 @@ class Gateway:
         access: ThingAccess,
         metrics: MqttMetrics,
         limits: BrokerLimits,
+        gate: CertificateGate | None = None,
     ) -> None:
         self.ingress = ingress
         self.access = access
         self.metrics = metrics
         self.limits = limits
+        #: Admits client certificates (None: the broker has no TLS listener).
+        self.gate = gate
         #: Set when the broker begins to stop: no more retries, no more wills.
         self.stopping = False
         self._tasks: asyncio.TaskGroup | None = None
@@ -142,6 +154,17 @@ class Gateway:
         if connection is not None:
             self.metrics.taken_over.inc()
             await connection.hang_up()
+
+    def revoked(self, revoked: Revoked) -> None:
+        """Hang up every connection that logged in with the revoked certificate."""
+        if self._tasks is None or self.stopping:
+            return
+        for connection in list(self._connections.values()):
+            if connection.serial == revoked.serial:
+                connection.mark_revoked()
+                self._tasks.create_task(
+                    connection.hang_up(), name=f"mqtt-revoke-{connection.client_id}"
+                )
 
     def session_owner(self, client_id: str) -> str | None:
         """The thing id of the session (live or persistent) already using a client id."""

@@ -21,8 +21,9 @@ from amqtt.mqtt.puback import PubackPacket
 
 from shopfloor.auth import AuthenticatedThing
 
+from ..tls import CertifiedThing
 from ._connection import Connection, Inbound
-from ._gateway import THING_ATTRIBUTE, WILL_ATTRIBUTE, Gateway
+from ._gateway import CERTIFICATE_ATTRIBUTE, THING_ATTRIBUTE, WILL_ATTRIBUTE, Gateway
 
 __all__ = ["ThingBroker", "ThingHandler"]
 
@@ -57,12 +58,15 @@ class ThingHandler(BrokerProtocolHandler):  # type: ignore[misc]
         if self._connection is None and isinstance(thing, AuthenticatedThing):
             # Before the reader starts, so that no PUBLISH can arrive without it.
             will = session.attributes.get(WILL_ATTRIBUTE)
+            certified = session.attributes.get(CERTIFICATE_ATTRIBUTE)
+            by_certificate = isinstance(certified, CertifiedThing)
             self._connection = Connection(
                 self._gateway,
                 self,
                 client_id=session.client_id,
                 thing=thing,
-                key=session.password,
+                key=None if by_certificate else session.password,
+                serial=certified.serial if isinstance(certified, CertifiedThing) else None,
                 will=will if isinstance(will, Inbound) else None,
             )
             self._gateway.open(self._connection)
@@ -132,6 +136,13 @@ class ThingBroker(Broker):  # type: ignore[misc]
         _plain, session = await super()._initialize_client_session(
             reader, writer, remote_address, remote_port
         )
+        # Set or cleared on every CONNECT: a persistent session may come back over
+        # another listener, with a key this time.
+        certified = getattr(writer, "certified", None)
+        if isinstance(certified, CertifiedThing):
+            session.attributes[CERTIFICATE_ATTRIBUTE] = certified
+        else:
+            session.attributes.pop(CERTIFICATE_ATTRIBUTE, None)
         return ThingHandler(self.plugins_manager, self._gateway), session
 
     async def add_subscription(self, subscription: tuple[str, int], session: Any) -> int:

@@ -16,6 +16,12 @@ public `external_connected` entry point. That lets it
   authentication plugin decides again;
 - hand amqtt whole, vetted packets (`FramedReader`), so that a PUBLISH with a wildcard
   topic disconnects its client instead of having its payload parsed as packets.
+
+The TLS listener is a second `Listener` with an `ssl.SSLContext`. A client that presented
+a certificate (the handshake checked it against the client CA) is the thing the
+certificate names: the `CertificateGate` admits it or the CONNECT is refused "not
+authorised", and the username, if any, must be that thing's id. The admitted thing
+travels to amqtt on the connection's writer (`CertifiedWriter`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import contextlib
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
@@ -37,11 +44,15 @@ from amqtt.mqtt.connack import (
 )
 from amqtt.mqtt.connect import ConnectPacket
 
+from shopfloor.auth import AuthenticatedThing
+from shopfloor.pki import CertificateRefused
+
+from ..tls import CertifiedThing, admit_thing, peer_certificate
 from ._errors import MqttBrokerError, MqttPortInUse
 from ._framing import FramedReader
 from ._gateway import Gateway
 
-__all__ = ["Listener"]
+__all__ = ["CertifiedWriter", "Listener"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +102,12 @@ class _ReplayReader(ReaderAdapter):  # type: ignore[misc]
         self._inner.feed_eof()
 
 
+class CertifiedWriter(StreamWriterAdapter):  # type: ignore[misc]
+    """amqtt's stream writer, carrying the thing a client certificate admitted (if any)."""
+
+    certified: CertifiedThing | None = None
+
+
 async def _read_protocol(stream_in: ReaderAdapter) -> tuple[bytes, int] | None:
     """The protocol name and level a CONNECT starts with; None if it is no CONNECT.
 
@@ -110,11 +127,20 @@ async def _read_protocol(stream_in: ReaderAdapter) -> tuple[bytes, int] | None:
 
 
 class Listener:
-    def __init__(self, gateway: Gateway, hand_over: HandOver, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        hand_over: HandOver,
+        *,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._gateway = gateway
         self._hand_over = hand_over
         self._host = host
         self._requested_port = port
+        self._tls = tls
         self._server: asyncio.Server | None = None
         # asyncio runs each accepted connection in its own task; they are tracked so
         # that closing can end the ones amqtt does not know about yet.
@@ -131,7 +157,13 @@ class Listener:
         """Take the port (without accepting yet); raise `MqttPortInUse` if it is taken."""
         try:
             self._server = await asyncio.start_server(
-                self._serve, self._host, self._requested_port, start_serving=False
+                self._serve,
+                self._host,
+                self._requested_port,
+                ssl=self._tls,
+                # The handshake counts against the CONNECT's time, not on top of it.
+                ssl_handshake_timeout=self._gateway.limits.connect_timeout if self._tls else None,
+                start_serving=False,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -144,7 +176,8 @@ class Listener:
         if self._server is None:
             raise RuntimeError("bind the listener first")
         await self._server.start_serving()
-        logger.info("MQTT broker listening on %s:%d", self._host, self.port)
+        scheme = "MQTT over TLS" if self._tls else "MQTT"
+        logger.info("%s broker listening on %s:%d", scheme, self._host, self.port)
 
     async def stop_accepting(self) -> None:
         """No new connections, and no new packets on the open ones (messages a client
@@ -172,9 +205,10 @@ class Listener:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         stream_in = _ReplayReader(StreamReaderAdapter(reader))
-        stream_out = StreamWriterAdapter(writer)
+        stream_out = CertifiedWriter(writer)
+        certificate = peer_certificate(writer) if self._tls else None
         try:
-            if await self._admit(stream_in, stream_out):
+            if await self._admit(stream_in, stream_out, certificate):
                 stream_in.rewind()
                 peer = writer.get_extra_info("peername")
                 framed = FramedReader(
@@ -197,7 +231,9 @@ class Listener:
         self._gateway.metrics.rejected.labels("protocol_violation").inc()
         logger.warning("MQTT client at %s sent %s; disconnecting it", peer, problem)
 
-    async def _admit(self, stream_in: _ReplayReader, stream_out: StreamWriterAdapter) -> bool:
+    async def _admit(
+        self, stream_in: _ReplayReader, stream_out: CertifiedWriter, certificate: bytes | None
+    ) -> bool:
         """Read and vet the CONNECT; answer and refuse it here, or let amqtt have it."""
         refused = self._gateway.metrics.refused_connections
         try:
@@ -219,11 +255,18 @@ class Listener:
             return False
         thing_id, key = connect.username, connect.password
         try:
-            thing = (
-                await self._gateway.access.authenticate_as(thing_id, key)
-                if thing_id and key
-                else None
-            )
+            if certificate is not None:
+                stream_out.certified = await self._certified(certificate, thing_id)
+                thing: AuthenticatedThing | None = stream_out.certified.thing
+            elif thing_id and key:
+                thing = await self._gateway.access.authenticate_as(thing_id, key)
+            else:
+                thing = None
+        except CertificateRefused as exc:
+            logger.info("MQTT client certificate refused: %s (%s)", exc.message, exc.code)
+            await _refuse(stream_out, NOT_AUTHORIZED)
+            refused.labels(exc.code).inc()
+            return False
         except Exception:
             logger.warning("cannot check the credentials of thing %s", thing_id, exc_info=True)
             await _refuse(stream_out, SERVER_UNAVAILABLE)
@@ -242,6 +285,22 @@ class Listener:
             # Only now, with the credentials checked: a wrong key must not cut anyone off.
             await self._gateway.take_over(connect.client_id)
         return True
+
+    async def _certified(self, certificate: bytes, username: str | None) -> CertifiedThing:
+        """The thing a client certificate names; a username, if given, must be its id
+        (the password is not looked at: the certificate is the credential)."""
+        gate = self._gateway.gate
+        if gate is None:
+            raise CertificateRefused(
+                "client certificates are not accepted here", code="certificate_refused"
+            )
+        certified = await admit_thing(gate, self._gateway.access, certificate)
+        if username and username != certified.thing.id:
+            raise CertificateRefused(
+                "the username is not the thing the certificate names",
+                code="certificate_username_mismatch",
+            )
+        return certified
 
 
 async def _refuse(stream_out: StreamWriterAdapter, return_code: int) -> None:

@@ -21,8 +21,9 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from shopfloor.auth import AuthenticatedThing
 from shopfloor.registry import Permission
 
+from ..tls import CertifiedThing
 from ._connection import Inbound
-from ._gateway import THING_ATTRIBUTE, WILL_ATTRIBUTE, Gateway
+from ._gateway import CERTIFICATE_ATTRIBUTE, THING_ATTRIBUTE, WILL_ATTRIBUTE, Gateway
 from ._topics import TopicError, parse_subscription
 
 __all__ = ["ThingAccessPlugin", "plugin_path"]
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 # amqtt is untyped, so its base classes are `Any` to mypy.
 class ThingAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
-    """Username = thing id, password = thing key; subscriptions need the channel's permission."""
+    """Username = thing id, password = thing key (or a client certificate the listener
+    admitted); subscriptions need the channel's permission."""
 
     @dataclass
     class Config:
@@ -49,6 +51,15 @@ class ThingAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
 
     async def authenticate(self, *, session: Any) -> bool:
         session.attributes.pop(THING_ATTRIBUTE, None)
+        certified = session.attributes.get(CERTIFICATE_ATTRIBUTE)
+        if isinstance(certified, CertifiedThing):
+            # The listener admitted the certificate; only a revocation since then counts.
+            gate = self._gateway.gate
+            if gate is None or gate.is_revoked(certified.serial):
+                return False
+            session.attributes[THING_ATTRIBUTE] = certified.thing
+            self._take_will(session)
+            return True
         thing_id, key = session.username, session.password
         if not thing_id or not key:
             return False
