@@ -20,6 +20,9 @@ HTTP_PORT ?= $(or $(SHOPFLOOR_HTTP_PORT),8000)
 # printed at start.
 MQTT_PORT ?= $(or $(SHOPFLOOR_MQTT_PORT),$(shell for p in 1883 11883; do \
 	(exec 3<>/dev/tcp/127.0.0.1/$$p) 2>/dev/null || { echo $$p; exit; }; done; echo 0))
+# MQTT over TLS (client certificates from the platform's CA): 8883, else 18883, else free.
+MQTTS_PORT ?= $(or $(SHOPFLOOR_MQTTS_PORT),$(shell for p in 8883 18883; do \
+	(exec 3<>/dev/tcp/127.0.0.1/$$p) 2>/dev/null || { echo $$p; exit; }; done; echo 0))
 
 .PHONY: run test bench check services install clean
 
@@ -38,7 +41,8 @@ run: $(STAMP)
 	SHOPFLOOR_ADMIN_PASSWORD=$${SHOPFLOOR_ADMIN_PASSWORD:-shopfloor-demo} \
 	SHOPFLOOR_MQTT_HOST=$${SHOPFLOOR_MQTT_HOST:-$(HOST)} \
 	$(BIN)/shopfloor serve --demo --data-dir $(DATA_DIR) --http-host $(HOST) \
-		--http-port $(HTTP_PORT) --mqtt-port $(MQTT_PORT) --stop-with-parent
+		--http-port $(HTTP_PORT) --mqtt-port $(MQTT_PORT) --mqtts-port $(MQTTS_PORT) \
+		--stop-with-parent
 
 services:
 	bash scripts/ensure-services.sh

@@ -183,7 +183,7 @@ def shopfloor_server(
     argv = [python, "-m", "shopfloor", "serve", "--http-host", HOST, "--http-port", str(port)]
     argv += ["--services", services]
     if mqtt_port is not None:
-        argv += ["--mqtt-port", str(mqtt_port)]
+        argv += ["--mqtt-port", str(mqtt_port), "--mqtts-port", "0"]
         env["SHOPFLOOR_MQTT_HOST"] = HOST
     env |= dict(settings or {})
     log = data_dir.parent / "logs" / f"{log_name}-{port}.log"

@@ -39,6 +39,7 @@ class ServeProcess:
             "SHOPFLOOR_ADMIN_PASSWORD": ADMIN[1],
             "SHOPFLOOR_LOG_FORMAT": "text",
             "SHOPFLOOR_MQTT_PORT": "0",
+            "SHOPFLOOR_MQTTS_PORT": "0",
             "SHOPFLOOR_MQTT_HOST": "127.0.0.1",
             **settings,
         }

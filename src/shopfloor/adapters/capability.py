@@ -11,8 +11,6 @@ broker, the Mosquitto CRL publisher and the HTTP adapter take plain objects (an
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +27,7 @@ from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
 from shopfloor.pki import CertificateGate
+from shopfloor.pki.capability import PkiService
 from shopfloor.registry import RegistryChange
 
 if TYPE_CHECKING:
@@ -40,10 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["HttpService", "MqttService", "MqttSettings"]
 
 logger = logging.getLogger(__name__)
-
-_PKI_MODULE = "shopfloor.pki.capability"
-#: The edges need the `pki` service once the package has one (it fills the gate).
-_PKI_NEEDS: tuple[str, ...] = ("pki",) if importlib.util.find_spec(_PKI_MODULE) else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +55,10 @@ class PkiTls:
 
 
 def _pki_tls(platform: Platform) -> PkiTls | None:
-    """The pki service's gate, CA and certificates; None when this process runs none.
-
-    Written against the pki service's interface (`PkiService` with `gate`, `ca_file`,
-    `server_identity(name, hostnames)` → `TlsFiles`, `certs.crl_pem()`); imported
-    lazily so that the edges run in builds without it.
-    """
-    try:
-        module = importlib.import_module(_PKI_MODULE)
-    except ImportError:
+    """The pki service's gate, CA and certificates; None when this process runs none."""
+    if not platform.running(PkiService):
         return None
-    service_class = module.PkiService
-    if not platform.running(service_class):
-        return None
-    pki = platform.get(service_class)
+    pki = platform.get(PkiService)
 
     async def server_identity(name: str, hostnames: Sequence[str]) -> tuple[Path, Path]:
         files = await pki.server_identity(name, hostnames)
@@ -93,7 +78,7 @@ def _server_hostnames(host: str) -> list[str]:
     return list(dict.fromkeys(name for name in names if name))
 
 
-class HttpService(Service, name="http", needs=("ingress", *_PKI_NEEDS)):
+class HttpService(Service, name="http", needs=("ingress", "pki")):
     """HTTP and WebSocket adapters: things publish and subscribe over the HTTP port."""
 
     stage = EDGE_STAGE
@@ -198,7 +183,7 @@ class MqttSettings(Section, section="mqtt"):
         return not self.mqtt_broker_url
 
 
-class MqttService(Service, name="mqtt", needs=("ingress", *_PKI_NEEDS)):
+class MqttService(Service, name="mqtt", needs=("ingress", "pki")):
     """MQTT: the embedded broker, or the bridge to Mosquitto when a broker URL is set."""
 
     stage = EDGE_STAGE

@@ -132,7 +132,7 @@ async def _provision_one(
                     row.number, row.external_id, "failed", code="unreachable",
                     message=f"{type(exc).__name__}: {exc}",
                 )  # fmt: skip
-            await asyncio.sleep(min(2**attempt * 0.2, 5.0))
+            await asyncio.sleep(min(0.2 * 2.0**attempt, 5.0))
             continue
         if response.status_code in (429, 503) and attempt < _RETRIES:
             await asyncio.sleep(_retry_after(response, attempt))
@@ -149,7 +149,7 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
     try:
         return min(float(str(response.headers.get("retry-after", ""))), 30.0)
     except ValueError:
-        return min(2**attempt * 0.2, 5.0)
+        return min(0.2 * 2.0**attempt, 5.0)
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
