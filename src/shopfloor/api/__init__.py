@@ -1,7 +1,9 @@
 """HTTP API layer: routes call services; services never import this package."""
 
+from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep
 from ._errors import ApiError, error_response, install_error_handlers
 from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
+from ._schemas import PageOut
 from .identity import router as identity_router
 from .readers import router as readers_router
 from .registry import router as registry_router
@@ -13,6 +15,11 @@ __all__ = [
     "BodyLimitMiddleware",
     "HttpMetrics",
     "MetricsMiddleware",
+    "PageOut",
+    "Paging",
+    "PagingDep",
+    "PlatformDep",
+    "PrincipalDep",
     "error_response",
     "identity_router",
     "install_error_handlers",
