@@ -31,7 +31,9 @@ def new_key() -> str:
 
 @pytest.fixture
 async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
-    app = create_app(make_settings(services=("api", "bootstrap")))
+    # Generous limits: the tests of the limits set their own.
+    settings = make_settings(services=("api", "bootstrap"), bootstrap_id_burst=100)
+    app = create_app(settings)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
