@@ -3,7 +3,7 @@
     BootstrapError              bootstrap_error (invalid)
     ├── ConfigNotFound          no configuration for this thing in the organisation (404)
     ├── ConfigConflict          the external id or the thing already has one (409)
-    ├── InvalidConfig           a field the configuration cannot hold (422)
+    ├── InvalidConfig           a field the configuration cannot hold (400)
     ├── DeviceDenied            a device's external id or key is wrong (403)
     ├── ChallengeInvalid        a secure bootstrap's challenge is unknown, used or expired (401)
     ├── RateLimited             too many bootstrap requests for an external id or address (429)
