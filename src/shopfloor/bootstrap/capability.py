@@ -63,7 +63,7 @@ class BootstrapSettings(Section, section="bootstrap"):
 
 
 class BootstrapService(Service, name="bootstrap", needs=("database", "bus", "identity")):
-    """Device bootstrap: configurations, Mainflux-compatible and secure device fetch."""
+    """Device bootstrap (Mainflux-compatible and secure)."""
 
     routes = ("shopfloor.bootstrap.routes:router",)
     migrations = Path(__file__).parent / "migrations"
