@@ -325,10 +325,45 @@ def simulate_command(
     ] = [],  # noqa: B006 - Typer needs a list default for repeatable options
     interval: Annotated[float, typer.Option(help="Seconds between two packs.")] = 1.0,
     count: Annotated[int, typer.Option(help="Rounds to send; 0 runs until stopped.")] = 0,
+    bootstrap: Annotated[
+        str, typer.Option(help="Bootstrap URL: start from bootstrap credentials alone.")
+    ] = "",
+    external_id: Annotated[str, typer.Option(help="External id, with --bootstrap.")] = "",
+    external_key: Annotated[str, typer.Option(help="External key, with --bootstrap.")] = "",
+    profile: Annotated[str, typer.Option(help="Machine profile, with --bootstrap.")] = "press",
 ) -> None:
     """Publish realistic machine telemetry through the HTTP adapter of any server."""
-    from shopfloor.simulate import Machine, SimulatedThing, simulate
+    from shopfloor.simulate import Machine, SimulatedThing, simulate, simulate_bootstrapped
 
+    if bootstrap:
+        if not external_id or not external_key or profile not in Machine.profiles:
+            profiles = ", ".join(sorted(Machine.profiles))
+            console.print(
+                "[red]--bootstrap needs --external-id, --external-key and a "
+                f"--profile among {profiles}[/red]"
+            )
+            raise typer.Exit(2)
+        from shopfloor.bootstrap import BootstrapError
+
+        configure_logging(fmt="text", level="INFO")
+        try:
+            stats = asyncio.run(
+                simulate_bootstrapped(
+                    bootstrap,
+                    external_id,
+                    external_key,
+                    profile=profile,
+                    interval=interval,
+                    count=count or None,
+                )
+            )
+        except KeyboardInterrupt:
+            return
+        except (BootstrapError, ValueError) as exc:
+            console.print(f"[red]bootstrap failed: {exc}[/red]")
+            raise typer.Exit(1) from exc
+        out.print(f"sent {stats.sent} packs, {stats.refused} refused {stats.errors or ''}")
+        raise typer.Exit(1 if stats.refused or stats.errors else 0)
     if not channel or not thing:
         console.print("[red]Give --channel and at least one --thing PROFILE:NAME:KEY.[/red]")
         raise typer.Exit(2)

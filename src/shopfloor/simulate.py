@@ -198,3 +198,31 @@ async def _send(
     code = response.json().get("error", {}).get("code", str(response.status_code))
     stats.errors[code] = stats.errors.get(code, 0) + 1
     logger.warning("simulated %s was refused: %s", thing.name, code)
+
+
+async def simulate_bootstrapped(
+    bootstrap_url: str,
+    external_id: str,
+    external_key: str,
+    *,
+    profile: str = "press",
+    interval: float = 1.0,
+    count: int | None = None,
+    stats: SimulationStats | None = None,
+) -> SimulationStats:
+    """One machine that knows only its bootstrap credentials: it bootstraps (secure),
+    then publishes on the first channel of its configuration with the thing key it got,
+    through the HTTP adapter at the `http_url` it was told (else the bootstrap URL)."""
+    from shopfloor.sdk import abootstrap
+
+    config = await abootstrap(bootstrap_url, external_id, external_key)
+    if not config.channels:
+        raise ValueError(f"the bootstrap configuration of {external_id} lists no channel")
+    logger.info(
+        "bootstrapped %s as thing %s (state %d)", external_id, config.thing_id, config.state
+    )
+    thing = SimulatedThing(external_id, config.thing_key, profile)
+    server = config.http_url or bootstrap_url
+    return await simulate(
+        server, config.channels[0].id, [thing], interval=interval, count=count, stats=stats
+    )

@@ -29,6 +29,8 @@ def test_every_api_error_code_is_documented() -> None:
     sources += "\n".join(p.read_text() for p in (SRC / "auth").glob("*.py"))
     sources += "\n".join(p.read_text() for p in (SRC / "registry").glob("*.py"))
     sources += "\n".join(p.read_text() for p in (SRC / "pki").glob("*.py"))
+    sources += "\n".join(p.read_text() for p in (SRC / "bootstrap").glob("*.py"))
+    sources += "\n".join(p.read_text() for p in (SRC / "sdk").glob("*.py"))
     codes = set(re.findall(r'code="([a-z_]+)"', sources))
     codes |= set(re.findall(r'(?:ApiError|IngressError)\(\s*\d+,\s*"([a-z_]+)"', sources))
     edges = "\n".join(p.read_text() for p in (SRC / "adapters").glob("*.py"))

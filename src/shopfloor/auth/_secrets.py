@@ -41,6 +41,12 @@ class SecretFiles:
         """32 random bytes from which thing-key hashing and encryption keys are derived."""
         return self._read_or_create("thing-key-secret.bin", lambda: secrets.token_bytes(32))
 
+    def random_secret(self, name: str) -> bytes:
+        """32 random bytes kept in the file `name` (for other capabilities' own keys)."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"{name!r} is not a plain file name")
+        return self._read_or_create(name, lambda: secrets.token_bytes(32))
+
     def _read_or_create(self, name: str, make: object) -> bytes:
         path = self.folder / name
         with contextlib.suppress(FileNotFoundError):
