@@ -118,7 +118,7 @@ def _bootstrap(platform: PlatformDep) -> Bootstrap:
     return platform.get(BootstrapService).bootstrap
 
 
-def _out(config: BootstrapConfig) -> ConfigOut:
+def config_out(config: BootstrapConfig) -> ConfigOut:
     return ConfigOut(
         thing_id=config.thing_id,
         external_id=config.external_id,
@@ -178,7 +178,7 @@ async def create_config(
         client_key=body.client_key,
         ca_cert=body.ca_cert,
     )
-    return _out(config)
+    return config_out(config)
 
 
 @router.get(f"{PREFIX}/configs", response_model=PageOut[ConfigOut], tags=["bootstrap"])
@@ -198,7 +198,7 @@ async def list_configs(
         name=name,
         external_id=external_id,
     )
-    items = [_out(c) for c in page.items]
+    items = [config_out(c) for c in page.items]
     return PageOut(total=page.total, offset=page.offset, limit=page.limit, items=items)
 
 
@@ -221,7 +221,7 @@ async def list_unknown(
 
 @router.get(f"{PREFIX}/configs/{{thing_id}}", response_model=ConfigOut, tags=["bootstrap"])
 async def get_config(thing_id: str, platform: PlatformDep, principal: PrincipalDep) -> ConfigOut:
-    return _out(await _bootstrap(platform).configs.get(principal.require_org(), thing_id))
+    return config_out(await _bootstrap(platform).configs.get(principal.require_org(), thing_id))
 
 
 @router.put(f"{PREFIX}/configs/{{thing_id}}", response_model=ConfigOut, tags=["bootstrap"])
@@ -233,7 +233,7 @@ async def update_config(
     config = await _bootstrap(platform).update(
         org_id, thing_id, name=body.name, content=body.content
     )
-    return _out(config)
+    return config_out(config)
 
 
 @router.delete(
@@ -250,7 +250,7 @@ async def set_state(
 ) -> ConfigOut:
     """1 connects the thing to the configuration's channels, 0 disconnects it."""
     org_id = principal.require(Action.MANAGE_REGISTRY)
-    return _out(await _bootstrap(platform).set_state(org_id, thing_id, body.state))
+    return config_out(await _bootstrap(platform).set_state(org_id, thing_id, body.state))
 
 
 @router.put(
@@ -261,7 +261,7 @@ async def set_connections(
 ) -> ConfigOut:
     """Replace the channel list; an active thing's connections follow."""
     org_id = principal.require(Action.MANAGE_REGISTRY)
-    return _out(await _bootstrap(platform).set_channels(org_id, thing_id, body.channels))
+    return config_out(await _bootstrap(platform).set_channels(org_id, thing_id, body.channels))
 
 
 @router.patch(f"{PREFIX}/configs/{{thing_id}}/certs", response_model=ConfigOut, tags=["bootstrap"])
@@ -277,7 +277,7 @@ async def set_certs(
         client_key=body.client_key,
         ca_cert=body.ca_cert,
     )
-    return _out(config)
+    return config_out(config)
 
 
 # -- devices -------------------------------------------------------------------------------

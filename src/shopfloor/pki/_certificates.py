@@ -185,19 +185,25 @@ class Certificates:
             raise CaUnavailable(f"the CA signed a certificate that does not name {entity.uri}")
         cert_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
         serial = serial_hex(certificate.serial_number)
-        async with _within(self._engine, conn) as writing:
-            await writing.execute(
-                certificates.insert().values(
-                    serial=serial,
-                    entity_type=entity.type.value,
-                    entity_id=entity.id,
-                    org_id=org_id,
-                    issued_at=datetime.now(UTC),
-                    expires_at=certificate.not_valid_after_utc,
-                    backend=self.authority.scheme,
-                    cert_pem=cert_pem,
+        try:
+            async with _within(self._engine, conn) as writing:
+                await writing.execute(
+                    certificates.insert().values(
+                        serial=serial,
+                        entity_type=entity.type.value,
+                        entity_id=entity.id,
+                        org_id=org_id,
+                        issued_at=datetime.now(UTC),
+                        expires_at=certificate.not_valid_after_utc,
+                        backend=self.authority.scheme,
+                        cert_pem=cert_pem,
+                    )
                 )
-            )
+        except BaseException:
+            # Signed but not recorded: nobody will be given it; a CA with its own
+            # records revokes it again.
+            await self._withdraw_quietly(serial)
+            raise
         logger.info("issued certificate %s to %s", serial, entity.uri)
         return IssuedCertificate(
             serial, cert_pem, key_pem, await self.ca_pem(), certificate.not_valid_after_utc
@@ -208,6 +214,15 @@ class Certificates:
         record of it is left. A CA that keeps records of its own (CFSSL) revokes it."""
         await self.authority.revoke(int(serial, 16), x509.ReasonFlags.cessation_of_operation)
         logger.info("withdrew certificate %s, never handed out", serial)
+
+    async def _withdraw_quietly(self, serial: str) -> None:
+        try:
+            await self.withdraw(serial)
+        except Exception:
+            logger.exception(
+                "certificate %s was signed but not recorded, and withdrawing it at the CA "
+                "failed: revoke it there", serial,
+            )  # fmt: skip
 
     async def list(
         self,

@@ -13,8 +13,6 @@ from ._errors import (
     TemplateNotFound,
 )
 from ._provision import (
-    CertificateIssuer,
-    ConfigWriter,
     Provisioned,
     Provisioner,
     ProvisionRequest,
@@ -24,9 +22,7 @@ from ._templates import ChannelPlan, Plan, Template, parse_duration, parse_templ
 
 __all__ = [
     "MIGRATIONS",
-    "CertificateIssuer",
     "ChannelPlan",
-    "ConfigWriter",
     "InvalidProvisionRequest",
     "InvalidTemplate",
     "Plan",

@@ -11,64 +11,24 @@ behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from shopfloor.pki import Entity, EntityType
+from shopfloor.pki import Certificates, Entity, EntityType, IssuedCertificate
 from shopfloor.registry import Channel, Permission, Registry, RegistryTransaction, Thing
 
+from .._store import ConfigStore
+from .._types import BootstrapConfig, State
 from ._errors import InvalidProvisionRequest
 from ._store import TemplateStore
 from ._templates import BootstrapSpec, Plan, Template
 
-__all__ = ["CertificateIssuer", "ConfigWriter", "ProvisionRequest", "Provisioned", "Provisioner"]
+__all__ = ["ProvisionRequest", "Provisioned", "Provisioner"]
 
 logger = logging.getLogger(__name__)
 
 #: Without a template: the thing alone, its bootstrap config active and empty.
 BARE = Template(name="bare", version=1, bootstrap=BootstrapSpec(active=True))
-
-
-class CertificateIssuer(Protocol):
-    """What provisioning needs of the pki service's `Certificates`."""
-
-    async def issue(
-        self,
-        entity: Entity,
-        *,
-        ttl: timedelta,
-        org_id: str | None,
-        csr_pem: str | None = None,
-        conn: AsyncConnection | None = None,
-    ) -> Any: ...
-
-    async def withdraw(self, serial: str) -> None:
-        """Undo an issue whose transaction rolled back: revoke it at an external CA."""
-
-
-class ConfigWriter(Protocol):
-    """What provisioning needs of the bootstrap config store."""
-
-    async def create(
-        self,
-        org_id: str,
-        *,
-        external_id: str,
-        external_key: str,
-        thing_id: str,
-        name: str,
-        channels: Sequence[str],
-        content: str,
-        client_cert: str | None,
-        client_key: str | None,
-        ca_cert: str | None,
-        active: bool,
-        conn: AsyncConnection,
-    ) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,8 +46,8 @@ class Provisioned:
     thing: Thing
     thing_key: str
     channels: tuple[tuple[Channel, bool], ...]  # (channel, created by this provisioning)
-    config: Any
-    certificate: Any | None
+    config: BootstrapConfig
+    certificate: IssuedCertificate | None
 
 
 class Provisioner:
@@ -95,13 +55,16 @@ class Provisioner:
         self,
         registry: Registry,
         templates: TemplateStore,
-        configs: ConfigWriter,
-        certificates: CertificateIssuer,
+        configs: ConfigStore,
+        certificates: Certificates,
+        *,
+        on_provisioned: Callable[[Provisioned], None] = lambda _done: None,
     ) -> None:
         self._registry = registry
         self._templates = templates
         self._configs = configs
         self._certificates = certificates
+        self._on_provisioned = on_provisioned
 
     async def plan(self, org_id: str, request: ProvisionRequest) -> Plan:
         """What `provision` would do, without doing any of it (the preview)."""
@@ -114,7 +77,7 @@ class Provisioner:
 
     async def provision(self, org_id: str, request: ProvisionRequest) -> Provisioned:
         plan = await self.plan(org_id, request)
-        issued: Any | None = None
+        issued: IssuedCertificate | None = None
         try:
             async with self._registry.transaction() as tx:
                 thing, key = await tx.create_thing(
@@ -139,20 +102,22 @@ class Provisioner:
                     name=request.name,
                     channels=[channel.id for channel, _ in channels],
                     content=plan.bootstrap_content,
-                    client_cert=None if issued is None else issued.cert_pem,
-                    client_key=None if issued is None else issued.key_pem,
-                    ca_cert=None if issued is None else issued.ca_pem,
-                    active=plan.bootstrap_active,
+                    client_cert="" if issued is None else issued.cert_pem,
+                    client_key="" if issued is None else issued.key_pem or "",
+                    ca_cert="" if issued is None else issued.ca_pem,
+                    state=State.ACTIVE if plan.bootstrap_active else State.INACTIVE,
                     conn=tx.conn,
                 )
         except BaseException:
             if issued is not None:
                 await self._withdraw(issued.serial)
             raise
-        return Provisioned(
+        done = Provisioned(
             plan=plan, thing=thing, thing_key=key, channels=tuple(channels), config=config,
             certificate=issued,
         )  # fmt: skip
+        self._on_provisioned(done)
+        return done
 
     async def _channels(
         self, tx: RegistryTransaction, org_id: str, plan: Plan

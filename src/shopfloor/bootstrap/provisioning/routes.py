@@ -12,6 +12,7 @@ from shopfloor.api import PageOut, PagingDep, PlatformDep, PrincipalDep
 from shopfloor.auth import Action
 from shopfloor.core import ErrorKind
 
+from ..routes import ConfigOut, config_out
 from ._errors import InvalidTemplate
 from ._provision import ProvisionRequest
 from ._store import StoredTemplate
@@ -77,7 +78,7 @@ class ProvisionedOut(BaseModel):
     version: int
     thing: ThingOut
     channels: list[ChannelOut]
-    bootstrap: dict[str, Any]
+    bootstrap: ConfigOut
     certificate: CertificateOut | None = Field(
         description="The device fetches its key with its bootstrap config; it is not shown here."
     )
@@ -200,7 +201,7 @@ async def provision(
             tags=list(done.thing.tags),
         ),
         channels=[ChannelOut(id=c.id, name=c.name, created=new) for c, new in done.channels],
-        bootstrap=service.config_data(done.config),
+        bootstrap=config_out(done.config),
         certificate=None
         if certificate is None
         else CertificateOut(
