@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shopfloor.pki import Certificates, Entity, EntityType, IssuedCertificate
-from shopfloor.registry import Channel, Permission, Registry, RegistryTransaction, Thing
+from shopfloor.registry import (
+    Channel,
+    Conflict,
+    Permission,
+    Registry,
+    RegistryTransaction,
+    Thing,
+)
 
 from .._store import ConfigStore
 from .._types import BootstrapConfig, State
@@ -26,6 +33,16 @@ from ._templates import BootstrapSpec, Plan, Template
 __all__ = ["ProvisionRequest", "Provisioned", "Provisioner"]
 
 logger = logging.getLogger(__name__)
+
+#: Tries of one provisioning whose shared channel another one created at the same time.
+_CHANNEL_RACE_ATTEMPTS = 3
+
+
+class _ChannelRace(Exception):
+    def __init__(self, conflict: Conflict) -> None:
+        super().__init__(str(conflict))
+        self.conflict = conflict
+
 
 #: Without a template: the thing alone, its bootstrap config active and empty.
 BARE = Template(name="bare", version=1, bootstrap=BootstrapSpec(active=True))
@@ -77,6 +94,20 @@ class Provisioner:
 
     async def provision(self, org_id: str, request: ProvisionRequest) -> Provisioned:
         plan = await self.plan(org_id, request)
+        for attempt in range(1, _CHANNEL_RACE_ATTEMPTS + 1):
+            try:
+                done = await self._provision(org_id, request, plan)
+            except _ChannelRace as race:
+                # Another device of the same type created the shared channel meanwhile:
+                # everything rolled back; the next attempt finds the channel and reuses it.
+                if attempt == _CHANNEL_RACE_ATTEMPTS:
+                    raise race.conflict from race
+                continue
+            self._on_provisioned(done)
+            return done
+        raise AssertionError("unreachable")
+
+    async def _provision(self, org_id: str, request: ProvisionRequest, plan: Plan) -> Provisioned:
         issued: IssuedCertificate | None = None
         try:
             async with self._registry.transaction() as tx:
@@ -112,12 +143,10 @@ class Provisioner:
             if issued is not None:
                 await self._withdraw(issued.serial)
             raise
-        done = Provisioned(
+        return Provisioned(
             plan=plan, thing=thing, thing_key=key, channels=tuple(channels), config=config,
             certificate=issued,
         )  # fmt: skip
-        self._on_provisioned(done)
-        return done
 
     async def _channels(
         self, tx: RegistryTransaction, org_id: str, plan: Plan
@@ -134,9 +163,12 @@ class Provisioner:
                     f"{wanted.name!r}, which this organisation does not have",
                     code="template_channel_missing",
                 )
-            created = await tx.create_channel(
-                org_id, name=wanted.name, metadata=wanted.metadata, tags=wanted.tags
-            )
+            try:
+                created = await tx.create_channel(
+                    org_id, name=wanted.name, metadata=wanted.metadata, tags=wanted.tags
+                )
+            except Conflict as exc:
+                raise _ChannelRace(exc) from exc
             found.append((created, True))
         return found
 

@@ -29,6 +29,12 @@ __all__ = ["BatchRow", "RowResult", "provision_app", "provision_rows", "read_row
 
 provision_app = typer.Typer(help="Provision devices from templates.", no_args_is_help=True)
 
+
+@provision_app.callback()
+def _group() -> None:
+    """Provision devices from templates (through a running server's API)."""
+
+
 KNOWN_COLUMNS = ("external_id", "external_key", "name", "template")
 RESULT_COLUMNS = ("row", "external_id", "status", "thing_id", "http_status", "code", "message")
 _RETRIES = 5
