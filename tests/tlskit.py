@@ -7,6 +7,7 @@ folder, ready for `ssl`, Mosquitto and the Mosquitto clients.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -175,3 +176,20 @@ class TestCa:
         )
         key_file.chmod(0o600)
         return Issued(cert_file, key_file, certificate)
+
+
+async def run_tool(*argv: str) -> tuple[int, str]:
+    """Run a device-side tool (`mosquitto_pub`, `openssl`...) to its end, within 20 s:
+    its exit status and its output (stdout and stderr together)."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        async with asyncio.timeout(20):
+            output, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")

@@ -21,7 +21,7 @@ from mosquitto_testkit import (
     make_thing,
     run_mosquitto,
 )
-from tests.tlskit import Issued, TestCa
+from tests.tlskit import Issued, TestCa, run_tool
 
 from shopfloor.adapters.mosquitto import (
     CrlKeeper,
@@ -83,21 +83,6 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
         raise AssertionError(f"never saw {what}") from None
 
 
-async def _run(*args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        async with asyncio.timeout(15):
-            output, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace")
-
-
 @pytest.fixture
 async def tls_broker(
     tmp_path: Path, publisher_plugin: Path, identity_as_username: bool
@@ -137,12 +122,12 @@ async def test_a_certificate_login_gets_the_things_acls_and_revocation_ends_it(
         await sync.thing_created(thing, key, [connection(thing, CHANNEL)])
         issued = ca.issue(thing.id)
         args = [*_tls_args(ca, tls, issued), "-u", thing.id, "-P", key, "-V", "mqttv5"]
-        code, output = await _run(
+        code, output = await run_tool(
             "mosquitto_pub", *args, "-t", f"channels/{CHANNEL}/messages", "-m", "[]",
             "-q", "1", "-d",
         )  # fmt: skip
         assert code == 0 and "RC:16" in output, output  # accepted: no subscribers yet
-        code, output = await _run(
+        code, output = await run_tool(
             "mosquitto_pub", *args, "-t", "channels/other/messages", "-m", "[]", "-q", "1"
         )
         assert "Not authorized" in output, output
@@ -162,7 +147,7 @@ async def test_a_certificate_login_gets_the_things_acls_and_revocation_ends_it(
                 lambda: "disconnected by administrative action" in broker.log(),
                 "the live session kicked",
             )
-            code, output = await _run(
+            code, output = await run_tool(
                 "mosquitto_pub", *args, "-t", f"channels/{CHANNEL}/messages", "-m", "[]"
             )
             assert code != 0, output
@@ -227,7 +212,7 @@ async def test_a_certificate_alone_gets_none_of_the_things_permissions_on_mosqui
         thing = make_thing()
         await sync.thing_created(thing, make_key(), [connection(thing, CHANNEL)])
         args = [*_tls_args(ca, tls, ca.issue(thing.id)), "-V", "mqttv5"]
-        _, output = await _run(
+        _, output = await run_tool(
             "mosquitto_pub", *args, "-t", f"channels/{CHANNEL}/messages", "-m", "[]",
             "-q", "1", "-d",
         )  # fmt: skip

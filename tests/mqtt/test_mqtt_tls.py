@@ -21,7 +21,7 @@ from shopfloor.adapters.mqtt import BrokerTls
 from shopfloor.adapters.tls import server_tls_context
 from shopfloor.pki import CertificateGate
 
-from ..tlskit import Issued, TestCa
+from ..tlskit import Issued, TestCa, run_tool
 from .conftest import Plant, bus_tap, mqtt_client, next_message, running_plant, wait_until
 
 MOSQUITTO_PUB = "mosquitto_pub"
@@ -72,21 +72,6 @@ async def tls_plant(tmp_path: Path) -> AsyncIterator[TlsPlant]:
     tls = BrokerTls(context=context, gate=gate, port=0)
     async with running_plant(tmp_path, tls=tls) as plant:
         yield TlsPlant(plant, ca, gate)
-
-
-async def run_tool(*args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        async with asyncio.timeout(15):
-            output, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace")
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ import httpx
 from shopfloor.sdk import abootstrap
 
 from ..serving import ADMIN, free_port, serving
+from ..tlskit import run_tool
 
 TEMPLATE = """
 name: meter
@@ -27,21 +28,6 @@ bootstrap: {content: {interval_s: 5}}
 """
 EXTERNAL_ID = "00:1b:44:11:3a:b7"
 EXTERNAL_KEY = "printed-on-the-label-7f3a9c"
-
-
-async def run(*argv: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        async with asyncio.timeout(20):
-            output, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace")
 
 
 async def engineer(http: httpx.AsyncClient) -> dict[str, str]:
@@ -95,7 +81,9 @@ async def test_a_device_onboards_publishes_over_mqtts_and_is_cut_off_when_revoke
             payload = json.dumps([{"n": "kw", "u": "kW", "v": 41.5}])
 
             # It publishes with its certificate (no key), QoS 1; the reading is stored.
-            code, output = await run("mosquitto_pub", *tls, "-t", topic, "-m", payload, "-q", "1")
+            code, output = await run_tool(
+                "mosquitto_pub", *tls, "-t", topic, "-m", payload, "-q", "1"
+            )
             assert code == 0, output
             reading = await _read_back(http, eng, channel)
             assert reading["value"] == 41.5 and reading["subtopic"] == "power"
@@ -121,13 +109,15 @@ async def test_a_device_onboards_publishes_over_mqtts_and_is_cut_off_when_revoke
                     sub.terminate()
                     await sub.wait()
             # New connections: refused at once.
-            code, output = await run("mosquitto_pub", *tls, "-t", topic, "-m", payload, "-q", "1")
+            code, output = await run_tool(
+                "mosquitto_pub", *tls, "-t", topic, "-m", payload, "-q", "1"
+            )
             assert code != 0 and "not authorised" in output, output
             # The CRL, public, lists it.
             crl = await http.get("/api/v1/pki/crl.pem")
             (tmp_path / "crl.pem").write_text(crl.text)
-            code, text = await run("openssl", "crl", "-in", str(tmp_path / "crl.pem"), "-noout",
-                                   "-text")  # fmt: skip
+            crl_file = str(tmp_path / "crl.pem")
+            code, text = await run_tool("openssl", "crl", "-in", crl_file, "-noout", "-text")
             assert code == 0 and serial.upper().lstrip("0") in text.replace(":", ""), text
 
 

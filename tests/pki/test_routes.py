@@ -24,7 +24,7 @@ from .conftest import openssl_verify
 
 @pytest.fixture
 async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
-    app = create_app(make_settings(ca_max_ttl="1000h"))
+    app = create_app(make_settings(ca_max_ttl="1000h", ca_server_ttl="720h"))
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:

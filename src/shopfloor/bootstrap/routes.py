@@ -303,24 +303,20 @@ async def _fetch(
 
 
 @router.get("/bootstrap/{external_id}", tags=["bootstrap devices"])
+@router.get(
+    "/things/bootstrap/{external_id}",
+    tags=["bootstrap devices"],
+    operation_id="fetch_config_mainflux_path",
+    summary="Fetch Config (Mainflux's path)",
+)
 async def fetch_config(
     external_id: str,
     request: Request,
     platform: PlatformDep,
     authorization: AuthorizationHeader = "",
 ) -> dict[str, Any]:
-    """A device's configuration, in Mainflux's fields plus Shopfloor's under `shopfloor`."""
-    return await _fetch(external_id, request, platform, authorization)
-
-
-@router.get("/things/bootstrap/{external_id}", tags=["bootstrap devices"])
-async def fetch_config_mainflux_path(
-    external_id: str,
-    request: Request,
-    platform: PlatformDep,
-    authorization: AuthorizationHeader = "",
-) -> dict[str, Any]:
-    """The same as `GET /bootstrap/{external_id}`, on Mainflux's path."""
+    """A device's configuration, in Mainflux's fields plus Shopfloor's under `shopfloor`;
+    on `/bootstrap/...` and on Mainflux's own `/things/bootstrap/...`."""
     return await _fetch(external_id, request, platform, authorization)
 
 

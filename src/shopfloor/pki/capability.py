@@ -83,6 +83,11 @@ class PkiSettings(Section, section="pki", env_prefix="SHOPFLOOR_CA_"):
     def _default_within_max(self) -> PkiSettings:
         if self.default_ttl > self.max_ttl:
             raise ValueError("SHOPFLOOR_CA_DEFAULT_TTL is longer than SHOPFLOOR_CA_MAX_TTL")
+        if self.server_ttl > self.max_ttl:
+            raise ValueError(
+                "SHOPFLOOR_CA_SERVER_TTL (the listeners' own certificates) is longer than "
+                "SHOPFLOOR_CA_MAX_TTL"
+            )
         return self
 
 

@@ -73,9 +73,11 @@ class Registry(PeopleMixin):
         thing_ids: tuple[str, ...] = (),
         channel_id: str | None = None,
     ) -> None:
-        change = RegistryChange(
-            kind=kind, org_id=org_id, thing_ids=thing_ids, channel_id=channel_id
+        self._publish(
+            RegistryChange(kind=kind, org_id=org_id, thing_ids=thing_ids, channel_id=channel_id)
         )
+
+    def _publish(self, change: RegistryChange) -> None:
         announce(self._listeners, change)
 
     @asynccontextmanager
@@ -536,16 +538,8 @@ class RegistryTransaction(Registry):
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return _Shared(self.conn)
 
-    def _announce(
-        self,
-        kind: ChangeKind,
-        org_id: str,
-        thing_ids: tuple[str, ...] = (),
-        channel_id: str | None = None,
-    ) -> None:
-        self._pending.append(
-            RegistryChange(kind=kind, org_id=org_id, thing_ids=thing_ids, channel_id=channel_id)
-        )
+    def _publish(self, change: RegistryChange) -> None:
+        self._pending.append(change)
 
     def announce_all(self) -> None:
         """Tell the registry's listeners what this transaction changed (after commit)."""
