@@ -21,14 +21,29 @@ from ._runtime import (
     RestartPolicy,
     Workload,
 )
+from ._spec import (
+    AGENT_LABEL,
+    PROVISION_PREFIX,
+    AgentSpec,
+    DesiredState,
+    HealthSettings,
+    agent_label,
+    parse_spec,
+    provisioning_labels,
+)
 
 __all__ = [
+    "AGENT_LABEL",
     "KEY_LABEL",
     "MANAGED_LABEL",
+    "PROVISION_PREFIX",
     "AgentConflict",
     "AgentError",
     "AgentNotFound",
     "AgentRuntime",
+    "AgentSpec",
+    "DesiredState",
+    "HealthSettings",
     "InvalidAgentSpec",
     "LogLine",
     "Observed",
@@ -37,4 +52,7 @@ __all__ = [
     "RuntimeMisconfigured",
     "RuntimeUnavailable",
     "Workload",
+    "agent_label",
+    "parse_spec",
+    "provisioning_labels",
 ]
