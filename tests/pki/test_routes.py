@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,33 @@ async def test_a_bad_revocation_reason_is_refused(api: Api) -> None:
     response = await api.http.delete(f"/api/v1/certs/{serial}?reason=bored", headers=engineer)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_revocation_reason"
+
+
+async def test_deleting_a_thing_revokes_its_certificates(api: Api) -> None:
+    org = await api.org("North")
+    engineer = await api.member(org, "engineer")
+    thing = await _thing(api, engineer)
+    kept = await _thing_named(api, engineer, "other press")
+    serials = []
+    for entity_id in (thing, thing, kept):
+        issued = await api.http.post(
+            "/api/v1/certs",
+            json={"entity_type": "thing", "entity_id": entity_id, "ttl": "24h"},
+            headers=engineer,
+        )
+        serials.append(issued.json()["serial"])
+    assert (await api.http.delete(f"/api/v1/things/{thing}", headers=engineer)).status_code == 204
+    gate = api.platform.get(PkiService).gate
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (gate.is_revoked(int(serials[0], 16)) and gate.is_revoked(int(serials[1], 16))):
+        assert asyncio.get_running_loop().time() < deadline, "never revoked"
+        await asyncio.sleep(0.02)
+    record = (await api.http.get(f"/api/v1/certs/{serials[0]}", headers=engineer)).json()
+    assert record["revocation_reason"] == "cessation_of_operation"
+    assert not gate.is_revoked(int(serials[2], 16))  # another thing's certificate stays
+
+
+async def _thing_named(api: Api, user: dict[str, str], name: str) -> str:
+    response = await api.http.post("/api/v1/things", json={"name": name}, headers=user)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

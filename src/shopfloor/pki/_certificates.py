@@ -307,6 +307,29 @@ class Certificates:
                 logger.warning("the CA did not record the revocation of %s", record.serial)
         return await self.get(org_id, record.serial)
 
+    async def revoke_entity(self, entity: Entity, reason: str) -> int:
+        """Revoke every certificate of `entity` still in force; returns how many."""
+        now = datetime.now(UTC)
+        async with self._engine.connect() as conn:
+            serials = list(
+                await conn.scalars(
+                    sa.select(certificates.c.serial).where(
+                        certificates.c.entity_type == entity.type.value,
+                        certificates.c.entity_id == entity.id,
+                        certificates.c.revoked_at.is_(None),
+                        certificates.c.expires_at > now,
+                    )
+                )
+            )
+        revoked = 0
+        for serial in serials:
+            try:
+                await self.revoke(None, serial, reason)
+            except CertificateAlreadyRevoked:
+                continue  # revoked meanwhile by someone else
+            revoked += 1
+        return revoked
+
     async def renew(
         self,
         org_id: str | None,

@@ -134,6 +134,8 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
             self.certs, folder / "servers", ca_file=self.ca_file, ttl=settings.server_ttl
         )
         self._reload = asyncio.Event()
+        #: Things deleted through this process, whose certificates are to be revoked.
+        self._retired: asyncio.Queue[str] = asyncio.Queue()
 
     async def _start(self, stack: AsyncExitStack) -> None:
         await stack.enter_async_context(self.authority)
@@ -144,6 +146,8 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
         # Revocations elsewhere while this process was cut off from the bus are unknown.
         stack.enter_context(self._events.listen(RECONNECTED, lambda _event: self._reload.set()))
         await self.spawn("pki-reload", self._reload_loop)
+        stack.enter_context(self._events.listen("registry.thing_deleted", self._on_thing_deleted))
+        await self.spawn("pki-retire", self._retire_loop, cancel_on_stop=True)
         logger.info("certificate authority %s ready", self.authority.scheme)
 
     @property
@@ -162,6 +166,26 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
             logger.warning("ignoring a malformed %s event", event.subject)
             return
         self.gate.revoke(serial, entity)
+
+    def _on_thing_deleted(self, event: Event) -> None:
+        # Only the process that deleted the thing revokes: every process hears the event.
+        if event.origin != self._events.origin:
+            return
+        for thing_id in event.data.get("thing_ids") or ():
+            self._retired.put_nowait(str(thing_id))
+
+    async def _retire_loop(self, stopping: asyncio.Event) -> None:
+        """A deleted thing's certificates are revoked (`cessation_of_operation`): a device
+        whose thing is gone must not keep a certificate that names it."""
+        while not stopping.is_set():
+            thing_id = await self._retired.get()
+            try:
+                entity = Entity(EntityType.THING, thing_id)
+            except InvalidCertificateRequest:
+                continue  # not an id a certificate can name
+            revoked = await self.certs.revoke_entity(entity, "cessation_of_operation")
+            if revoked:
+                logger.info("revoked %d certificate(s) of deleted thing %s", revoked, thing_id)
 
     async def _reload_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
