@@ -11,6 +11,7 @@ from ._errors import (
     RuntimeMisconfigured,
     RuntimeUnavailable,
 )
+from ._provisioners import AgentRef, Grant, MqttProvisioner, PostgresProvisioner, Provisioner
 from ._runtime import (
     KEY_LABEL,
     MANAGED_LABEL,
@@ -40,14 +41,19 @@ __all__ = [
     "AgentConflict",
     "AgentError",
     "AgentNotFound",
+    "AgentRef",
     "AgentRuntime",
     "AgentSpec",
     "DesiredState",
+    "Grant",
     "HealthSettings",
     "InvalidAgentSpec",
     "LogLine",
+    "MqttProvisioner",
     "Observed",
     "ObservedState",
+    "PostgresProvisioner",
+    "Provisioner",
     "RestartPolicy",
     "RuntimeMisconfigured",
     "RuntimeUnavailable",

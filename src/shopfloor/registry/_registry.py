@@ -270,6 +270,16 @@ class Registry(PeopleMixin):
             tags = await _CHANNELS.tags_of(conn, [row.id])
         return channel_from(row, tags[row.id])
 
+    async def thing_named(self, org_id: str, name: str) -> Thing | None:
+        """The organisation's thing of exactly that name, if any (names are unique)."""
+        async with self._read() as conn:
+            found = await conn.scalar(
+                sa.select(t.things.c.id).where(
+                    (t.things.c.org_id == org_id) & (t.things.c.name == name)
+                )
+            )
+            return None if found is None else await self._thing(conn, org_id, found)
+
     async def channel_named(self, org_id: str, name: str) -> Channel | None:
         """The organisation's channel of exactly that name, if any (names are unique)."""
         async with self._read() as conn:
