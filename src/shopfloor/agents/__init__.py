@@ -11,6 +11,7 @@ from ._errors import (
     RuntimeMisconfigured,
     RuntimeUnavailable,
 )
+from ._process import ProcessRuntime
 from ._runtime import (
     KEY_LABEL,
     MANAGED_LABEL,
@@ -33,6 +34,7 @@ __all__ = [
     "LogLine",
     "Observed",
     "ObservedState",
+    "ProcessRuntime",
     "RestartPolicy",
     "RuntimeMisconfigured",
     "RuntimeUnavailable",
