@@ -292,3 +292,54 @@ async def test_a_command_that_cannot_start_is_failed(runtime: ProcessRuntime) ->
     await runtime.apply(workload)
     seen = (await runtime.observe())["org/x"]
     assert seen.state is ObservedState.FAILED and "cannot start" in seen.error
+
+
+PLATFORM = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from shopfloor.agents import ProcessRuntime, RestartPolicy, Workload
+
+    async def main() -> None:
+        data_dir, serve = Path(sys.argv[1]), sys.argv[2]
+        async with ProcessRuntime.from_settings({}, data_dir=data_dir) as runtime:
+            await runtime.apply(Workload(
+                key="org/echo", name="echo", version="1",
+                command=(sys.executable, "-c", serve, "echo"),
+                restart_policy=RestartPolicy.NEVER,
+            ))
+            print((await runtime.observe())["org/echo"].detail["pid"], flush=True)
+            await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_agents_outlive_a_platform_killed_with_sigkill(tmp_path: Path) -> None:
+    platform = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PLATFORM, str(tmp_path), SERVE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert platform.stdout is not None
+        pid = int(await asyncio.wait_for(platform.stdout.readline(), 30))
+        platform.kill()  # SIGKILL: no cleanup of any kind
+        await platform.wait()
+        assert os.kill(pid, 0) is None, "the agent lives on"
+        async with _make(tmp_path) as runtime:
+            seen = await wait_for(runtime, "org/echo", running)
+            assert _pid(seen) == pid and seen is not None and seen.restarts == 0
+            # printed while no platform ran (or just before): read back now
+            await _logged(runtime, "org/echo", "hello from echo")
+            os.kill(pid, signal.SIGKILL)  # not our child: noticed through its pidfd alone
+            ended = await wait_for(
+                runtime, "org/echo", lambda s: s is not None and s.state is ObservedState.FAILED
+            )
+            assert ended is not None and ended.exit_code is None
+            assert ended.error == "exited while not supervised by this process"
+            await runtime.remove("org/echo")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            platform.kill()
+        await platform.wait()
+        _kill_all(tmp_path)
