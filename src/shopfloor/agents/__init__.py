@@ -11,6 +11,7 @@ from ._errors import (
     RuntimeMisconfigured,
     RuntimeUnavailable,
 )
+from ._process import ProcessRuntime
 from ._provisioners import AgentRef, Grant, MqttProvisioner, PostgresProvisioner, Provisioner
 from ._runtime import (
     KEY_LABEL,
@@ -53,6 +54,7 @@ __all__ = [
     "Observed",
     "ObservedState",
     "PostgresProvisioner",
+    "ProcessRuntime",
     "Provisioner",
     "RestartPolicy",
     "RuntimeMisconfigured",
