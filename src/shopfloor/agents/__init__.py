@@ -11,6 +11,7 @@ from ._errors import (
     RuntimeMisconfigured,
     RuntimeUnavailable,
 )
+from ._kubernetes import KubernetesRuntime
 from ._runtime import (
     KEY_LABEL,
     MANAGED_LABEL,
@@ -30,6 +31,7 @@ __all__ = [
     "AgentNotFound",
     "AgentRuntime",
     "InvalidAgentSpec",
+    "KubernetesRuntime",
     "LogLine",
     "Observed",
     "ObservedState",
