@@ -209,6 +209,8 @@ class KubernetesRuntime(AgentRuntime, name="kubernetes"):
             raise _error(exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise RuntimeUnavailable(f"Kubernetes API unreachable: {exc}") from exc
+        except (ValueError, TypeError) as exc:  # the client's own checks of a body
+            raise InvalidAgentSpec(f"refused by the Kubernetes client: {exc}") from exc
 
     async def _read_deployment(self, key: str) -> Json | None:
         try:
@@ -336,6 +338,11 @@ class KubernetesRuntime(AgentRuntime, name="kubernetes"):
         current = await self._read_deployment(workload.key)
         if current is not None:
             annotations = current["metadata"].get("annotations") or {}
+            if annotations.get(KEY_ANNOTATION) != workload.key:
+                raise AgentConflict(
+                    f"{workload.key}: Deployment {deployment_name(workload.key)} exists and is "
+                    "not this agent's"
+                )
             if annotations.get(HASH_ANNOTATION) == digest:
                 return
         await self._put_secret(self._secret(workload))
