@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -225,3 +226,14 @@ async def test_an_unreachable_api_is_unavailable(kube: FakeKubernetes) -> None:
     async with KubernetesRuntime.from_settings(settings, data_dir=Path(".")) as runtime:
         with pytest.raises(RuntimeUnavailable):
             await runtime.observe()
+
+
+async def test_following_the_log_streams_until_the_caller_stops(runtime: AgentRuntime) -> None:
+    await runtime.apply(_serve())
+    await wait_for(runtime, "org/echo", running("1"))
+    async with asyncio.timeout(10):
+        stream = runtime.logs("org/echo", tail=10, follow=True)
+        async for line in stream:
+            assert line.text == "hello from echo" and line.time.tzinfo is not None
+            break
+        await stream.aclose()  # type: ignore[attr-defined]
