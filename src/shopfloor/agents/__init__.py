@@ -11,6 +11,7 @@ from ._errors import (
     RuntimeMisconfigured,
     RuntimeUnavailable,
 )
+from ._kubernetes import KubernetesRuntime
 from ._process import ProcessRuntime
 from ._provisioners import AgentRef, Grant, MqttProvisioner, PostgresProvisioner, Provisioner
 from ._runtime import (
@@ -49,6 +50,7 @@ __all__ = [
     "Grant",
     "HealthSettings",
     "InvalidAgentSpec",
+    "KubernetesRuntime",
     "LogLine",
     "MqttProvisioner",
     "Observed",
