@@ -21,6 +21,7 @@ from ._runtime import (
     RestartPolicy,
     Workload,
 )
+from ._swarm import SwarmRuntime
 
 __all__ = [
     "KEY_LABEL",
@@ -36,5 +37,6 @@ __all__ = [
     "RestartPolicy",
     "RuntimeMisconfigured",
     "RuntimeUnavailable",
+    "SwarmRuntime",
     "Workload",
 ]
