@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -251,7 +250,7 @@ async def test_followed_logs_bring_new_lines(swarm: SwarmRuntime, programs: Prog
     assert line.text == "hello from echo" and line.stream == "stdout"
 
 
-async def test_an_unreachable_engine_is_unavailable(tmp_path: Path) -> None:
+async def test_an_unreachable_engine_is_unavailable() -> None:
     with pytest.raises(RuntimeUnavailable):
         async with SwarmRuntime(docker_url="tcp://127.0.0.1:9"):
             pass

@@ -255,9 +255,13 @@ class SwarmRuntime(AgentRuntime, name="swarm"):
             )
         except docker.errors.DockerException as error:
             raise RuntimeMisconfigured(f"docker_url {self.docker_url!r}: {error}") from error
-        info = await self._call("reaching the engine", "info")
-        if info.get("Swarm", {}).get("ControlAvailable") is not True:
-            raise RuntimeMisconfigured(f"{self.docker_url} is not a Swarm manager node")
+        try:
+            info = await self._call("reaching the engine", "info")
+            if info.get("Swarm", {}).get("ControlAvailable") is not True:
+                raise RuntimeMisconfigured(f"{self.docker_url} is not a Swarm manager node")
+        except BaseException:
+            await self._close()
+            raise
 
     async def _close(self) -> None:
         client, self._client = self._client, None
