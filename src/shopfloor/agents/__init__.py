@@ -34,6 +34,7 @@ from ._spec import (
     parse_spec,
     provisioning_labels,
 )
+from ._swarm import SwarmRuntime
 
 __all__ = [
     "AGENT_LABEL",
@@ -61,6 +62,7 @@ __all__ = [
     "RestartPolicy",
     "RuntimeMisconfigured",
     "RuntimeUnavailable",
+    "SwarmRuntime",
     "Workload",
     "agent_label",
     "parse_spec",
