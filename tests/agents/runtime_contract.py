@@ -33,6 +33,7 @@ from shopfloor.agents import AgentRuntime, Observed, ObservedState, RestartPolic
 
 __all__ = [
     "Programs",
+    "image_programs",
     "test_a_failing_agent_that_may_not_restart_is_failed",
     "test_a_new_version_replaces_the_old",
     "test_a_restarted_platform_adopts_its_agents",
@@ -50,6 +51,23 @@ __all__ = [
 class Programs:
     serve: Callable[..., Workload]  # (key, name, version, **workload fields) -> Workload
     fail: Callable[..., Workload]
+
+
+def image_programs(
+    serve: str = "registry.example/echo", fail: str = "registry.example/fail"
+) -> Programs:
+    """Programs for container runtimes: images (tagged with the version) their fake
+    engine runs with the `serve` or the `fail` behaviour."""
+
+    def image(name: str) -> Callable[..., Workload]:
+        def make(key: str, agent: str, version: str, **fields: Any) -> Workload:
+            return Workload(
+                key=key, name=agent, version=version, image=f"{name}:{version}", **fields
+            )
+
+        return make
+
+    return Programs(serve=image(serve), fail=image(fail))
 
 
 async def wait_for(

@@ -26,7 +26,7 @@ from shopfloor.agents._kubernetes import KubernetesRuntime
 
 from .fake_kubernetes import FakeKubernetes
 from .runtime_contract import *  # noqa: F403
-from .runtime_contract import Programs, running, wait_for
+from .runtime_contract import Programs, image_programs, running, wait_for
 
 NAMESPACE = "agents-test"
 
@@ -56,22 +56,13 @@ def reopen(kube: FakeKubernetes) -> Callable[[], AbstractAsyncContextManager[Age
     return lambda: _open(kube)
 
 
-def _workload(image: str) -> Callable[..., Workload]:
-    def make(key: str, name: str, version: str, **fields: Any) -> Workload:
-        return Workload(key=key, name=name, version=version, image=f"{image}:{version}", **fields)
-
-    return make
-
-
 @pytest.fixture
 def programs() -> Programs:
-    return Programs(
-        serve=_workload("registry.example/echo"), fail=_workload("registry.example/fail")
-    )
+    return image_programs()
 
 
 def _serve(version: str = "1", **fields: Any) -> Workload:
-    return _workload("registry.example/echo")("org/echo", "echo", version, **fields)
+    return image_programs().serve("org/echo", "echo", version, **fields)
 
 
 async def test_files_are_a_secret_volume_patched_in_place(

@@ -17,13 +17,12 @@ from shopfloor.agents import (
     RestartPolicy,
     RuntimeUnavailable,
     SwarmRuntime,
-    Workload,
 )
 from shopfloor.agents._swarm import decode_frames, parse_timestamp, secret_name, service_name
 
 from .fake_docker import FakeDockerEngine, frame
 from .runtime_contract import *  # noqa: F403
-from .runtime_contract import Programs, Reopen, running, wait_for
+from .runtime_contract import Programs, Reopen, image_programs, running, wait_for
 
 
 @pytest.fixture
@@ -35,18 +34,9 @@ def engine() -> Iterator[FakeDockerEngine]:
         fake.stop()
 
 
-def _workload(image: str) -> Any:
-    def make(key: str, name: str, version: str, **fields: Any) -> Workload:
-        return Workload(key=key, name=name, version=version, image=f"{image}:{version}", **fields)
-
-    return make
-
-
 @pytest.fixture
 def programs() -> Programs:
-    return Programs(
-        serve=_workload("registry.example/echo"), fail=_workload("registry.example/fail")
-    )
+    return image_programs()
 
 
 @pytest.fixture
