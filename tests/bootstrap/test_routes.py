@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import sqlalchemy as sa
 
 from shopfloor.auth.capability import IdentityService
-from shopfloor.bootstrap import Bootstrap, TokenBuckets
+from shopfloor.bootstrap import Bootstrap, ConfigStore, TokenBuckets
 from shopfloor.core.capability import DatabaseService
 
 from ..api.conftest import Api
@@ -254,3 +257,29 @@ async def test_keys_are_not_stored_in_clear(api: Api, plant: Plant) -> None:
         rows = (await conn.execute(sa.text("SELECT * FROM bootstrap_configs"))).all()
     dumped = repr(rows)
     assert rows and key not in dumped and "sekrit" not in dumped
+
+
+async def test_an_activation_that_fails_leaves_the_thing_unconnected(
+    api: Api, plant: Plant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connections and the state commit together: a failure storing the state takes
+    # the connections made before it back, and nobody hears of them.
+    config = await configure(api, plant, "dev-9", new_key())
+    thing = config["thing_id"]
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the state could not be stored")
+
+    monkeypatch.setattr(ConfigStore, "set_state", broken)
+    heard: list[str] = []
+    registry = api.platform.get(IdentityService).registry
+    remove = registry.add_listener(lambda change: heard.append(change.kind.value))
+    try:
+        with pytest.raises(RuntimeError):
+            await api.http.put(
+                f"{CONFIGS}/{thing}/state", json={"state": 1}, headers=plant.engineer
+            )
+    finally:
+        remove()
+    assert await _connected(api, plant.org_id, thing) == set()
+    assert heard == []

@@ -158,42 +158,31 @@ class Bootstrap:
 
     async def set_state(self, org_id: str, thing_id: str, state: State) -> BootstrapConfig:
         """Active: connect the thing to every channel of the configuration; inactive:
-        disconnect it from them. The state is stored once the registry holds the change."""
-        config = await self.configs.get(org_id, thing_id)
-        if state is State.ACTIVE:
-            await self._connect(config, config.channels)
-        else:
-            await self._disconnect(config, config.channels)
-        config = await self.configs.set_state(org_id, thing_id, state)
+        disconnect it from them. The connections and the state commit together."""
+        async with self.registry.transaction() as tx:
+            config = await self.configs.get(org_id, thing_id, conn=tx.conn)
+            if state is State.ACTIVE:
+                await _connect(tx, config, config.channels)
+            else:
+                await _disconnect(tx, config, config.channels)
+            config = await self.configs.set_state(org_id, thing_id, state, conn=tx.conn)
         self._announce(STATE_CHANGED, config)
         return config
 
     async def set_channels(
         self, org_id: str, thing_id: str, channels: Iterable[str]
     ) -> BootstrapConfig:
-        """Replace the channel list; an active thing's connections follow it."""
-        before = await self.configs.get(org_id, thing_id)
-        config = await self.configs.set_channels(org_id, thing_id, channels)
-        if config.state is State.ACTIVE:
-            await self._disconnect(config, [c for c in before.channels if c not in config.channels])
-            await self._connect(config, config.channels)
+        """Replace the channel list; an active thing's connections follow it, in the same
+        transaction."""
+        async with self.registry.transaction() as tx:
+            before = await self.configs.get(org_id, thing_id, conn=tx.conn)
+            config = await self.configs.set_channels(org_id, thing_id, channels, conn=tx.conn)
+            if config.state is State.ACTIVE:
+                gone = [c for c in before.channels if c not in config.channels]
+                await _disconnect(tx, config, gone)
+                await _connect(tx, config, config.channels)
         self._announce(CONFIG_UPDATED, config)
         return config
-
-    async def _connect(self, config: BootstrapConfig, channels: Iterable[str]) -> None:
-        for channel_id in channels:
-            try:
-                await self.registry.connect(config.org_id, channel_id, config.thing_id)
-            except NotFound:
-                if await self.registry.find_channel(channel_id) is not None:
-                    raise
-                logger.info("channel %s of a bootstrap configuration is gone", channel_id)
-
-    async def _disconnect(self, config: BootstrapConfig, channels: Iterable[str]) -> None:
-        for channel_id in channels:
-            # not connected (or the channel is gone): what was asked for
-            with contextlib.suppress(NotFound):
-                await self.registry.disconnect(config.org_id, channel_id, config.thing_id)
 
     def _announce(self, subject: str, config: BootstrapConfig) -> None:
         self._emit(
@@ -303,3 +292,20 @@ class Bootstrap:
     def _bootstrapped(self, config: BootstrapConfig) -> None:
         self._requests.labels("ok").inc()
         self._announce(BOOTSTRAPPED, config)
+
+
+async def _connect(registry: Registry, config: BootstrapConfig, channels: Iterable[str]) -> None:
+    for channel_id in channels:
+        try:
+            await registry.connect(config.org_id, channel_id, config.thing_id)
+        except NotFound:
+            if await registry.find_channel(channel_id) is not None:
+                raise
+            logger.info("channel %s of a bootstrap configuration is gone", channel_id)
+
+
+async def _disconnect(registry: Registry, config: BootstrapConfig, channels: Iterable[str]) -> None:
+    for channel_id in channels:
+        # not connected (or the channel is gone): what was asked for
+        with contextlib.suppress(NotFound):
+            await registry.disconnect(config.org_id, channel_id, config.thing_id)
