@@ -124,34 +124,26 @@ class AgentsScenario(Scenario, name="agents"):
                 detail=f"{count / ready:,.0f} agents/s",
             )
         )
-        for name, q in (("p50", 50), ("p99", 99)):
-            result.figures.append(
-                Figure(
-                    key=f"agents.sigkill_{name}",
-                    label=f"SIGKILL → running again, {name}",
-                    value=percentile(back, q) * 1000,
-                    unit="ms",
-                    anchor=Anchor(
-                        label=f"bare kill, wait, spawn again, {name}",
-                        value=percentile(bare_back, q) * 1000,
-                    ),
-                    detail=f"{kills} kills, one at a time; restart backoff included",
+        series = (
+            ("sigkill", "", back, f"{kills} kills, one at a time; restart backoff included"),
+            ("sigkill_nobackoff", ", backoff 1 ms", quick_back,
+             "the restart backoff set to 1 ms: what noticing and restarting costs"),
+        )  # fmt: skip
+        for key, label, times, detail in series:
+            for name, q in (("p50", 50), ("p99", 99)):
+                result.figures.append(
+                    Figure(
+                        key=f"agents.{key}_{name}",
+                        label=f"SIGKILL → running again{label}, {name}",
+                        value=percentile(times, q) * 1000,
+                        unit="ms",
+                        anchor=Anchor(
+                            label=f"bare kill, wait, spawn again, {name}",
+                            value=percentile(bare_back, q) * 1000,
+                        ),
+                        detail=detail,
+                    )
                 )
-            )
-        for name, q in (("p50", 50), ("p99", 99)):
-            result.figures.append(
-                Figure(
-                    key=f"agents.sigkill_nobackoff_{name}",
-                    label=f"SIGKILL → running again, backoff 1 ms, {name}",
-                    value=percentile(quick_back, q) * 1000,
-                    unit="ms",
-                    anchor=Anchor(
-                        label=f"bare kill, wait, spawn again, {name}",
-                        value=percentile(bare_back, q) * 1000,
-                    ),
-                    detail="the restart backoff set to 1 ms: what noticing and restarting costs",
-                )
-            )
         result.check("every agent ran", alive == count, f"{alive} of {count} running")
         result.check("every kill came back", len(back) == kills, f"{len(back)} of {kills}")
         result.check("times are positive", min(back) > 0 and ready > 0 and bare_ready > 0)

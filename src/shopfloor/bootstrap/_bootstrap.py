@@ -126,14 +126,14 @@ class Bootstrap:
             if created_thing:
                 await self.registry.delete_thing(org_id, thing_id)
             raise
-        self._announce(CONFIG_CREATED, config)
+        self.announce(CONFIG_CREATED, config)
         return config
 
     async def update(
         self, org_id: str, thing_id: str, *, name: str | None = None, content: str | None = None
     ) -> BootstrapConfig:
         config = await self.configs.update(org_id, thing_id, name=name, content=content)
-        self._announce(CONFIG_UPDATED, config)
+        self.announce(CONFIG_UPDATED, config)
         return config
 
     async def set_certs(
@@ -148,13 +148,13 @@ class Bootstrap:
         config = await self.configs.set_certs(
             org_id, thing_id, client_cert=client_cert, client_key=client_key, ca_cert=ca_cert
         )
-        self._announce(CONFIG_UPDATED, config)
+        self.announce(CONFIG_UPDATED, config)
         return config
 
     async def delete(self, org_id: str, thing_id: str) -> None:
         """Remove the configuration; the thing and its connections stay (as Mainflux)."""
         config = await self.configs.delete(org_id, thing_id)
-        self._announce(CONFIG_REMOVED, config)
+        self.announce(CONFIG_REMOVED, config)
 
     async def set_state(self, org_id: str, thing_id: str, state: State) -> BootstrapConfig:
         """Active: connect the thing to every channel of the configuration; inactive:
@@ -166,7 +166,7 @@ class Bootstrap:
             else:
                 await _disconnect(tx, config, config.channels)
             config = await self.configs.set_state(org_id, thing_id, state, conn=tx.conn)
-        self._announce(STATE_CHANGED, config)
+        self.announce(STATE_CHANGED, config)
         return config
 
     async def set_channels(
@@ -181,10 +181,12 @@ class Bootstrap:
                 gone = [c for c in before.channels if c not in config.channels]
                 await _disconnect(tx, config, gone)
                 await _connect(tx, config, config.channels)
-        self._announce(CONFIG_UPDATED, config)
+        self.announce(CONFIG_UPDATED, config)
         return config
 
-    def _announce(self, subject: str, config: BootstrapConfig) -> None:
+    def announce(self, subject: str, config: BootstrapConfig) -> None:
+        """Emit a `bootstrap.*` event of `config` (also for configs another capability
+        wrote in its own transaction, as provisioning does)."""
         self._emit(
             subject,
             {
@@ -291,7 +293,7 @@ class Bootstrap:
 
     def _bootstrapped(self, config: BootstrapConfig) -> None:
         self._requests.labels("ok").inc()
-        self._announce(BOOTSTRAPPED, config)
+        self.announce(BOOTSTRAPPED, config)
 
 
 async def _connect(registry: Registry, config: BootstrapConfig, channels: Iterable[str]) -> None:

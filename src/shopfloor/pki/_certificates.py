@@ -202,7 +202,7 @@ class Certificates:
         except BaseException:
             # Signed but not recorded: nobody will be given it; a CA with its own
             # records revokes it again.
-            await self._withdraw_quietly(serial)
+            await self.withdraw_quietly(serial)
             raise
         logger.info("issued certificate %s to %s", serial, entity.uri)
         return IssuedCertificate(
@@ -215,7 +215,9 @@ class Certificates:
         await self.authority.revoke(int(serial, 16), x509.ReasonFlags.cessation_of_operation)
         logger.info("withdrew certificate %s, never handed out", serial)
 
-    async def _withdraw_quietly(self, serial: str) -> None:
+    async def withdraw_quietly(self, serial: str) -> None:
+        """`withdraw`, logging instead of raising when the CA refuses: the caller is
+        already failing, and an operator must revoke the serial at the CA by hand."""
         try:
             await self.withdraw(serial)
         except Exception:

@@ -141,7 +141,7 @@ class Provisioner:
                 )
         except BaseException:
             if issued is not None:
-                await self._withdraw(issued.serial)
+                await self._certificates.withdraw_quietly(issued.serial)
             raise
         return Provisioned(
             plan=plan, thing=thing, thing_key=key, channels=tuple(channels), config=config,
@@ -171,15 +171,3 @@ class Provisioner:
                 raise _ChannelRace(exc) from exc
             found.append((created, True))
         return found
-
-    async def _withdraw(self, serial: str) -> None:
-        try:
-            await self._certificates.withdraw(serial)
-        except Exception:
-            # The record of the certificate rolled back with everything else; an operator
-            # must revoke it at the CA by hand. Say so loudly, with the serial.
-            logger.exception(
-                "provisioning failed after the CA signed certificate %s, and revoking it "
-                "again failed: revoke it at the CA",
-                serial,
-            )

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -125,7 +126,7 @@ class TemplateStore:
             raise TemplateNotFound(
                 f"no template {reference!r}" + ("" if version is None else " (that version)")
             )
-        return StoredTemplate(parse_template(row.source), row.source, "api", row.created_at)
+        return _stored(row)
 
     async def latest(self, org_id: str) -> list[StoredTemplate]:
         """The latest version of every template an organisation can use, by name."""
@@ -149,7 +150,7 @@ class TemplateStore:
             for row in await conn.execute(query):
                 chosen.setdefault(
                     row.name,
-                    StoredTemplate(parse_template(row.source), row.source, "api", row.created_at),
+                    _stored(row),
                 )
         return [chosen[name] for name in sorted(chosen)]
 
@@ -167,9 +168,7 @@ class TemplateStore:
             )
         if not rows:
             raise TemplateNotFound(f"no template {name!r}")
-        return [
-            StoredTemplate(parse_template(r.source), r.source, "api", r.created_at) for r in rows
-        ]
+        return [_stored(r) for r in rows]
 
     async def add(self, org_id: str, source: str, *, created_by: str | None) -> StoredTemplate:
         """Store a new version. Its `version` must be above every stored one of its name."""
@@ -230,3 +229,8 @@ class TemplateStore:
             )
         )
         return None if newest is None else int(newest)
+
+
+def _stored(row: sa.Row[Any]) -> StoredTemplate:
+    """A template version of the database (an organisation's, made through the API)."""
+    return StoredTemplate(parse_template(row.source), row.source, "api", row.created_at)

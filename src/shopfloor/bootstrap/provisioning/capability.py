@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Service
 from shopfloor.core.capability import DatabaseService
-from shopfloor.messaging.capability import BusService
 from shopfloor.pki.capability import PkiService
 
 from .._bootstrap import CONFIG_CREATED
@@ -34,21 +33,16 @@ class ProvisionService(Service, name="provision", needs=("database", "bootstrap"
 
         directory = platform.settings.data_dir / "provision" / "templates"
         self.templates = TemplateStore(platform.get(DatabaseService).engine, directory)
-        self._events = platform.get(BusService).events
+        self._bootstrap = platform.get(BootstrapService).bootstrap
         self.provisioner = Provisioner(
             platform.get(IdentityService).registry,
             self.templates,
-            platform.get(BootstrapService).configs,
+            self._bootstrap.configs,
             platform.get(PkiService).certs,
             on_provisioned=self._announce,
         )
 
     def _announce(self, done: Provisioned) -> None:
         # The registry announced the thing, its channels and connections after the commit;
-        # the bootstrap config is told the same way the bootstrap routes tell it.
-        config = done.config
-        self._events.emit(
-            CONFIG_CREATED,
-            {"org_id": config.org_id, "thing_id": config.thing_id,
-             "external_id": config.external_id, "state": int(config.state)},
-        )  # fmt: skip
+        # the bootstrap config is told the way the bootstrap routes tell it.
+        self._bootstrap.announce(CONFIG_CREATED, done.config)

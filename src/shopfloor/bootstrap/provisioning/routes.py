@@ -97,6 +97,11 @@ def _template_out(stored: StoredTemplate) -> TemplateOut:
     )
 
 
+def _ref(name: str, version: int | None) -> str:
+    """The store's reference of a template version: `name` (the latest) or `name@N`."""
+    return name if version is None else f"{name}@{version}"
+
+
 def _service(platform: PlatformDep) -> ProvisionService:
     return platform.get(ProvisionService)
 
@@ -128,8 +133,7 @@ async def get_template(
     name: str, platform: PlatformDep, principal: PrincipalDep, version: Version = None
 ) -> TemplateOut:
     org_id = principal.require(Action.READ)
-    reference = name if version is None else f"{name}@{version}"
-    return _template_out(await _service(platform).templates.get(org_id, reference))
+    return _template_out(await _service(platform).templates.get(org_id, _ref(name, version)))
 
 
 @router.get("/templates/{name}/versions", response_model=list[TemplateOut])
@@ -160,9 +164,9 @@ async def preview_template(
 ) -> dict[str, Any]:
     """What provisioning one device with this template would create; nothing is created."""
     org_id = principal.require(Action.READ)
-    reference = name if version is None else f"{name}@{version}"
     request = ProvisionRequest(
-        external_id=body.external_id, external_key="", name=body.name, template=reference,
+        external_id=body.external_id, external_key="", name=body.name,
+        template=_ref(name, version),
         variables=body.variables,
     )  # fmt: skip
     plan = await _service(platform).provisioner.plan(org_id, request)
