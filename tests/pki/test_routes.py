@@ -127,7 +127,8 @@ async def test_a_csr_is_signed_and_no_key_is_returned(api: Api) -> None:
           "csr": _csr_pem(ed25519.Ed25519PrivateKey.generate())}, 400, "unsupported_key_type"),
         ({"entity_type": "agent", "entity_id": "a", "ttl": "2000h"}, 400, "ttl_too_long"),
         ({"entity_type": "agent", "entity_id": "a", "ttl": "soon"}, 400, "invalid_ttl"),
-        ({"entity_type": "agent", "entity_id": "a/b"}, 400, "invalid_entity_id"),
+        ({"entity_type": "agent", "entity_id": "a/b/c"}, 400, "invalid_entity_id"),
+        ({"entity_type": "service", "entity_id": "a/b"}, 400, "invalid_entity_id"),
         ({"entity_type": "thing", "entity_id": "no-such-thing"}, 404, "thing_not_found"),
     ],
 )  # fmt: skip

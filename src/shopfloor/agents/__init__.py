@@ -1,8 +1,14 @@
 """Industrial agents: specs, runtimes (process, Docker Swarm, Kubernetes), supervision.
 
-See `_runtime.py` for the runtime interface every engine implements.
+    agents = platform.get(AgentsService).agents      # shopfloor.agents.capability
+    record = await agents.create(org_id, parse_spec({"name": "press-7", ...}))
+    await agents.set_desired(org_id, "press-7", DesiredState.STOPPED)
+
+See `_runtime.py` for the runtime interface every engine implements and `_agents.py`
+for the reconciler.
 """
 
+from ._agents import AgentOptions, Agents, dns_name, state_subject
 from ._errors import (
     AgentConflict,
     AgentError,
@@ -13,7 +19,14 @@ from ._errors import (
 )
 from ._kubernetes import KubernetesRuntime
 from ._process import ProcessRuntime
-from ._provisioners import AgentRef, Grant, MqttProvisioner, PostgresProvisioner, Provisioner
+from ._provisioners import (
+    AgentRef,
+    Grant,
+    LogsProvisioner,
+    MqttProvisioner,
+    PostgresProvisioner,
+    Provisioner,
+)
 from ._runtime import (
     KEY_LABEL,
     MANAGED_LABEL,
@@ -34,6 +47,7 @@ from ._spec import (
     parse_spec,
     provisioning_labels,
 )
+from ._store import AgentRecord, AgentStatus, AgentStore, Rollout
 from ._swarm import SwarmRuntime
 
 __all__ = [
@@ -44,15 +58,21 @@ __all__ = [
     "AgentConflict",
     "AgentError",
     "AgentNotFound",
+    "AgentOptions",
+    "AgentRecord",
     "AgentRef",
     "AgentRuntime",
     "AgentSpec",
+    "AgentStatus",
+    "AgentStore",
+    "Agents",
     "DesiredState",
     "Grant",
     "HealthSettings",
     "InvalidAgentSpec",
     "KubernetesRuntime",
     "LogLine",
+    "LogsProvisioner",
     "MqttProvisioner",
     "Observed",
     "ObservedState",
@@ -60,11 +80,14 @@ __all__ = [
     "ProcessRuntime",
     "Provisioner",
     "RestartPolicy",
+    "Rollout",
     "RuntimeMisconfigured",
     "RuntimeUnavailable",
     "SwarmRuntime",
     "Workload",
     "agent_label",
+    "dns_name",
     "parse_spec",
     "provisioning_labels",
+    "state_subject",
 ]

@@ -37,6 +37,7 @@ from ._errors import InvalidAgentSpec, RuntimeUnavailable
 __all__ = [
     "AgentRef",
     "Grant",
+    "LogsProvisioner",
     "MqttProvisioner",
     "PostgresProvisioner",
     "Provisioner",
@@ -76,6 +77,10 @@ class Provisioner(
     registry=Backends("agent provisioner", keyword="name", error=InvalidAgentSpec),
 ):
     name: ClassVar[str]
+
+    def validate(self, value: str) -> None:
+        """Refuse a label value this provisioner cannot work with (`InvalidAgentSpec`),
+        before the agent is stored; checks that need the service are `provision`'s."""
 
     @abc.abstractmethod
     async def provision(self, agent: AgentRef, value: str) -> Grant:
@@ -185,13 +190,21 @@ class MqttProvisioner(Provisioner, name="mqtt"):
     def thing_name(agent: AgentRef) -> str:
         return f"agent {agent.name}"
 
-    async def provision(self, agent: AgentRef, value: str) -> Grant:
+    def validate(self, value: str) -> None:
+        self._channel_names(value)
+
+    @staticmethod
+    def _channel_names(value: str) -> list[str]:
         names = [name.strip() for name in value.split(",") if name.strip()]
         if not names or value.strip().lower() == "true":
             raise InvalidAgentSpec(
                 "shopfloor.provision.mqtt names the channels, comma-separated",
                 code="invalid_provisioning_label",
             )
+        return names
+
+    async def provision(self, agent: AgentRef, value: str) -> Grant:
+        names = self._channel_names(value)
         thing = await self._registry.thing_named(agent.org_id, self.thing_name(agent))
         if thing is None:
             thing, key = await self._registry.create_thing(
@@ -223,3 +236,26 @@ class MqttProvisioner(Provisioner, name="mqtt"):
         thing = await self._registry.thing_named(agent.org_id, self.thing_name(agent))
         if thing is not None:
             await self._registry.delete_thing(agent.org_id, thing.id)
+
+
+class LogsProvisioner(Provisioner, name="logs"):
+    """The agent's output shipped to the platform's database, searchable through the
+    logs route (`search=`) and kept after the runtime has rotated it away.
+
+    No credentials: the agents service ships what the runtime captures (the agent only
+    writes to stdout and stderr). The label's value is `true`. Deprovisioning is the
+    deletion of the shipped lines, which the agents service does with the agent.
+    """
+
+    def validate(self, value: str) -> None:
+        if value.strip().lower() not in ("true", "1", "yes"):
+            raise InvalidAgentSpec(
+                "shopfloor.provision.logs is `true`", code="invalid_provisioning_label"
+            )
+
+    async def provision(self, agent: AgentRef, value: str) -> Grant:
+        self.validate(value)
+        return Grant(env={"SHOPFLOOR_LOGS_SHIPPED": "true"})
+
+    async def deprovision(self, agent: AgentRef) -> None:
+        return None

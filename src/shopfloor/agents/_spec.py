@@ -13,7 +13,8 @@
     env: {LOG_LEVEL: info}
     desired_state: running             # or stopped
     restart_policy: on-failure         # always | on-failure | never
-    health: {grace_seconds: 30, interval_seconds: 10, failures: 3}
+    health: {grace_seconds: 30, interval_seconds: 10, failures: 3,
+             url: "http://127.0.0.1:18080/health"}   # optional: else alive = healthy
     thing_id: ...                      # the thing it stands for, optional
 
 Labels follow IAMS: its `iams.services.agent` and `iams.plugins.<name>` are read as
@@ -76,6 +77,18 @@ class HealthSettings(BaseModel):
     grace_seconds: float = Field(default=30.0, ge=0, le=3600, description="Time to become healthy.")
     interval_seconds: float = Field(default=10.0, ge=1, le=3600)
     failures: int = Field(default=3, ge=1, le=100, description="Failed checks before a restart.")
+    url: str | None = Field(
+        default=None,
+        max_length=512,
+        description="GET; 2xx is healthy. `{endpoint}` is replaced by the agent's endpoint.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("a health URL is http:// or https://")
+        return value
 
 
 class AgentSpec(BaseModel):

@@ -12,12 +12,22 @@ class Action(enum.StrEnum):
     MANAGE_REGISTRY = "manage_registry"  # create, change, delete things/channels; connect
     MANAGE_THING_KEYS = "manage_thing_keys"  # see and rotate thing keys
     MANAGE_USERS = "manage_users"  # create, change, delete users of the organisation
+    OPERATE_AGENTS = "operate_agents"  # sleep, wake and restart agents
+    MANAGE_AGENTS = "manage_agents"  # create, change, upgrade and delete agents
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.ENGINEER: frozenset({Action.READ, Action.MANAGE_REGISTRY, Action.MANAGE_THING_KEYS}),
-    Role.OPERATOR: frozenset({Action.READ}),
+    Role.ENGINEER: frozenset(
+        {
+            Action.READ,
+            Action.MANAGE_REGISTRY,
+            Action.MANAGE_THING_KEYS,
+            Action.OPERATE_AGENTS,
+            Action.MANAGE_AGENTS,
+        }
+    ),
+    Role.OPERATOR: frozenset({Action.READ, Action.OPERATE_AGENTS}),
     Role.VIEWER: frozenset({Action.READ}),
 }
 

@@ -154,8 +154,8 @@ class Certificates:
     ) -> IssuedCertificate:
         """Sign a certificate for `entity`: of `csr_pem`'s key, or of a key made here.
 
-        `hostnames` (DNS names, IP addresses) make a service's listener certificate
-        (serverAuth and clientAuth); others are client certificates (clientAuth).
+        `hostnames` (DNS names, IP addresses) make a listener certificate of a service
+        or an agent (serverAuth and clientAuth); others are client certificates.
         A `thing` must exist in `org_id` (the registry's `thing_not_found` otherwise).
 
         Given `conn`, the record is written in the caller's transaction, which made the
@@ -163,9 +163,10 @@ class Certificates:
         `withdraw(serial)` so that a CA keeping its own records revokes it too.
         """
         self._check_ttl(ttl)
-        if hostnames and entity.type is not EntityType.SERVICE:
+        if hostnames and entity.type is EntityType.THING:
             raise InvalidCertificateRequest(
-                "only service certificates carry host names", code="invalid_entity_type"
+                "only service and agent certificates carry host names",
+                code="invalid_entity_type",
             )
         # In the caller's transaction the thing is the caller's own, not yet committed.
         thing_check = self._thing_check if conn is None else None

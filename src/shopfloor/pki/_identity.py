@@ -20,8 +20,10 @@ from ._errors import CertificateRefused, InvalidCertificateRequest
 __all__ = ["URN_PREFIX", "Entity", "EntityType", "entity_of"]
 
 URN_PREFIX = "urn:shopfloor:"
-#: Entity ids: what the registry and the agents use (uuids, names), no separators.
+#: Entity ids: what the registry uses (uuids, names), no separators.
 _ENTITY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: An agent is named within its organisation: `<org_id>/<name>` (the name a DNS label).
+_AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class EntityType(enum.StrEnum):
@@ -38,9 +40,10 @@ class Entity:
     id: str
 
     def __post_init__(self) -> None:
-        if not _ENTITY_ID.fullmatch(self.id):
+        pattern = _AGENT_ID if self.type is EntityType.AGENT else _ENTITY_ID
+        if not pattern.fullmatch(self.id):
             raise InvalidCertificateRequest(
-                f"entity_id must match {_ENTITY_ID.pattern}", code="invalid_entity_id"
+                f"a {self.type.value} id must match {pattern.pattern}", code="invalid_entity_id"
             )
 
     @property

@@ -8,6 +8,7 @@ makes are ECDSA P-256; CSRs may bring P-256/P-384/P-521 or RSA of 2048 bits or m
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ._errors import InvalidCertificateRequest
-from ._identity import URN_PREFIX, Entity
+from ._identity import URN_PREFIX, Entity, EntityType
 
 __all__ = [
     "REVOCATION_REASONS",
@@ -104,15 +105,22 @@ def parse_duration(value: int | float | str | timedelta) -> timedelta:
 
 def entity_subject(entity: Entity) -> x509.Name:
     """`CN=<id>, OU=urn:shopfloor:<type>`: the subject every backend writes."""
+    common_name = entity.id
     if len(entity.id) > MAX_COMMON_NAME:
-        raise InvalidCertificateRequest(
-            f"entity_id longer than {MAX_COMMON_NAME} characters cannot be a certificate's CN",
-            code="invalid_entity_id",
-        )
+        if entity.type is not EntityType.AGENT:
+            raise InvalidCertificateRequest(
+                f"entity_id longer than {MAX_COMMON_NAME} characters cannot be a certificate's CN",
+                code="invalid_entity_id",
+            )
+        # `<org_id>/<name>` may pass 64: the SAN URI names the agent in full, the CN is
+        # shortened with a digest (and `~`, which no id holds, so the CN alone names no
+        # agent: a CA that drops SAN URIs, as CFSSL does, gives a certificate nobody admits).
+        digest = hashlib.sha256(entity.id.encode()).hexdigest()[:12]
+        common_name = f"{entity.id[: MAX_COMMON_NAME - 13]}~{digest}"
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{URN_PREFIX}{entity.type}"),
-            x509.NameAttribute(NameOID.COMMON_NAME, entity.id),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
 
