@@ -11,6 +11,7 @@ from ._errors import (
     RuntimeMisconfigured,
     RuntimeUnavailable,
 )
+from ._influxdb import InfluxdbProvisioner
 from ._kubernetes import KubernetesRuntime
 from ._process import ProcessRuntime
 from ._provisioners import AgentRef, Grant, MqttProvisioner, PostgresProvisioner, Provisioner
@@ -50,6 +51,7 @@ __all__ = [
     "DesiredState",
     "Grant",
     "HealthSettings",
+    "InfluxdbProvisioner",
     "InvalidAgentSpec",
     "KubernetesRuntime",
     "LogLine",
