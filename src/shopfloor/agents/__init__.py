@@ -17,6 +17,7 @@ from ._errors import (
     RuntimeMisconfigured,
     RuntimeUnavailable,
 )
+from ._influxdb import InfluxdbProvisioner
 from ._kubernetes import KubernetesRuntime
 from ._process import ProcessRuntime
 from ._provisioners import (
@@ -69,6 +70,7 @@ __all__ = [
     "DesiredState",
     "Grant",
     "HealthSettings",
+    "InfluxdbProvisioner",
     "InvalidAgentSpec",
     "KubernetesRuntime",
     "LogLine",
