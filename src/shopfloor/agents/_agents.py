@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._errors import AgentConflict, AgentError, InvalidAgentSpec
+from ._errors import AgentConflict, AgentError, AgentNotFound, InvalidAgentSpec
 from ._provisioners import AgentRef, Grant, Provisioner
 from ._runtime import AgentRuntime, LogLine, Observed, ObservedState, Workload
 from ._sealed import Sealer
@@ -253,8 +253,17 @@ class Agents:
         """The agent's output from the runtime, credentials redacted."""
         record = await self.store.get(org_id, name)
         secrets = self.secrets_of(record)
-        async for line in self.runtime.logs(record.key, tail=tail, since=since, follow=follow):
-            yield redact(line, secrets)
+        while True:
+            try:
+                async for line in self.runtime.logs(
+                    record.key, tail=tail, since=since, follow=follow
+                ):
+                    yield redact(line, secrets)
+                return
+            except AgentNotFound:  # not started by the runtime yet: nothing written
+                if not follow:
+                    return
+            await asyncio.sleep(0.5)
 
     def secrets_of(self, record: AgentRecord) -> frozenset[str]:
         live = self._live.get(record.key)

@@ -424,9 +424,7 @@ class ProcessRuntime(AgentRuntime, name="process"):
             os.open(logs / f"{s}.spool", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             for s in STREAMS
         ]
-        record.final = ""
-        record.exit_code = None
-        record.error = ""
+        record.final = ""  # the last exit code and error stay: the status shows them
         try:
             proc = subprocess.Popen(  # noqa: S603 - the workload's own command, no shell
                 record.command,

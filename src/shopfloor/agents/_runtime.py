@@ -101,8 +101,8 @@ class Observed:
     state: ObservedState
     version: str
     restarts: int = 0
-    exit_code: int | None = None
-    error: str = ""
+    exit_code: int | None = None  # of the last exit, kept while a restart runs it again
+    error: str = ""  # why it last ended (or could not start)
     started_at: datetime | None = None
     endpoint: str = ""  # how other agents reach it (host:port, a service DNS name)
     detail: Mapping[str, Any] = field(default_factory=dict)  # runtime-specific (pid, task id)

@@ -20,6 +20,7 @@ from shopfloor.pki import parse_duration
 from shopfloor.pki.capability import PkiService
 
 from ._agents import AgentOptions, Agents
+from ._influxdb import InfluxdbProvisioner
 from ._logs import LogShipper
 from ._provisioners import LogsProvisioner, MqttProvisioner, PostgresProvisioner, Provisioner
 from ._runtime import AgentRuntime
@@ -139,7 +140,7 @@ class AgentsService(Service, name="agents", needs=("database", "bus", "identity"
                 agent_host=settings.postgres_agent_host or None,
             )
         if settings.influxdb_url.get_secret_value():
-            provisioners["influxdb"] = _influxdb(settings.influxdb_url.get_secret_value())
+            provisioners["influxdb"] = InfluxdbProvisioner(settings.influxdb_url.get_secret_value())
         pki = platform.get(PkiService)
         store = AgentStore(engine)
         self.agents = Agents(
@@ -167,9 +168,3 @@ class AgentsService(Service, name="agents", needs=("database", "bus", "identity"
     @property
     def ready(self) -> bool:
         return not self.stopping
-
-
-def _influxdb(url: str) -> Provisioner:
-    provisioner_class = Provisioner.backends.get("influxdb")
-    provisioner: Provisioner = provisioner_class(url)
-    return provisioner

@@ -22,7 +22,7 @@ __all__ = ["URN_PREFIX", "Entity", "EntityType", "entity_of"]
 URN_PREFIX = "urn:shopfloor:"
 #: Entity ids: what the registry uses (uuids, names), no separators.
 _ENTITY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-#: An agent is named within its organisation: `<org_id>/<name>` (the name a DNS label).
+#: An agent of the agents service is `<org_id>/<name>` (the name a DNS label).
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
@@ -40,11 +40,16 @@ class Entity:
     id: str
 
     def __post_init__(self) -> None:
-        pattern = _AGENT_ID if self.type is EntityType.AGENT else _ENTITY_ID
-        if not pattern.fullmatch(self.id):
-            raise InvalidCertificateRequest(
-                f"a {self.type.value} id must match {pattern.pattern}", code="invalid_entity_id"
-            )
+        if _ENTITY_ID.fullmatch(self.id):
+            return
+        if self.type is EntityType.AGENT and _AGENT_ID.fullmatch(self.id):
+            return
+        shapes = _ENTITY_ID.pattern
+        if self.type is EntityType.AGENT:
+            shapes += f" or {_AGENT_ID.pattern}"
+        raise InvalidCertificateRequest(
+            f"a {self.type.value} id must match {shapes}", code="invalid_entity_id"
+        )
 
     @property
     def uri(self) -> str:

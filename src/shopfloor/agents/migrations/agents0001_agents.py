@@ -33,7 +33,6 @@ def upgrade() -> None:
         sa.Column("deleting", sa.Boolean, nullable=False),
         # Bumped by every restart asked for (API, CLI); the reconciler restarts on a rise.
         sa.Column("restarts_asked", sa.Integer, nullable=False),
-        sa.Column("restarts_asked", sa.Integer, nullable=False),
         # Provisioner names that made credentials: what deleting must remove.
         sa.Column("provisioned", sa.JSON, nullable=False),
         # Credentials and the certificate's key, sealed (AES-GCM, key in the data dir).
