@@ -384,3 +384,57 @@ async def followed(api: Api, name: str, user: dict[str, str], *, count: int) -> 
             if len(seen) == count:
                 break
     return seen
+
+
+async def test_a_renewed_certificate_reaches_the_running_agent_without_a_restart(
+    make_settings: Callable[..., Any], tmp_path: Path
+) -> None:
+    app = create_app(make_settings(**SETTINGS, agent_cert_ttl="6s"))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
+            api = Api(http, app.state.platform, manager.app)
+            org = await api.org("North")
+            engineer = await api.member(org, "engineer")
+            await http.post("/api/v1/agents", json=sleeper(name="cert"), headers=engineer)
+            body = await in_state(api, "cert", engineer, "running")
+            first, pid = body["certificate"]["serial"], pid_of(tmp_path / "data", org, "cert")
+
+            async def renewed() -> Any:
+                answer = await agent(api, "cert", engineer)
+                return answer if answer["certificate"]["serial"] != first else None
+
+            body = await eventually(renewed, seconds=15)
+            files = tmp_path / "data" / "agents" / org / "cert" / "files"
+            cert = x509.load_pem_x509_certificate((files / "cert.pem").read_bytes())
+            assert format(cert.serial_number, "x") == body["certificate"]["serial"]
+            assert pid_of(tmp_path / "data", org, "cert") == pid
+            assert body["status"]["restarts"] == 0
+
+            async def reloaded() -> bool:
+                logs = await http.get("/api/v1/agents/cert/logs", headers=engineer)
+                return any(line["text"] == "reloaded" for line in logs.json()["items"])
+
+            await eventually(reloaded)
+            old = await http.get(f"/api/v1/certs/{first}", headers=engineer)
+            assert old.json()["revocation_reason"] == "superseded"
+
+
+async def test_runtime_objects_no_agent_owns_are_removed(api: Api, tmp_path: Path) -> None:
+    from shopfloor.agents import Workload
+    from shopfloor.agents.capability import AgentsService
+
+    runtime = api.platform.get(AgentsService).runtime
+    stray = Workload(key="gone/stray", name="stray", version="1", command=("sleep", "600"))
+    await runtime.apply(stray)
+    pid = (await runtime.observe())["gone/stray"].detail["pid"]
+
+    async def removed() -> bool:
+        return "gone/stray" not in await runtime.observe()
+
+    await eventually(removed)
+    await eventually(lambda: _gone(pid))
+
+
+async def _gone(pid: int) -> bool:
+    return not alive(pid)

@@ -444,8 +444,11 @@ class Agents:
         await self.runtime.update_files(record.key, _cert_files(credentials.cert))
         live.applied = _fingerprint(workload)
         assert self._certificates is not None
-        with contextlib.suppress(AgentError, Exception):
+        try:
             await self._certificates.revoke(record.org_id, old_serial, "superseded")
+        except Exception as exc:  # the new one is in place; the old one expires anyway
+            logger.warning("agent %s: superseded certificate %s not revoked: %s",
+                           record.key, old_serial, exc)  # fmt: skip
         logger.info("agent %s has a renewed certificate %s", record.key, credentials.cert["serial"])
 
     # -- workloads ---------------------------------------------------------------------
