@@ -281,6 +281,7 @@ async def test_operators_sleep_wake_and_restart_but_do_not_deploy(api: Api, tmp_
         ({"name": "a", "command": ["true"], "labels": {"shopfloor.provision.postgres": "true"}},
          "unknown_provisioner"),  # no SHOPFLOOR_AGENT_POSTGRES_URL here
         ({"name": "a", "command": ["true"], "health": {"url": "ftp://x"}}, "invalid_agent_spec"),
+        ({"name": "a", "command": ["true"], "thing_id": "no-such-thing"}, "thing_not_found"),
     ],
 )  # fmt: skip
 async def test_bad_specs_are_refused_with_their_code(
@@ -289,7 +290,7 @@ async def test_bad_specs_are_refused_with_their_code(
     org = await api.org("North")
     engineer = await api.member(org, "engineer")
     response = await api.http.post("/api/v1/agents", json=spec, headers=engineer)
-    assert response.status_code == 400, response.text
+    assert response.status_code == (404 if code == "thing_not_found" else 400), response.text
     assert response.json()["error"]["code"] == code
     assert (await api.http.get("/api/v1/agents", headers=engineer)).json()["total"] == 0
 

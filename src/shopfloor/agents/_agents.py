@@ -29,7 +29,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -149,6 +149,7 @@ class Agents:
         certificates: Certificates | None,
         emit: Callable[[str, dict[str, Any]], object],
         options: AgentOptions,
+        thing_check: Callable[[str, str], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -156,6 +157,7 @@ class Agents:
         self._provisioners = dict(provisioners)
         self._certificates = certificates
         self._emit = emit
+        self._thing_check = thing_check
         self.options = options
         self._live: dict[str, _Live] = {}
         self._wake = asyncio.Event()
@@ -188,8 +190,14 @@ class Agents:
                 )
             provisioner.validate(value)
 
+    async def _check_thing(self, org_id: str, spec: AgentSpec) -> None:
+        """The thing an agent stands for is one of its organisation (`thing_not_found`)."""
+        if spec.thing_id is not None and self._thing_check is not None:
+            await self._thing_check(org_id, spec.thing_id)
+
     async def create(self, org_id: str, spec: AgentSpec) -> AgentRecord:
         self.check(spec)
+        await self._check_thing(org_id, spec)
         record = await self.store.create(org_id, spec)
         logger.info("agent %s created (version %s)", record.key, spec.version)
         self._wake.set()
@@ -201,6 +209,8 @@ class Agents:
         record = await self.store.get(org_id, name)
         spec, previous, rollout = plan_change(record, changes, settle=self.options.upgrade_settle)
         self.check(spec)
+        if spec.thing_id != record.spec.thing_id:
+            await self._check_thing(org_id, spec)
         changed = await self.store.change_spec(
             record, spec, previous_spec=previous, rollout=rollout
         )

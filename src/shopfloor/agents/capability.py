@@ -150,6 +150,7 @@ class AgentsService(Service, name="agents", needs=("database", "bus", "identity"
             provisioners=provisioners,
             certificates=pki.certs,
             emit=platform.get(BusService).events.emit,
+            thing_check=identity.registry.get_thing,
             options=AgentOptions(
                 reconcile_interval=settings.reconcile_interval,
                 cert_ttl=settings.cert_ttl,
