@@ -164,7 +164,7 @@ class Agents:
         self._passes = 0
         self._pass_done = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http = httpx.AsyncClient(timeout=options.probe_timeout)
+        self._http: httpx.AsyncClient | None = None  # for health probes, while `run` runs
 
     # -- desired state (requests) ------------------------------------------------------
 
@@ -288,6 +288,7 @@ class Agents:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reconcile on every change and every `reconcile_interval` until `stopping`."""
+        self._http = httpx.AsyncClient(timeout=self.options.probe_timeout)
         try:
             while not stopping.is_set():
                 busy = await self.reconcile()
@@ -301,14 +302,12 @@ class Agents:
                     wake.cancel()
                 self._wake.clear()
         finally:
-            await self.close()
-
-    async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._http.aclose()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            http, self._http = self._http, None
+            await http.aclose()
 
     async def reconcile(self) -> bool:
         """One pass; True when something is in motion (look again soon)."""
@@ -566,6 +565,8 @@ class Agents:
     ) -> None:
         health = record.spec.health
         try:
+            if self._http is None:
+                return
             try:
                 response = await self._http.get(url.replace("{endpoint}", seen.endpoint))
                 ok = 200 <= response.status_code < 300
