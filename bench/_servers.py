@@ -37,6 +37,7 @@ __all__ = [
     "ServerProcess",
     "amqtt_anchor_server",
     "anchor_server",
+    "create_engineer",
     "create_plant",
     "free_port",
     "metric",
@@ -309,35 +310,44 @@ class Plant:
         return f"/api/v1/channels/{self.channel}/messages"
 
 
-def create_plant(url: str) -> Plant:
-    """Create the plant through the API, as an operator would."""
+def create_engineer(url: str, org_name: str = "Bench Plant") -> tuple[str, dict[str, str]]:
+    """An organisation and an engineer in it, through the API as an operator would:
+    the organisation's id and the engineer's auth headers."""
     with httpx.Client(base_url=url, timeout=30) as http:
-
-        def call(method: str, path: str, **kwargs: object) -> dict[str, str]:
-            response = http.request(method, path, **kwargs)  # type: ignore[arg-type]
-            if response.status_code >= 300:
-                raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
-            body: dict[str, str] = response.json() if response.content else {}
-            return body
-
-        def sign_in(email: str, password: str) -> dict[str, str]:
-            body = call("POST", "/api/v1/auth/token", json={"email": email, "password": password})
-            return {"Authorization": f"Bearer {body['access_token']}"}
-
-        root = sign_in(*ADMIN)
-        org = call("POST", "/api/v1/orgs", json={"name": "Bench Plant"}, headers=root)["id"]
+        root = _sign_in(http, *ADMIN)
+        org = _call(http, "POST", "/api/v1/orgs", json={"name": org_name}, headers=root)["id"]
         engineer = {"email": "engineer@bench.example", "password": "bench-password-1"}
-        call(
+        _call(
+            http,
             "POST",
             "/api/v1/users",
             headers=root,
             json={**engineer, "org_id": org, "role": "engineer"},
         )
-        user = sign_in(engineer["email"], engineer["password"])
-        thing = call("POST", "/api/v1/things", json={"name": "bench-press"}, headers=user)
-        channel = call("POST", "/api/v1/channels", json={"name": "bench"}, headers=user)["id"]
-        call("PUT", f"/api/v1/channels/{channel}/things/{thing['id']}", headers=user)
-    return Plant(url=url, channel=channel, thing_id=thing["id"], key=thing["key"], user=user)
+        return org, _sign_in(http, engineer["email"], engineer["password"])
+
+
+def create_plant(url: str) -> Plant:
+    """Create the plant through the API, as an operator would."""
+    _, user = create_engineer(url)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        thing = _call(http, "POST", "/api/v1/things", json={"name": "bench-press"}, headers=user)
+        channel = _call(http, "POST", "/api/v1/channels", json={"name": "bench"}, headers=user)
+        _call(http, "PUT", f"/api/v1/channels/{channel['id']}/things/{thing['id']}", headers=user)
+    return Plant(url=url, channel=channel["id"], thing_id=thing["id"], key=thing["key"], user=user)
+
+
+def _call(http: httpx.Client, method: str, path: str, **kwargs: object) -> dict[str, str]:
+    response = http.request(method, path, **kwargs)  # type: ignore[arg-type]
+    if response.status_code >= 300:
+        raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+    body: dict[str, str] = response.json() if response.content else {}
+    return body
+
+
+def _sign_in(http: httpx.Client, email: str, password: str) -> dict[str, str]:
+    body = _call(http, "POST", "/api/v1/auth/token", json={"email": email, "password": password})
+    return {"Authorization": f"Bearer {body['access_token']}"}
 
 
 def metric(url: str, name: str, **labels: str) -> float:

@@ -45,6 +45,7 @@ REQUIRED_CHECKS = {
     "readers": "SQLite: store timed 10 runs, all above 0 ms",
     "memory": "soak: stored == accepted",
     "mqtt": "embedded broker: stored == published (QoS 1, one record per message)",
+    "agents": "API: every kill came back",
 }
 
 
