@@ -165,6 +165,8 @@ class Agents:
         self._pass_done = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None  # for health probes, while `run` runs
+        self._removing: dict[str, asyncio.Task[None]] = {}
+        runtime.on_change(lambda _key: self._wake.set())
 
     # -- desired state (requests) ------------------------------------------------------
 
@@ -296,7 +298,9 @@ class Agents:
                 stop = asyncio.ensure_future(stopping.wait())
                 wake = asyncio.ensure_future(self._wake.wait())
                 try:
-                    await asyncio.wait({stop, wake}, timeout=interval)
+                    await asyncio.wait(
+                        {stop, wake}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     stop.cancel()
                     wake.cancel()
@@ -322,7 +326,7 @@ class Agents:
                 except Exception as exc:
                     logger.exception("reconciling agent %s failed", record.key)
                     self._live.setdefault(record.key, _Live()).problem = _reason(exc)
-            for key in observed.keys() - owned:
+            for key in observed.keys() - owned - self._removing.keys():
                 await self._orphan(key)
             for key in self._live.keys() - owned:
                 del self._live[key]
@@ -335,7 +339,16 @@ class Agents:
     async def _reconcile_one(self, record: AgentRecord, seen: Observed | None) -> bool:
         live = self._live.setdefault(record.key, _Live())
         if record.deleting:
-            await self._remove(record, live)
+            # In a task of its own: stopping waits for the agent (up to the grace period),
+            # which must not hold up every other agent's pass.
+            removing = self._removing.get(record.key)
+            if removing is None or removing.done():
+                task = asyncio.get_running_loop().create_task(
+                    self._remove(record, live), name=f"agent-remove {record.key}"
+                )
+                self._removing[record.key] = task
+                self._tasks.add(task)
+                task.add_done_callback(self._removed)
             return False
         now = time.monotonic()
         if now < live.retry_at:
@@ -630,6 +643,19 @@ class Agents:
         )
 
     # -- removal -----------------------------------------------------------------------
+
+    def _removed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        key = task.get_name().removeprefix("agent-remove ")
+        if self._removing.get(key) is task:
+            del self._removing[key]
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            logger.warning("removing agent %s failed (tried again): %s", key, error)
+            live = self._live.get(key)
+            if live is not None and error is not None:
+                live.problem = _reason(error)
+        self._wake.set()
 
     async def _remove(self, record: AgentRecord, live: _Live) -> None:
         await self.runtime.remove(record.key)

@@ -76,13 +76,6 @@ def _clock_ticks() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
-def _boot_time() -> float:
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    raise RuntimeError("no btime in /proc/stat")
-
-
 def process_start(pid: int) -> int | None:
     """Field 22 of `/proc/<pid>/stat` (start time in ticks), None if gone or a zombie."""
     try:
@@ -140,6 +133,7 @@ class _Record:
     file_digests: dict[str, str]
     pid: int | None = None
     start_ticks: int | None = None
+    started_at: float | None = None  # wall clock, from start_ticks when it started
     restarts: int = 0
     exit_code: int | None = None
     error: str = ""
@@ -225,7 +219,6 @@ class ProcessRuntime(AgentRuntime, name="process"):
         self._tasks: set[asyncio.Task[None]] = set()
         self._open_now = False
         self._ticks = _clock_ticks()
-        self._boot = _boot_time()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, data_dir: Path) -> Self:
@@ -449,9 +442,13 @@ class ProcessRuntime(AgentRuntime, name="process"):
         record.pid = proc.pid
         # A zombie (it exited at once) has no start time here; its pidfd says it ended.
         record.start_ticks = process_start(proc.pid) or 0
+        # Reckoned once and kept: the boot-time clock against the wall clock, to the tick.
+        since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+        record.started_at = time.time() - since_boot + record.start_ticks / self._ticks
         self._save(agent)
         self._watch(agent, os.pidfd_open(proc.pid))
         logger.info("agent %s started, pid %d", record.key, proc.pid)
+        self._changed(record.key)
 
     def _adopt(self, agent: _Agent) -> bool:
         pid = agent.record.pid
@@ -528,6 +525,7 @@ class ProcessRuntime(AgentRuntime, name="process"):
             record.final = ObservedState.STOPPED if code == 0 else ObservedState.FAILED
             self._save(agent)
             logger.info("agent %s ended: %s", record.key, error or "exit 0")
+            self._changed(record.key)
             return
         self._save(agent)
         delay = self._backoff.delay(agent.attempt)
@@ -536,6 +534,7 @@ class ProcessRuntime(AgentRuntime, name="process"):
         agent.restart_task = self._spawn_task(
             self._restart_later(agent, delay), f"process-runtime-restart {record.key}"
         )
+        self._changed(record.key)
 
     async def _restart_later(self, agent: _Agent, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -575,13 +574,16 @@ class ProcessRuntime(AgentRuntime, name="process"):
             _atomic_write(agent.workdir / RECORD, data)
 
     def _started_at(self, record: _Record) -> datetime | None:
-        if record.pid is None or record.start_ticks is None:
+        if record.pid is None or record.started_at is None:
             return None
-        return datetime.fromtimestamp(self._boot + record.start_ticks / self._ticks, UTC)
+        return datetime.fromtimestamp(record.started_at, UTC)
 
     def _uptime(self, record: _Record) -> float | None:
-        started = self._started_at(record)
-        return None if started is None else time.time() - started.timestamp()
+        """Seconds the process has run: its start (clock ticks since boot) against the
+        boot-time clock, to the tick (btime in /proc/stat has whole seconds only)."""
+        if record.pid is None or record.start_ticks is None:
+            return None
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - record.start_ticks / self._ticks
 
     def _observed(self, agent: _Agent) -> Observed:
         record = agent.record

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -123,6 +123,18 @@ class AgentRuntime(
     """Runs workloads and says what it sees; an async context manager, entered once."""
 
     name: ClassVar[str]
+    _change_listener: Callable[[str], None] | None = None
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """`listener(key)` is called when the runtime itself sees an agent change (a
+        process exited, or was started again), so the reconciler need not wait for its
+        next pass. Runtimes that can only poll their engine (Swarm, Kubernetes) never
+        call it."""
+        self._change_listener = listener
+
+    def _changed(self, key: str) -> None:
+        if self._change_listener is not None:
+            self._change_listener(key)
 
     @classmethod
     @abc.abstractmethod

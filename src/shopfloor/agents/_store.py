@@ -206,13 +206,18 @@ class AgentStore:
         where: list[sa.ColumnElement[bool]] = [agents.c.org_id == org_id]
         if state is not None:
             where.append(agents.c.observed_state == state.value)
+        query = sa.select(agents).where(*where).order_by(agents.c.name)
         async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(sa.select(agents).where(*where).order_by(agents.c.name))
-            ).all()
-        records = [_record(row) for row in rows]
-        if label is not None:  # labels live in the JSON spec: filtered here, per organisation
-            records = [r for r in records if r.spec.labels.get(label[0]) == label[1]]
+            if label is None:
+                total = await conn.scalar(
+                    sa.select(sa.func.count()).select_from(agents).where(*where)
+                )
+                rows = (await conn.execute(query.offset(offset).limit(limit))).all()
+                items = [_record(row) for row in rows]
+                return AgentPage(total=total or 0, offset=offset, limit=limit, items=items)
+            rows = (await conn.execute(query)).all()
+        # Labels live in the JSON spec: filtered here, within one organisation.
+        records = [r for r in map(_record, rows) if r.spec.labels.get(label[0]) == label[1]]
         return AgentPage(
             total=len(records), offset=offset, limit=limit,
             items=records[offset : offset + limit],
