@@ -163,6 +163,8 @@ class _Agent:
     restart_task: asyncio.Task[None] | None = None
     attempt: int = 0
     partial: dict[str, bytes] = field(default_factory=dict)
+    offsets_saved: float = 0.0  # monotonic time the spool offsets were last saved
+    offsets_dirty: bool = False  # moved since
 
 
 class ProcessRuntime(AgentRuntime, name="process"):
@@ -270,6 +272,8 @@ class ProcessRuntime(AgentRuntime, name="process"):
             self._unwatch(agent)
             with contextlib.suppress(OSError):
                 self._read_spools(agent)
+                if agent.offsets_dirty:
+                    self._save(agent)
         self._agents.clear()
 
     def _spawn_task(self, coro: Any, name: str) -> asyncio.Task[None]:
@@ -625,11 +629,14 @@ class ProcessRuntime(AgentRuntime, name="process"):
             return
         offsets = agent.record.spool_offsets
         stamped: list[bytes] = []
-        moved = False
+        moved = emptied = False
         now = datetime.now(UTC).isoformat()
         for stream in STREAMS:
             spool = logs / f"{stream}.spool"
-            if not spool.exists():
+            try:
+                if os.stat(spool).st_size == offsets.get(stream, 0):
+                    continue  # nothing new: the common case, one stat per spool
+            except FileNotFoundError:
                 continue
             with spool.open("rb+") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -650,11 +657,17 @@ class ProcessRuntime(AgentRuntime, name="process"):
                 if offset >= self._log_max and offset == size:
                     fh.truncate(0)
                     offset = 0
-                    moved = True
+                    emptied = True
                 offsets[stream] = offset
         if stamped:
             self._append_log(logs, stamped)
-        if moved:
+        # Offsets are saved at most once a second (each save is a synced file write): a
+        # platform killed in between stamps those lines again, in duplicate. An emptied
+        # spool is found emptied anyway (its size below the offset).
+        agent.offsets_dirty |= moved
+        now_mono = time.monotonic()
+        if emptied or (agent.offsets_dirty and now_mono - agent.offsets_saved >= 1.0):
+            agent.offsets_saved, agent.offsets_dirty = now_mono, False
             self._save(agent)
 
     def _append_log(self, logs: Path, lines: list[bytes]) -> None:
