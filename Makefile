@@ -55,8 +55,8 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench --output docs/benchmarks.md
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
 clean:

@@ -115,10 +115,11 @@ def plant(base: str) -> tuple[str, dict[str, object], dict[str, str]]:
 
 
 @asynccontextmanager
-async def served_app(config: uvicorn.Config) -> AsyncIterator[int]:
-    """Serve `config` (an app and its settings) on a free port in this loop; yields the port."""
+async def served_app(config: uvicorn.Config, *, port: int = 0) -> AsyncIterator[int]:
+    """Serve `config` (an app and its settings) on `port` (0: a free one) in this loop;
+    yields the port."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

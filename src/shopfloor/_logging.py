@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 _SECRET_PATTERNS = [
     # Authorization headers: "Bearer xxx", "Basic xxx" and "Thing xxx" (capitalised, as in
@@ -59,8 +59,11 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(
+    *, fmt: str = "json", level: str = "INFO", stream: TextIO | None = None
+) -> None:
+    """Log every record once, to `stream` (stderr by default), secrets redacted."""
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -321,7 +321,9 @@ def simulate_command(
     channel: Annotated[str, typer.Option(help="Channel id to publish on.")] = "",
     thing: Annotated[
         list[str],
-        typer.Option(help="PROFILE:NAME:KEY of a machine (profiles: press, oven, compressor)."),
+        typer.Option(
+            help="PROFILE:NAME:KEY of a machine (profiles: press, oven, compressor, mill)."
+        ),
     ] = [],  # noqa: B006 - Typer needs a list default for repeatable options
     interval: Annotated[float, typer.Option(help="Seconds between two packs.")] = 1.0,
     count: Annotated[int, typer.Option(help="Rounds to send; 0 runs until stopped.")] = 0,

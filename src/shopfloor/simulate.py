@@ -125,6 +125,41 @@ class Compressor(Machine, profile="compressor"):
         ]
 
 
+class Mill(Machine, profile="mill"):
+    """A CNC mill: 40 s jobs, each at its own spindle speed, with a 10 s setup between
+    them; the spindle warms towards a temperature set by its speed and cools at rest."""
+
+    JOB_SECONDS = 40.0
+    SETUP_SECONDS = 10.0
+    SPEEDS = (6000.0, 8000.0, 12000.0)
+
+    def __init__(self, name: str, *, seed: int | None = None) -> None:
+        super().__init__(name, seed=seed)
+        self.temperature = 24.0
+        self.parts = 0
+        self.job = -1
+        self.speed = 0.0
+
+    def sample(self, now: float) -> list[dict[str, Any]]:
+        cycle = self.JOB_SECONDS + self.SETUP_SECONDS
+        job, into = divmod(now - self.started, cycle)
+        if job != self.job:
+            if self.job >= 0:
+                self.parts += int(job - self.job)  # a job ends with a part
+            self.job = int(job)
+            self.speed = self.random.choice(self.SPEEDS)
+        running = into < self.JOB_SECONDS
+        speed = self.speed + self.random.gauss(0, 15) if running else 0.0
+        settled = 24.0 + speed / 300  # about 64 °C at 12,000 rpm
+        self.temperature += (settled - self.temperature) * 0.05 + self.random.gauss(0, 0.05)
+        return [
+            {"n": "temperature", "u": "Cel", "v": round(self.temperature, 2)},
+            {"n": "spindle-speed", "u": "1/min", "v": round(speed, 1)},
+            {"n": "state", "vs": "running" if running else "setup"},
+            {"n": "parts", "v": self.parts},
+        ]
+
+
 def profile_for(thing_name: str) -> str:
     """The profile a demo thing name suggests (`press-01` → press)."""
     for profile in Machine.profiles:

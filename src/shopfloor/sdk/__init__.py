@@ -1,4 +1,10 @@
-"""The device side of Shopfloor: bootstrap from an external id and key."""
+"""The device and agent side of Shopfloor.
+
+Devices bootstrap from an external id and key (`bootstrap`). Agents read what the
+platform handed them with `AgentContext.from_env()`, answer its health check with
+`serve_health`, and run under `python -m shopfloor.sdk.run module:callable` (or
+`run_agent(callable)` from a script); `shopfloor.sdk.run` states the contract.
+"""
 
 from ._bootstrap import (
     CredentialPaths,
@@ -8,9 +14,14 @@ from ._bootstrap import (
     bootstrap,
     open_answer,
 )
+from ._context import AgentContext, AgentContextError
 from ._errors import BootstrapRefused, BootstrapResponseTampered, BootstrapUnreachable
+from ._health import serve_health
+from ._runner import run_agent
 
 __all__ = [
+    "AgentContext",
+    "AgentContextError",
     "BootstrapRefused",
     "BootstrapResponseTampered",
     "BootstrapUnreachable",
@@ -20,4 +31,6 @@ __all__ = [
     "abootstrap",
     "bootstrap",
     "open_answer",
+    "run_agent",
+    "serve_health",
 ]

@@ -1,0 +1,1 @@
+"""Example agents: `echo` (the contract, shown) and `machine` (a simulated CNC mill)."""
