@@ -440,3 +440,35 @@ async def test_runtime_objects_no_agent_owns_are_removed(api: Api, tmp_path: Pat
 
 async def _gone(pid: int) -> bool:
     return not alive(pid)
+
+
+async def test_the_echo_example_runs_as_a_module_with_a_health_url(api: Api) -> None:
+    """As docs/agents.md deploys it: `module` with PYTHONPATH, shipped logs, health."""
+    from tests.serving import free_port
+
+    org = await api.org("North")
+    engineer = await api.member(org, "engineer")
+    port = free_port()
+    spec = {
+        "name": "echo", "module": "examples.agents.echo:main",
+        "env": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        "config": {"interval": 0.2, "health_port": port},
+        "labels": {"shopfloor.provision.logs": "true"},
+        "health": {"url": f"http://127.0.0.1:{port}/health", "interval_seconds": 1,
+                   "grace_seconds": 5},
+    }  # fmt: skip
+    created = await api.http.post("/api/v1/agents", json=spec, headers=engineer)
+    assert created.status_code == 201, created.text
+    await in_state(api, "echo", engineer, "running")
+
+    async def beating() -> Any:
+        logs = await api.http.get(
+            "/api/v1/agents/echo/logs", params={"search": "heartbeat"}, headers=engineer
+        )
+        return logs.json()["items"]
+
+    assert await eventually(beating)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+    await asyncio.sleep(1.5)  # probed at least once: healthy, so still `running`
+    assert (await agent(api, "echo", engineer))["status"]["state"] == "running"
