@@ -30,7 +30,14 @@ from typing import Any
 
 from cryptography import x509
 
-from shopfloor.sdk import AgentContext, AgentContextError, run_agent, serve_health
+from shopfloor.sdk import (
+    AgentContext,
+    AgentContextError,
+    config_port,
+    config_seconds,
+    run_agent,
+    serve_health,
+)
 
 logger = logging.getLogger("echo")
 
@@ -46,13 +53,9 @@ class EchoConfig:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EchoConfig:
-        interval = config.get("interval", DEFAULT_INTERVAL)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            raise ValueError(f"config.interval is a number of seconds > 0, not {interval!r}")
-        port = config.get("health_port")
-        if port is not None and (type(port) is not int or not 0 <= port <= 65535):
-            raise ValueError(f"config.health_port is a port number, not {port!r}")
-        return cls(float(interval), port, str(config.get("health_host", DEFAULT_HEALTH_HOST)))
+        interval = config_seconds(config, "interval", DEFAULT_INTERVAL)
+        port = config_port(config, "health_port")
+        return cls(interval, port, str(config.get("health_host", DEFAULT_HEALTH_HOST)))
 
 
 async def main() -> None:

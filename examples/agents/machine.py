@@ -40,7 +40,14 @@ import asyncpg
 import httpx
 
 from shopfloor.core import Backoff
-from shopfloor.sdk import AgentContext, AgentContextError, run_agent, serve_health
+from shopfloor.sdk import (
+    AgentContext,
+    AgentContextError,
+    config_port,
+    config_seconds,
+    run_agent,
+    serve_health,
+)
 from shopfloor.simulate import Mill
 
 logger = logging.getLogger("machine")
@@ -64,17 +71,13 @@ class MachineConfig:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, default_name: str) -> MachineConfig:
-        interval = config.get("interval", DEFAULT_INTERVAL)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            raise ValueError(f"config.interval is a number of seconds > 0, not {interval!r}")
-        port = config.get("health_port")
-        if port is not None and (type(port) is not int or not 0 <= port <= 65535):
-            raise ValueError(f"config.health_port is a port number, not {port!r}")
+        interval = config_seconds(config, "interval", DEFAULT_INTERVAL)
+        port = config_port(config, "health_port")
         machine = config.get("machine", default_name)
         if not isinstance(machine, str) or not machine:
             raise ValueError(f"config.machine is a name, not {machine!r}")
         host = str(config.get("health_host", DEFAULT_HEALTH_HOST))
-        return cls(machine, float(interval), port, host)
+        return cls(machine, interval, port, host)
 
 
 class Unavailable(Exception):

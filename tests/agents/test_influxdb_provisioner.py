@@ -21,7 +21,7 @@ import pytest
 
 from shopfloor.agents import AgentRef, InfluxdbProvisioner, InvalidAgentSpec, RuntimeUnavailable
 
-from ..serving import free_port
+from ..serving import free_port, stop_process
 
 ADMIN_USER = "sf-admin"
 ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
@@ -87,12 +87,7 @@ def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx]:
         assert created.status_code == 200 and "error" not in created.text, created.text
         yield Influx(url)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 

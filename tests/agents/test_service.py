@@ -37,6 +37,7 @@ signal.signal(signal.SIGHUP, lambda *_: print("reloaded", flush=True))
 while True:
     time.sleep(3600)
 """
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
     "agent_ready_after": 0.2,
     "agent_reconcile_interval": 0.3,
@@ -451,7 +452,7 @@ async def test_the_echo_example_runs_as_a_module_with_a_health_url(api: Api) -> 
     port = free_port()
     spec = {
         "name": "echo", "module": "examples.agents.echo:main",
-        "env": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        "env": {"PYTHONPATH": str(ROOT)},
         "config": {"interval": 0.2, "health_port": port},
         "labels": {"shopfloor.provision.logs": "true"},
         "health": {"url": f"http://127.0.0.1:{port}/health", "interval_seconds": 1,

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shopfloor.pki import AuthorityOptions, CertificateAuthority, create_authority
-from tests.serving import free_port
+from tests.serving import free_port, stop_process
 
 #: The tables cfssl's certdb reads and writes (its sqlite migration, column for column).
 CFSSL_SCHEMA = """
@@ -130,12 +130,7 @@ def cfssl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cfssl]:
             time.sleep(0.05)
         yield Cfssl(f"cfssl+http://127.0.0.1:{port}", ca_file, database)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 

@@ -93,7 +93,7 @@ def list_agents(org: Org) -> None:
             row["name"], row["desired_state"], row["state"] + (" (deleting)" * record.deleting),
             row["version"], str(row["restarts"]), row["error"][:60],
         )  # fmt: skip
-    console.print(table)
+    out.print(table)
 
 
 @agents_app.command("show")

@@ -14,7 +14,7 @@ from ._bootstrap import (
     bootstrap,
     open_answer,
 )
-from ._context import AgentContext, AgentContextError
+from ._context import AgentContext, AgentContextError, config_port, config_seconds
 from ._errors import BootstrapRefused, BootstrapResponseTampered, BootstrapUnreachable
 from ._health import serve_health
 from ._runner import run_agent
@@ -30,6 +30,8 @@ __all__ = [
     "DeviceConfig",
     "abootstrap",
     "bootstrap",
+    "config_port",
+    "config_seconds",
     "open_answer",
     "run_agent",
     "serve_health",

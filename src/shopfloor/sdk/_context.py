@@ -85,6 +85,22 @@ class AgentContext:
         return dataclasses.replace(self, config=read_config(self.files_dir))
 
 
+def config_seconds(config: Mapping[str, Any], key: str, default: float) -> float:
+    """`config[key]` as a number of seconds > 0 (`default` when absent), else ValueError."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"config.{key} is a number of seconds > 0, not {value!r}")
+    return float(value)
+
+
+def config_port(config: Mapping[str, Any], key: str) -> int | None:
+    """`config[key]` as a TCP port (None when absent), else ValueError."""
+    port = config.get(key)
+    if port is not None and (type(port) is not int or not 0 <= port <= 65535):
+        raise ValueError(f"config.{key} is a port number, not {port!r}")
+    return port
+
+
 def read_config(files_dir: Path | None) -> dict[str, Any]:
     """The JSON object in `config.json` of `files_dir`; `{}` when there is no such file."""
     if files_dir is None:
