@@ -27,6 +27,8 @@ from shopfloor.agents import AgentRef
 from shopfloor.app import create_app
 from tests.conftest import POSTGRES_ADMIN_URL
 
+from .agentkit import remove_all_agents
+
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = ROOT / "examples" / "agents" / "machine.py"
 
@@ -54,11 +56,15 @@ async def platform_url(make_settings: Callable[..., Any]) -> AsyncIterator[str]:
         agent_postgres_url=POSTGRES_ADMIN_URL,
         agent_http_url=base,
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await eventually(lambda: _started(server, task))
-        yield base
+        try:
+            yield base
+        finally:
+            await remove_all_agents(app.state.platform)
     finally:
         server.should_exit = True
         await task

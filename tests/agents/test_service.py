@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,13 @@ from asgi_lifespan import LifespanManager
 from cryptography import x509
 
 from shopfloor.app import create_app
+from shopfloor.core import Platform
 from shopfloor.messaging import Event
 from shopfloor.messaging.capability import BusService
 from tests.api.conftest import Api
 from tests.serving import served_app
+
+from .agentkit import remove_all_agents
 
 #: A program that prints what it was handed, then waits; SIGHUP prints "reloaded".
 SLEEPER = """
@@ -58,8 +62,19 @@ async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     app = create_app(make_settings(**SETTINGS))
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
-            yield Api(http, app.state.platform, manager.app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
+                yield Api(http, app.state.platform, manager.app)
+        finally:
+            await remove_all_agents(app.state.platform)
+
+
+@asynccontextmanager
+async def _removing_agents(platform: Platform) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await remove_all_agents(platform)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 20) -> Any:
@@ -393,7 +408,7 @@ async def test_a_renewed_certificate_reaches_the_running_agent_without_a_restart
     make_settings: Callable[..., Any], tmp_path: Path
 ) -> None:
     app = create_app(make_settings(**SETTINGS, agent_cert_ttl="6s"))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app) as manager, _removing_agents(app.state.platform):
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             api = Api(http, app.state.platform, manager.app)

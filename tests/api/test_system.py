@@ -19,6 +19,7 @@ async def test_health_reports_every_service(api: Api) -> None:
         "pki": True,
         "writer": True,
         "mqtt": True,
+        "agents": True,
     }
 
 

@@ -31,6 +31,7 @@ interpreter did not start is unknown (`exit_code=None`).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import json
@@ -70,6 +71,16 @@ _LONG_LINE = 64 * 1024  # a partial line this long is stamped without waiting fo
 # closed without stopping its agents (they outlive it) must not let `Popen.__del__` reap
 # them behind the back of the next runtime, which reaps them here with their status.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@atexit.register
+def _let_go_of_children() -> None:
+    """Agents outlive the platform by design: at exit the handles of those still running
+    are let go of, without `Popen.__del__`'s "still running" warning (nothing of this
+    process will wait for them; the next runtime adopts them)."""
+    for proc in _CHILDREN.values():
+        if proc.poll() is None:
+            proc.returncode = 0
 
 
 def _clock_ticks() -> int:
