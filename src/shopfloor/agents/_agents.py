@@ -245,7 +245,7 @@ class Agents:
             await self.wait_pass(seconds=max(0.0, deadline - time.monotonic()))
             try:
                 await self.store.get(org_id, name)
-            except AgentError:
+            except AgentNotFound:
                 return True
         return False
 
