@@ -199,6 +199,7 @@ class Engine:
         self.secrets: dict[str, Secret] = {}
         self.requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
         self.stale_next_update: set[str] = set()  # a concurrent writer, once, per service
+        self.images: dict[str, dict[str, str]] = {}  # images present: name → labels
 
     # -- the scheduler -------------------------------------------------------------
 
@@ -395,6 +396,13 @@ class Engine:
             found.append(secret.to_json())
         return found
 
+    def image(self, name: str) -> dict[str, Any]:
+        """`GET /images/{name}/json`, as much as the runtime reads of it."""
+        if name not in self.images:
+            raise ApiError(404, f"No such image: {name}")
+        return {"Id": f"sha256:{new_id()}", "RepoTags": [name],
+                "Config": {"Labels": dict(self.images[name])}}  # fmt: skip
+
     def log_entries(
         self, service: Service, query: dict[str, list[str]]
     ) -> list[tuple[float, int, str]]:
@@ -532,6 +540,8 @@ class _Handler(BaseHTTPRequestHandler):
             case "DELETE", ["secrets", ref]:
                 engine.remove_secret(ref)
                 return 204, None
+            case "GET", ["images", *name, "json"]:
+                return 200, engine.image("/".join(name))
         raise ApiError(404, f"page not found: {method} {path}")
 
     def _stream_logs(self, service: Service, query: dict[str, list[str]]) -> None:

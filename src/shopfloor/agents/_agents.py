@@ -56,6 +56,7 @@ CERT_FILE, KEY_FILE, CA_FILE = "cert.pem", "key.pem", "ca.pem"
 #: Runtimes that run commands; the others run images.
 COMMAND_RUNTIMES = frozenset({"process"})
 REDACTED = "[redacted]"
+IMAGE_LABELS_SECONDS = 300.0
 
 
 def state_subject(org_id: str, name: str) -> str:
@@ -166,6 +167,7 @@ class Agents:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None  # for health probes, while `run` runs
         self._removing: dict[str, asyncio.Task[None]] = {}
+        self._images: dict[str, tuple[float, Mapping[str, str]]] = {}
         runtime.on_change(lambda _key: self._wake.set())
 
     # -- desired state (requests) ------------------------------------------------------
@@ -398,7 +400,8 @@ class Agents:
             current = _Credentials.from_json(
                 self._sealer.open(record.credentials, agent_key=record.key)
             )
-        wanted = provisioning_labels(record.spec.labels)
+        image = await self._image_labels(record.spec.image) if record.spec.image else {}
+        wanted = provisioning_labels(image, record.spec.labels)  # the spec's win
         agent = AgentRef(record.org_id, record.name)
         grants = dict(current.grants)
         changed = False
@@ -437,6 +440,16 @@ class Agents:
         if old_serial and old_serial != cert.get("serial") and live.applied is not None:
             await self._hand_over_certificate(record, credentials, live, old_serial)
         return record, credentials
+
+    async def _image_labels(self, image: str) -> Mapping[str, str]:
+        """The image's own labels, as the runtime sees them; asked again every
+        `IMAGE_LABELS_SECONDS` (an image may be pulled, or retagged, meanwhile)."""
+        cached = self._images.get(image)
+        if cached is not None and time.monotonic() - cached[0] < IMAGE_LABELS_SECONDS:
+            return cached[1]
+        labels = await self.runtime.image_labels(image)
+        self._images[image] = (time.monotonic(), labels)
+        return labels
 
     async def _issue(self, record: AgentRecord) -> dict[str, str]:
         from shopfloor.pki import Entity, EntityType

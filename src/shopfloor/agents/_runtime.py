@@ -159,6 +159,11 @@ class AgentRuntime(
     async def _close(self) -> None:
         """Let go of the engine. Never stops the agents: they outlive the platform."""
 
+    async def image_labels(self, image: str) -> Mapping[str, str]:
+        """The labels baked into `image` (`LABEL` in its Dockerfile), as far as the
+        engine can see them: none for runtimes that do not inspect images."""
+        return {}
+
     @abc.abstractmethod
     async def apply(self, workload: Workload) -> None:
         """Make the runtime run `workload`: create it, or roll it to this version, env,

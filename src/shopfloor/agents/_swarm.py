@@ -282,6 +282,17 @@ class SwarmRuntime(AgentRuntime, name="swarm"):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise _translate(error, what) from error
 
+    async def image_labels(self, image: str) -> Mapping[str, str]:
+        """`GET /images/{name}/json`: the image's labels if the manager has the image
+        (Swarm pulls on the nodes that run a task, so a manager that runs none may not:
+        then none are known, and only the spec's labels count)."""
+        try:
+            found = await self._call(f"inspect image {image}", "inspect_image", image)
+        except AgentNotFound:
+            return {}
+        labels = (found.get("Config") or {}).get("Labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
+
     async def _service(self, key: str) -> dict[str, Any] | None:
         filters = {"label": [f"{MANAGED_LABEL}=true", f"{KEY_LABEL}={key}"]}
         found = await self._call(f"{key}: finding its service", "services", filters)
