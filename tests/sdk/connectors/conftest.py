@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from shopfloor.sdk.connectors import Connector, connect
 
 from .machines import HttpMachine, Machine, ModbusMachine, MqttMachine, OpcUaMachine, TcpMachine
 
@@ -49,3 +53,22 @@ async def eventually(condition: Callable[[], bool | Awaitable[bool]]) -> None:
             if result:
                 return
             await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(machine: Machine) -> AsyncIterator[Machine]:
+    """`machine`, started, and stopped when the block ends."""
+    await machine.start()
+    try:
+        yield machine
+    finally:
+        await machine.stop()
+
+
+@contextlib.asynccontextmanager
+async def linked(url: str) -> AsyncIterator[Connector[Any]]:
+    """The connector of `url`, entered and connected."""
+    async with connect(url) as connector:
+        async with asyncio.timeout(10):
+            await connector.wait_connected()
+        yield connector

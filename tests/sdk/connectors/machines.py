@@ -137,6 +137,8 @@ class ModbusMachine(Machine):
         super().__init__()
         self.url = f"modbus+tcp://127.0.0.1:{self.port}?unit=1&{FAST}"
         self.value = TEMPERATURE
+        self.answering = asyncio.Event()  # cleared: keeps its connections, answers nothing
+        self.answering.set()
         self.server: ModbusTcpServer | None = None
 
     async def _sensor(
@@ -144,6 +146,7 @@ class ModbusMachine(Machine):
         registers: list[int], values: Any,
     ) -> None:  # fmt: skip
         """The machine's own update: the temperature in holding registers 0 and 1."""
+        await self.answering.wait()
         if function_code == 3:
             high, low = struct.unpack(">HH", struct.pack(">f", self.value))
             registers[0 - start], registers[1 - start] = high, low
@@ -248,16 +251,24 @@ class HttpMachine(Machine):
         self.state: dict[str, Any] = {
             "temperature": TEMPERATURE, "speed": SPEED, "setpoint": SETPOINT,
         }  # fmt: skip
+        self.requests: list[str] = []  # "METHOD /path" of every request served
+        self.healthy = True
         self._stack: AsyncExitStack | None = None
 
     def app(self) -> Starlette:
         async def status(request: Request) -> JSONResponse:
+            self.requests.append(f"GET {request.url.path}")
+            if self.state.get("failing"):
+                return JSONResponse({"error": "sensor bus down"}, status_code=500)
             return JSONResponse({"temperature": self.state["temperature"],
                                  "speed": self.state["speed"]})  # fmt: skip
 
         async def setpoint(request: Request) -> Response:
             if request.method == "PUT":
-                self.state["setpoint"] = await request.json()
+                value = await request.json()
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    return JSONResponse({"error": "a number, please"}, status_code=422)
+                self.state["setpoint"] = value
                 return Response(status_code=204)
             return JSONResponse(self.state["setpoint"])
 
@@ -266,7 +277,8 @@ class HttpMachine(Machine):
             return JSONResponse({"running": True, "speed": self.state["speed"]})
 
         async def health(request: Request) -> JSONResponse:
-            return JSONResponse({"status": "ok"})
+            return JSONResponse({"status": "ok" if self.healthy else "starting"},
+                                status_code=200 if self.healthy else 503)  # fmt: skip
 
         return Starlette(routes=[
             Route("/status", status), Route("/setpoint", setpoint, methods=["GET", "PUT"]),
@@ -306,6 +318,7 @@ class TcpMachine(Machine):
         }  # fmt: skip
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self.mute = False  # keeps its connections, answers nothing
 
     def expected(self, value: Any) -> Any:
         return str(value)
@@ -329,6 +342,8 @@ class TcpMachine(Machine):
         self.writers.add(writer)
         try:
             while line := await reader.readline():
+                if self.mute:
+                    continue
                 writer.write(self.answer(line.decode().rstrip("\r\n")).encode() + b"\n")
                 await writer.drain()
         except ConnectionError:

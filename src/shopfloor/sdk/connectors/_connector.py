@@ -253,7 +253,11 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
             self._board.last_error = error
 
     async def _keep_linked(self, stopping: asyncio.Event) -> None:
+        # Consecutive failures: attempts that failed, and links that broke before
+        # `reconnect_max` seconds, so a machine that takes connections and drops them
+        # at once is paced like one that refuses them.
         failures = 0
+        loop = asyncio.get_running_loop()
         while not stopping.is_set():
             try:
                 async with asyncio.timeout(self.options.timeout):
@@ -267,16 +271,14 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
                 self._board.last_error = error
                 log = logger.warning if failures == 0 else logger.debug
                 log("connector %s cannot connect: %s", self.name, error)
-                delay = self._backoff.delay(failures)
                 failures += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=delay)
+                await self._pause(stopping, failures)
                 continue
-            failures = 0
             link = Link()
             self._board.link = link
             logger.info("connector %s connected", self.name)
             self._board.set(ConnectorState.CONNECTED)
+            since = loop.time()
             try:
                 await self._watch(link)
             finally:
@@ -285,6 +287,14 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
                 await self._close_quietly()
             logger.warning("connector %s lost: %s", self.name, link.error)
             self._board.set(ConnectorState.LOST)
+            failures = 0 if loop.time() - since >= self.options.reconnect_max else failures + 1
+            await self._pause(stopping, failures)
+
+    async def _pause(self, stopping: asyncio.Event, failures: int) -> None:
+        """The jittered wait before the next attempt (short after a long-lived link)."""
+        delay = self._backoff.delay(max(failures - 1, 0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=delay)
 
     async def _watch(self, link: Link) -> None:
         """Return when the link is gone: marked lost, a failed heartbeat, `_serve` ended."""

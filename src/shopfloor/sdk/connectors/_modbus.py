@@ -95,6 +95,8 @@ class ModbusConnector(Connector[ModbusAddress], protocol="modbus"):
         self._client = client
         if not await client.connect():
             raise ConnectorUnavailable(f"connector {self.name}: no Modbus device answers")
+        if self._heartbeat_address is not None:
+            await self._probe()  # an open socket is not yet a device that answers
 
     def _traced(self, client: AsyncModbusTcpClient, up: bool) -> None:
         if not up and client is self._client:

@@ -87,11 +87,18 @@ def reading_of(text: str, value: ua.DataValue) -> Reading:
 
 
 def coerce(value: Any, variant_type: ua.VariantType) -> ua.Variant:
-    """`value` as the variant the node's data type needs (7 is 7.0 for a Double)."""
-    if variant_type in _FLOATS and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    elif variant_type in _INTEGERS and isinstance(value, float) and value.is_integer():
-        value = int(value)
+    """`value` as the variant the node's data type needs (7 is 7.0 for a Double);
+    `ValueError` when it is not a value of that type."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if variant_type in _FLOATS or variant_type in _INTEGERS:
+        if not numeric:
+            raise ValueError(f"a {variant_type.name} takes a number, not {value!r}")
+        if variant_type in _FLOATS:
+            value = float(value)
+        elif isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"a {variant_type.name} takes a whole number, not {value}")
+            value = int(value)
     if variant_type is ua.VariantType.Variant:
         return ua.Variant(value)
     return ua.Variant(value, variant_type)
@@ -209,7 +216,7 @@ class OpcUaConnector(Connector[UaAddress], protocol="opcua", aliases=("opc.tcp",
             if exc.code in _REFUSED_WRITE:
                 raise WriteRefused(f"the server refused {address.text}: {exc}") from exc
             raise
-        except (ValueError, TypeError, OverflowError) as exc:  # no such variant of the value
+        except (UaError, ValueError, TypeError, OverflowError) as exc:  # cannot be encoded
             raise WriteRefused(f"{value!r} cannot be written to {address.text}: {exc}") from exc
 
     async def _call(self, method: str, args: tuple[Any, ...]) -> Any:
@@ -252,7 +259,10 @@ class OpcUaConnector(Connector[UaAddress], protocol="opcua", aliases=("opc.tcp",
         for index, value in enumerate(args):
             if index < len(declared):
                 data_type = self._connected().get_node(declared[index].DataType)
-                variants.append(coerce(value, await data_type_to_variant_type(data_type)))
+                try:
+                    variants.append(coerce(value, await data_type_to_variant_type(data_type)))
+                except ValueError as exc:
+                    raise CallFailed(f"argument {index + 1}: {exc}") from None
             else:
                 variants.append(ua.Variant(value))
         return variants

@@ -158,6 +158,8 @@ class TcpConnector(Connector[bytes], protocol="tcp"):
         protocol = _FrameProtocol(self.framing, self._gone)
         await loop.create_connection(lambda: protocol, self.host, self.port)
         self._protocol = protocol
+        if self._probe_request is not None:
+            await self._probe()  # an open socket is not yet a device that answers
 
     def _gone(self, protocol: _FrameProtocol, error: ConnectorError) -> None:
         if protocol is self._protocol:
