@@ -13,6 +13,7 @@ from shopfloor.sdk.connectors import (
     InvalidConnectorUrl,
     ModbusConnector,
     MqttConnector,
+    NotSupported,
     OpcUaConnector,
     TcpConnector,
     WriteRefused,
@@ -218,3 +219,10 @@ def test_addresses_are_checked_before_anything_is_sent() -> None:
         connect("tcp://scale:9000?framing=fixed:4").subscribe(["LONGER"])
     with pytest.raises(InvalidAddress):
         connect("tcp://scale:9000").subscribe([])
+
+
+async def test_a_protocol_without_methods_says_so_at_once() -> None:
+    for url in ("modbus+tcp://127.0.0.1:1", "mqtt://127.0.0.1:1"):
+        async with connect(url) as connector:  # nothing listens there
+            with pytest.raises(NotSupported):
+                await connector.call("start", 900)

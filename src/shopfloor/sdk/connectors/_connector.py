@@ -69,6 +69,9 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
         self._board = StateBoard(name)
         self._backoff = Backoff(base=self.options.reconnect_delay, cap=self.options.reconnect_max)
         self._inboxes: set[Inbox] = set()
+        # Feeds of subscriptions, cancelled at close even if a consumer left its
+        # iterator without closing it.
+        self._feeders: set[asyncio.Task[None]] = set()
 
     @classmethod
     @abstractmethod
@@ -123,7 +126,8 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
 
         Native where the protocol has it (OPC UA data changes, MQTT messages), else
         polled every `interval` seconds; after a reconnect the subscription is made again
-        and the current values come first. Addresses are checked here, at once.
+        and the current values come first. Addresses are checked here, at once. To stop
+        before the connector closes, close the iterator (`contextlib.aclosing`).
         """
         parsed = [self._parse(address) for address in addresses]
         if not parsed:
@@ -140,6 +144,8 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
     async def call(self, method: str, *args: Any) -> Any:
         """Run a method on the machine and return its result; `NotSupported` where the
         protocol has none."""
+        if type(self)._call is Connector._call:
+            await self._call(method, args)  # says what is not supported, link or not
         return await self._request("call", lambda: self._call(method, args))
 
     async def heartbeat(self) -> None:
@@ -230,6 +236,8 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
         self._board.set(ConnectorState.CLOSED)
         for inbox in self._inboxes:
             inbox.tell(CLOSED)
+        for feeder in self._feeders:
+            feeder.cancel()
 
     async def _request(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
         link = await self._board.up(self.options.timeout)
@@ -360,6 +368,8 @@ class Connector(Pluggable, Lifecycle, ABC, Generic[AddressT], registry=_BACKENDS
                     return  # closed
                 link.watchers.add(inbox)
                 feeder = asyncio.create_task(pump(link), name=f"connector-{self.protocol}-feed")
+                self._feeders.add(feeder)
+                feeder.add_done_callback(self._feeders.discard)
                 try:
                     while True:
                         item = await inbox.next()

@@ -205,6 +205,8 @@ class HttpConnector(Connector[HttpAddress], protocol="http", aliases=("https",))
         The first call starts the receiver on `host:port` (0: a free port); it stops
         when the connector closes.
         """
+        if not self._entered or self.stopping:
+            raise RuntimeError("webhooks are taken while the connector is open (async with)")
         if not path.startswith("/") or "#" in path or "?" in path:
             raise InvalidAddress(f"a webhook path starts with '/' and is only a path: {path!r}")
         if self._receiver is None:
