@@ -23,6 +23,7 @@ from ._settings import (
     mask_url_passwords,
     settings_model,
 )
+from ._urls import UrlOptions
 
 __all__ = [
     "EDGE_STAGE",
@@ -46,6 +47,7 @@ __all__ = [
     "SettingInfo",
     "SettingsError",
     "ShopfloorError",
+    "UrlOptions",
     "async_url",
     "backoff_delay",
     "create_engine",
