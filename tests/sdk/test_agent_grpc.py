@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shopfloor.pki import Entity, EntityType
 from shopfloor.sdk import (
@@ -308,3 +309,14 @@ async def test_a_follower_that_loses_reads_is_refused_at_the_next_state(fleet: F
         with pytest.raises(AgentRefused) as refused:
             await anext(stream)
     assert refused.value.status is grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_grpc_health_answers_any_agent_of_the_organisation(fleet: Fleet) -> None:
+    await fleet.start("beta")  # no checker: its own services are refused to everyone
+    alpha = await fleet.start("alpha")
+    health = health_pb2_grpc.HealthStub(alpha.channel("beta"))
+
+    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(AgentRefused):
+        await alpha.ping("beta")

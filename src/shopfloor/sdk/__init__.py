@@ -12,7 +12,7 @@ against its certificate, the revocation list and the relation graph;
 """
 
 from ._access import METHOD_RELATIONS, Caller, Checker, current_caller, same_organisation
-from ._agent import Agent, AgentSettings
+from ._agent import Agent
 from ._bootstrap import (
     CredentialPaths,
     DeviceChannel,
@@ -45,6 +45,7 @@ from ._revocation import (
 )
 from ._runner import run_agent
 from ._service import CallHandler
+from ._settings import AgentSettings
 from ._tls import AgentCredentials, AgentIdentity, agent_dns_name
 
 __all__ = [

@@ -31,7 +31,6 @@ import signal
 import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -39,67 +38,20 @@ import grpc
 
 from ._access import METHOD_RELATIONS, Access, AccessInterceptor, Checker, same_organisation
 from ._client import AgentClient, Peers, Resolver, StateChange
-from ._context import AgentContext, AgentContextError, config_port, config_seconds
+from ._context import AgentContext, AgentContextError
 from ._health import serve_health
 from ._revocation import CrlSource, HttpCrlSource, RevocationList
 from ._service import AgentService, CallHandler
+from ._settings import AgentSettings
 from ._tls import AgentCredentials, AgentIdentity
 
-__all__ = ["Agent", "AgentSettings"]
+__all__ = ["Agent"]
 
 try:  # optional: grpcio-health-checking
     from grpc_health.v1 import health as grpc_health
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 except ImportError:  # pragma: no cover - installed with the dev extras
     grpc_health = None  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AgentSettings:
-    """The keys of `config.json` the base class reads (docs/sdk.md)."""
-
-    grpc_host: str = "0.0.0.0"  # noqa: S104 - mTLS with a client certificate required
-    grpc_port: int = 0  # 0: a free port (logged, in the health answer)
-    health_host: str = "127.0.0.1"
-    health_port: int | None = None
-    grace_seconds: float = 5.0
-    call_timeout: float = 10.0
-    platform_url: str | None = None  # where the CRL is; else SHOPFLOOR_HTTP_URL
-    revocation_check: bool = True
-    crl_refresh_seconds: float = 60.0
-    access: str = "checker"  # "organisation": every agent of the organisation may
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> AgentSettings:
-        """The settings in `config`, defaults where absent; ValueError for a wrong one."""
-
-        def text(key: str, default: str | None) -> Any:
-            value = config.get(key, default)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"config.{key} is a non-empty string, not {value!r}")
-            return value
-
-        defaults = cls()
-        access = text("access", defaults.access)
-        if access not in ("checker", "organisation"):
-            raise ValueError(f'config.access is "checker" or "organisation", not {access!r}')
-        check = config.get("revocation_check", True)
-        if not isinstance(check, bool):
-            raise ValueError(f"config.revocation_check is true or false, not {check!r}")
-        return cls(
-            grpc_host=text("grpc_host", defaults.grpc_host),
-            grpc_port=config_port(config, "grpc_port") or 0,
-            health_host=text("health_host", defaults.health_host),
-            health_port=config_port(config, "health_port"),
-            grace_seconds=config_seconds(config, "grace_seconds", defaults.grace_seconds),
-            call_timeout=config_seconds(config, "call_timeout", defaults.call_timeout),
-            platform_url=text("platform_url", None),
-            revocation_check=check,
-            crl_refresh_seconds=config_seconds(
-                config, "crl_refresh_seconds", defaults.crl_refresh_seconds
-            ),
-            access=access,
-        )
 
 
 class Agent:
@@ -286,9 +238,10 @@ class Agent:
             if given and given != named:
                 raise AgentContextError(f"{field} is {given!r}, cert.pem names {named!r}")
         self.log = logging.getLogger(f"shopfloor.agent.{identity.name}")
+        source = self._revocation_source(stack, credentials)  # closed after the tasks end
         self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
         stack.callback(self._cancel_background)
-        self.revocations = await self._revocation_list(stack, credentials)
+        self.revocations = await self._revocation_list(source, credentials)
         access = Access(
             identity, checker=self.checker, revocations=self.revocations,
             relations=self.relations,
@@ -311,21 +264,24 @@ class Agent:
                 )
             )  # fmt: skip
 
-    async def _revocation_list(
+    def _revocation_source(
         self, stack: AsyncExitStack, credentials: AgentCredentials
+    ) -> CrlSource | None:
+        if self._crl_source is not None or not self.settings.revocation_check:
+            return self._crl_source
+        url = self.settings.platform_url or self.context.http_url
+        if url is None:
+            raise AgentContextError(
+                "revoked certificates cannot be refused without the platform's URL: set "
+                "config.platform_url (or config.revocation_check = false)"
+            )
+        http = HttpCrlSource(url, ca_file=credentials.files[2])
+        stack.push_async_callback(http.aclose)
+        return http
+
+    async def _revocation_list(
+        self, source: CrlSource | None, credentials: AgentCredentials
     ) -> RevocationList | None:
-        source = self._crl_source
-        if source is None and self.settings.revocation_check:
-            url = self.settings.platform_url or self.context.http_url
-            if url is None:
-                raise AgentContextError(
-                    "revoked certificates cannot be refused without the platform's URL: set "
-                    "config.platform_url (or config.revocation_check = false)"
-                )
-            files = credentials.files
-            http = HttpCrlSource(url, ca_file=files[2])
-            stack.push_async_callback(http.aclose)
-            source = http
         if source is None:
             self.log.warning("revocation_check is off: revoked certificates are accepted")
             return None
