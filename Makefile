@@ -24,7 +24,10 @@ MQTT_PORT ?= $(or $(SHOPFLOOR_MQTT_PORT),$(shell for p in 1883 11883; do \
 MQTTS_PORT ?= $(or $(SHOPFLOOR_MQTTS_PORT),$(shell for p in 8883 18883; do \
 	(exec 3<>/dev/tcp/127.0.0.1/$$p) 2>/dev/null || { echo $$p; exit; }; done; echo 0))
 
-.PHONY: run test bench check services install clean
+# The SDK's gRPC code, generated from its .proto (not committed; see src/shopfloor/sdk/_protos.py).
+PROTO_OUT := src/shopfloor/sdk/_generated/agent_pb2.py
+
+.PHONY: run test bench check services install proto clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required (python3 on PATH)"; exit 1; }
@@ -33,9 +36,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(PROTO_OUT): src/shopfloor/sdk/proto/agent.proto src/shopfloor/sdk/_protos.py $(STAMP)
+	$(BIN)/python -P src/shopfloor/sdk/_protos.py
 
-run: $(STAMP)
+proto: $(PROTO_OUT)
+
+install: $(STAMP) $(PROTO_OUT)
+
+run: install
 	SHOPFLOOR_LOG_FORMAT=$${SHOPFLOOR_LOG_FORMAT:-text} \
 	SHOPFLOOR_ADMIN_EMAIL=$${SHOPFLOOR_ADMIN_EMAIL:-admin@demo.plant} \
 	SHOPFLOOR_ADMIN_PASSWORD=$${SHOPFLOOR_ADMIN_PASSWORD:-shopfloor-demo} \
@@ -47,17 +55,17 @@ run: $(STAMP)
 services:
 	bash scripts/ensure-services.sh
 
-test: $(STAMP) services
+test: install services
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) services
+bench: install services
 	PYTHON=$(BIN)/python bash scripts/ensure-bench-tools.sh
 	$(BIN)/python -m bench --output docs/benchmarks.md
 
-check: $(STAMP)
+check: install
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache src/shopfloor/sdk/_generated

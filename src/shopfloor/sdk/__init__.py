@@ -4,8 +4,15 @@ Devices bootstrap from an external id and key (`bootstrap`). Agents read what th
 platform handed them with `AgentContext.from_env()`, answer its health check with
 `serve_health`, and run under `python -m shopfloor.sdk.run module:callable` (or
 `run_agent(callable)` from a script); `shopfloor.sdk.run` states the contract.
+
+`Agent` is the base class of an agent that serves and calls the other agents of its
+organisation over gRPC with mutual TLS (`proto/agent.proto`), every call checked
+against its certificate, the revocation list and the relation graph;
+`CoordinatorAgent` aggregates its members' states. docs/sdk.md walks through both.
 """
 
+from ._access import METHOD_RELATIONS, Caller, Checker, current_caller, same_organisation
+from ._agent import Agent
 from ._bootstrap import (
     CredentialPaths,
     DeviceChannel,
@@ -14,25 +21,73 @@ from ._bootstrap import (
     bootstrap,
     open_answer,
 )
+from ._client import Peers, Resolver, StateChange
 from ._context import AgentContext, AgentContextError, config_port, config_seconds
-from ._errors import BootstrapRefused, BootstrapResponseTampered, BootstrapUnreachable
+from ._coordinator import CoordinatorAgent
+from ._errors import (
+    AgentError,
+    AgentRefused,
+    AgentUnreachable,
+    BootstrapRefused,
+    BootstrapResponseTampered,
+    BootstrapUnreachable,
+    CallFailed,
+    PeerUnknown,
+)
 from ._health import serve_health
+from ._revocation import (
+    CertificateRevoked,
+    CrlSource,
+    HttpCrlSource,
+    RevocationList,
+    RevocationUnknown,
+    StaticCrlSource,
+)
 from ._runner import run_agent
+from ._service import CallHandler
+from ._settings import AgentSettings
+from ._tls import AgentCredentials, AgentIdentity, agent_dns_name
 
 __all__ = [
+    "METHOD_RELATIONS",
+    "Agent",
     "AgentContext",
     "AgentContextError",
+    "AgentCredentials",
+    "AgentError",
+    "AgentIdentity",
+    "AgentRefused",
+    "AgentSettings",
+    "AgentUnreachable",
     "BootstrapRefused",
     "BootstrapResponseTampered",
     "BootstrapUnreachable",
+    "CallFailed",
+    "CallHandler",
+    "Caller",
+    "CertificateRevoked",
+    "Checker",
+    "CoordinatorAgent",
     "CredentialPaths",
+    "CrlSource",
     "DeviceChannel",
     "DeviceConfig",
+    "HttpCrlSource",
+    "PeerUnknown",
+    "Peers",
+    "Resolver",
+    "RevocationList",
+    "RevocationUnknown",
+    "StateChange",
+    "StaticCrlSource",
     "abootstrap",
+    "agent_dns_name",
     "bootstrap",
     "config_port",
     "config_seconds",
+    "current_caller",
     "open_answer",
     "run_agent",
+    "same_organisation",
     "serve_health",
 ]

@@ -1,16 +1,33 @@
-"""Errors of the device side, a subtree of bootstrap's.
+"""Errors of the device and agent side.
+
+Bootstrapping a device, a subtree of bootstrap's:
 
 shopfloor.bootstrap.BootstrapError
 ├── BootstrapRefused            the server answered an error: its `code` and kind, as sent
 ├── BootstrapUnreachable        no answer (connection, TLS, timeout), or not a bootstrap server
 └── BootstrapResponseTampered   a secure answer that does not open under the challenge's
                                 key: changed on the way, or replayed from another exchange
+
+One agent calling another (`Agent.call`, `ping`, `follow`):
+
+shopfloor.core.ShopfloorError
+└── AgentError
+    ├── PeerUnknown             no address for the target: not in `config.peers`, no `proxy`
+    ├── AgentUnreachable        no answer: connection, TLS handshake (the name the caller
+    │                           asked for is not in the target's certificate), deadline
+    ├── AgentRefused            the target refused the caller: `status` UNAUTHENTICATED (no
+    │                           usable certificate, a revoked one) or PERMISSION_DENIED
+    │                           (another organisation, the relation graph); its reason
+    └── CallFailed              the target ran the call and answered an error: its `code`
+                                and message. A handler raises it to answer one.
 """
 
 from __future__ import annotations
 
+import grpc
+
 from shopfloor.bootstrap import BootstrapError
-from shopfloor.core import ErrorKind
+from shopfloor.core import ErrorKind, ShopfloorError
 
 _KINDS = {
     400: ErrorKind.INVALID,
@@ -42,3 +59,42 @@ class BootstrapUnreachable(BootstrapError):
 class BootstrapResponseTampered(BootstrapError):
     code = "bootstrap_response_tampered"
     kind = ErrorKind.INVALID
+
+
+class AgentError(ShopfloorError):
+    code = "agent_error"
+    kind = ErrorKind.UNAVAILABLE
+
+
+class PeerUnknown(AgentError):
+    code = "agent_peer_unknown"
+    kind = ErrorKind.NOT_FOUND
+
+
+class AgentUnreachable(AgentError):
+    code = "agent_unreachable"
+    kind = ErrorKind.UNAVAILABLE
+
+
+class AgentRefused(AgentError):
+    code = "agent_refused"
+
+    def __init__(self, message: str, *, status: grpc.StatusCode) -> None:
+        kind = (
+            ErrorKind.UNAUTHENTICATED
+            if status is grpc.StatusCode.UNAUTHENTICATED
+            else ErrorKind.FORBIDDEN
+        )
+        super().__init__(message, kind=kind)
+        self.status = status
+
+
+class CallFailed(AgentError):
+    """The answer of a call that failed: raise it in a handler to send `code` and the
+    message to the caller, who gets it raised from `Agent.call`."""
+
+    code = "call_failed"
+    kind = ErrorKind.INVALID
+
+    def __init__(self, message: str, *, code: str = "call_failed") -> None:
+        super().__init__(message, code=code)

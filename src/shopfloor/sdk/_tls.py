@@ -1,0 +1,228 @@
+"""An agent's certificate, key and CA, served and presented over gRPC, renewed in place.
+
+    credentials = AgentCredentials.from_context(context)
+    server.add_secure_port("0.0.0.0:7443", credentials.server_credentials())
+    channel = grpc.aio.secure_channel(address, credentials.channel_credentials(), ...)
+
+The platform renews an agent's certificate by replacing `cert.pem`, `key.pem` and
+`ca.pem` and sending SIGHUP (docs/agents.md). The server's credentials are
+`grpc.dynamic_ssl_server_credentials`: grpc asks `fetch` on every TLS handshake,
+from a thread of its own, whether there is a new certificate, so a renewal reaches
+the next connection without a restart; connections already open keep theirs. Clients
+build new channels from `channel_credentials()` after a renewal. The files are looked
+at again on `reload()` (SIGHUP) and, without one, at most every `check_interval`
+seconds when a handshake or a new channel asks; files caught half-written (a key that
+is not the certificate's) are taken at the next look, the old ones served meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from shopfloor.pki import CertificateRefused, Entity, EntityType, entity_of
+
+from ._context import AgentContext, AgentContextError
+
+__all__ = ["AgentCredentials", "AgentIdentity", "TlsMaterial", "agent_dns_name"]
+
+logger = logging.getLogger(__name__)
+
+FILES = ("cert.pem", "key.pem", "ca.pem")
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def agent_dns_name(org_id: str, name: str) -> str:
+    """The DNS name in an agent's certificate, as the platform issues it:
+    `<name>.<org_id>.agents` (docs/agents.md, "certifies")."""
+    return f"{name}.{org_id.lower()}.agents"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """An agent of an organisation, as its certificate's SAN URI names it."""
+
+    org_id: str
+    name: str
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> AgentIdentity:
+        """The agent `certificate` names; `CertificateRefused` for any other entity."""
+        entity = entity_of(certificate)
+        org_id, slash, name = entity.id.partition("/")
+        if entity.type is not EntityType.AGENT or not slash:
+            raise CertificateRefused(
+                f"the certificate names {entity.uri}, not an agent", code="certificate_not_agent"
+            )
+        return cls(org_id, name)
+
+    @property
+    def entity(self) -> Entity:
+        return Entity(EntityType.AGENT, f"{self.org_id}/{self.name}")
+
+    @property
+    def dns_name(self) -> str:
+        return agent_dns_name(self.org_id, self.name)
+
+    @property
+    def subject(self) -> str:
+        """How the relation graph names it: `agent:<name>`."""
+        return f"agent:{self.name}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TlsMaterial:
+    """One generation of the three files, checked to belong together."""
+
+    cert_pem: bytes
+    key_pem: bytes
+    ca_pem: bytes
+    certificate: x509.Certificate
+    ca: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def parse(cls, cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> TlsMaterial:
+        """The material, or ValueError saying what does not hold."""
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        if key.public_key().public_bytes(*_SPKI) != certificate.public_key().public_bytes(*_SPKI):
+            raise ValueError("key.pem is not the key of cert.pem")
+        ca = tuple(x509.load_pem_x509_certificates(ca_pem))
+        return cls(cert_pem, key_pem, ca_pem, certificate, ca)
+
+    @property
+    def serial(self) -> int:
+        return self.certificate.serial_number
+
+    @property
+    def identity(self) -> AgentIdentity:
+        return AgentIdentity.of(self.certificate)
+
+    def server_configuration(self) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration(
+            [(self.key_pem, self.cert_pem)], root_certificates=self.ca_pem
+        )
+
+
+class AgentCredentials:
+    """The agent's TLS files, read again when they change."""
+
+    def __init__(
+        self, cert_file: Path, key_file: Path, ca_file: Path, *, check_interval: float = 1.0
+    ) -> None:
+        self.files = (cert_file, key_file, ca_file)
+        self.check_interval = check_interval
+        self._lock = threading.Lock()  # grpc's handshake thread and the event loop
+        self._signature = self._stat()
+        try:
+            self._material = self._read()
+        except (OSError, ValueError) as exc:
+            raise AgentContextError(f"cannot use the agent's certificate: {exc}") from exc
+        self._checked = time.monotonic()
+        self._served = self._material
+        #: Counts the certificates taken since start (0: the first).
+        self.generation = 0
+
+    @classmethod
+    def from_context(
+        cls, context: AgentContext, *, check_interval: float = 1.0
+    ) -> AgentCredentials:
+        """From the files the platform wrote; `AgentContextError` when one is missing."""
+        paths = [context.file(name) for name in FILES]
+        missing = [name for name, path in zip(FILES, paths, strict=True) if path is None]
+        if missing:
+            where = context.files_dir or "SHOPFLOOR_AGENT_FILES (unset)"
+            raise AgentContextError(f"{where} has no {', '.join(missing)}")
+        cert, key, ca = (path for path in paths if path is not None)
+        return cls(cert, key, ca, check_interval=check_interval)
+
+    @property
+    def material(self) -> TlsMaterial:
+        """The current files, looked at again when `check_interval` has passed."""
+        with self._lock:
+            if time.monotonic() - self._checked >= self.check_interval:
+                self._refresh(force=False)
+            return self._material
+
+    def reload(self) -> bool:
+        """Read the files now (on SIGHUP); whether they held a new certificate."""
+        with self._lock:
+            return self._refresh(force=True)
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """Mutual TLS that asks every client for a certificate of the agents' CA, and serves
+        the current certificate to each new connection."""
+        # The stubs say the fetcher returns a configuration; grpc takes None as "no change".
+        fetch = cast(Callable[[], grpc.ServerCertificateConfiguration], self._fetch)
+        return grpc.dynamic_ssl_server_credentials(
+            self.material.server_configuration(), fetch, require_client_authentication=True
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """This agent's certificate for a new channel, trusting the agents' CA only."""
+        material = self.material
+        return grpc.ssl_channel_credentials(
+            root_certificates=material.ca_pem,
+            private_key=material.key_pem,
+            certificate_chain=material.cert_pem,
+        )
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        # grpc's thread, every handshake: None keeps what is served; an exception would
+        # only be logged by grpc, so none leaves here.
+        try:
+            material = self.material
+            with self._lock:
+                if material is self._served:
+                    return None
+                self._served = material
+            logger.info("serving certificate %x to new connections", material.serial)
+            return material.server_configuration()
+        except Exception:
+            logger.exception("the certificate check of a handshake failed")
+            return None
+
+    def _refresh(self, *, force: bool) -> bool:
+        self._checked = time.monotonic()
+        signature = self._stat()
+        if not force and signature == self._signature:
+            return False
+        try:
+            material = self._read()
+        except (OSError, ValueError) as exc:
+            logger.warning("agent certificate files not taken (%s); keeping serial %x",
+                           exc, self._material.serial)  # fmt: skip
+            return False
+        self._signature = signature
+        held = self._material
+        if material.cert_pem == held.cert_pem and material.ca_pem == held.ca_pem:
+            return False
+        if material.identity != held.identity:
+            logger.warning("new cert.pem names %s, not %s: not taken",
+                           material.identity.entity.uri, held.identity.entity.uri)  # fmt: skip
+            return False
+        logger.info("certificate %x replaces %x", material.serial, self._material.serial)
+        self._material = material
+        self.generation += 1
+        return True
+
+    def _read(self) -> TlsMaterial:
+        cert, key, ca = (path.read_bytes() for path in self.files)
+        return TlsMaterial.parse(cert, key, ca)
+
+    def _stat(self) -> tuple[tuple[int, int, int], ...] | None:
+        try:
+            stats = [os.stat(path) for path in self.files]
+        except OSError:
+            return None
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in stats)
