@@ -129,7 +129,13 @@ async def served_app(config: uvicorn.Config, *, port: int = 0) -> AsyncIterator[
     """Serve `config` (an app and its settings) on `port` (0: a free one) in this loop;
     yields the port."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", port))
+    # A port given again after a stop may still hold connections in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

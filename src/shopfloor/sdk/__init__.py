@@ -3,7 +3,8 @@
 Devices bootstrap from an external id and key (`bootstrap`). Agents read what the
 platform handed them with `AgentContext.from_env()`, answer its health check with
 `serve_health`, and run under `python -m shopfloor.sdk.run module:callable` (or
-`run_agent(callable)` from a script); `shopfloor.sdk.run` states the contract.
+`run_agent(callable)` from a script); `shopfloor.sdk.run` states the contract. An
+agent checks who may call it with a `RelationCache` of the organisation's relation graph.
 """
 
 from ._bootstrap import (
@@ -15,8 +16,15 @@ from ._bootstrap import (
     open_answer,
 )
 from ._context import AgentContext, AgentContextError, config_port, config_seconds
-from ._errors import BootstrapRefused, BootstrapResponseTampered, BootstrapUnreachable
+from ._errors import (
+    BootstrapRefused,
+    BootstrapResponseTampered,
+    BootstrapUnreachable,
+    RelationsRefused,
+    RelationsUnreachable,
+)
 from ._health import serve_health
+from ._relations import RelationCache
 from ._runner import run_agent
 
 __all__ = [
@@ -28,6 +36,9 @@ __all__ = [
     "CredentialPaths",
     "DeviceChannel",
     "DeviceConfig",
+    "RelationCache",
+    "RelationsRefused",
+    "RelationsUnreachable",
     "abootstrap",
     "bootstrap",
     "config_port",

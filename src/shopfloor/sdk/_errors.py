@@ -1,14 +1,19 @@
-"""Errors of the device side, a subtree of bootstrap's.
+"""Errors of the device and agent side, subtrees of bootstrap's and the relation graph's.
 
 shopfloor.bootstrap.BootstrapError
 ├── BootstrapRefused            the server answered an error: its `code` and kind, as sent
 ├── BootstrapUnreachable        no answer (connection, TLS, timeout), or not a bootstrap server
 └── BootstrapResponseTampered   a secure answer that does not open under the challenge's
                                 key: changed on the way, or replayed from another exchange
+
+shopfloor.auth.relations.RelationError
+├── RelationsRefused            the relations API answered an error: its `code` and kind
+└── RelationsUnreachable        no answer from it (connection, TLS, timeout), or not its own
 """
 
 from __future__ import annotations
 
+from shopfloor.auth.relations import RelationError
 from shopfloor.bootstrap import BootstrapError
 from shopfloor.core import ErrorKind
 
@@ -42,3 +47,14 @@ class BootstrapUnreachable(BootstrapError):
 class BootstrapResponseTampered(BootstrapError):
     code = "bootstrap_response_tampered"
     kind = ErrorKind.INVALID
+
+
+class RelationsRefused(RelationError):
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message, code=code, kind=_KINDS.get(status, ErrorKind.UNAVAILABLE))
+        self.status = status
+
+
+class RelationsUnreachable(RelationError):
+    code = "relations_unreachable"
+    kind = ErrorKind.UNAVAILABLE
