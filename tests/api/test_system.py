@@ -20,6 +20,7 @@ async def test_health_reports_every_service(api: Api) -> None:
         "writer": True,
         "mqtt": True,
         "agents": True,
+        "relations": True,
     }
 
 

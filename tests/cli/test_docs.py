@@ -26,7 +26,7 @@ def test_every_setting_is_documented() -> None:
 def test_every_api_error_code_is_documented() -> None:
     text = (DOCS / "api.md").read_text()
     sources = "\n".join(p.read_text() for p in (SRC / "api").glob("*.py"))
-    sources += "\n".join(p.read_text() for p in (SRC / "auth").glob("*.py"))
+    sources += "\n".join(p.read_text() for p in (SRC / "auth").rglob("*.py"))
     sources += "\n".join(p.read_text() for p in (SRC / "registry").glob("*.py"))
     sources += "\n".join(p.read_text() for p in (SRC / "pki").glob("*.py"))
     # (the batch command's own result codes are in docs/provisioning.md, not API codes)
@@ -39,7 +39,11 @@ def test_every_api_error_code_is_documented() -> None:
     edges = "\n".join(p.read_text() for p in (SRC / "adapters").glob("*.py"))
     edges += "\n".join(p.read_text() for p in (SRC / "ingress").glob("*.py"))
     codes |= set(re.findall(r'code="([a-z_]+)"', edges))
-    error_files = [*SRC.glob("*/_errors.py"), *(SRC / "bootstrap").rglob("_errors.py")]
+    error_files = [
+        *SRC.glob("*/_errors.py"),
+        *(SRC / "bootstrap").rglob("_errors.py"),
+        *(SRC / "auth").rglob("_errors.py"),
+    ]
     errors = "\n".join(p.read_text() for p in dict.fromkeys(error_files))
     codes |= set(re.findall(r'^    code = "([a-z_]+)"', errors, re.M))
     codes |= set(

@@ -8,12 +8,13 @@ from shopfloor.registry import Role
 
 
 class Action(enum.StrEnum):
-    READ = "read"  # things, channels, connections, stored messages of the organisation
+    READ = "read"  # things, channels, connections, stored messages, relations of the org
     MANAGE_REGISTRY = "manage_registry"  # create, change, delete things/channels; connect
     MANAGE_THING_KEYS = "manage_thing_keys"  # see and rotate thing keys
     MANAGE_USERS = "manage_users"  # create, change, delete users of the organisation
     OPERATE_AGENTS = "operate_agents"  # sleep, wake and restart agents
     MANAGE_AGENTS = "manage_agents"  # create, change, upgrade and delete agents
+    MANAGE_RELATIONS = "manage_relations"  # add and delete relation tuples, set the schema
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -25,6 +26,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.MANAGE_THING_KEYS,
             Action.OPERATE_AGENTS,
             Action.MANAGE_AGENTS,
+            Action.MANAGE_RELATIONS,
         }
     ),
     Role.OPERATOR: frozenset({Action.READ, Action.OPERATE_AGENTS}),

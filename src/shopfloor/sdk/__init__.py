@@ -8,7 +8,8 @@ platform handed them with `AgentContext.from_env()`, answer its health check wit
 `Agent` is the base class of an agent that serves and calls the other agents of its
 organisation over gRPC with mutual TLS (`proto/agent.proto`), every call checked
 against its certificate, the revocation list and the relation graph;
-`CoordinatorAgent` aggregates its members' states. docs/sdk.md walks through both.
+`CoordinatorAgent` aggregates its members' states. docs/sdk.md walks through both. An
+agent checks who may call it with a `RelationCache` of the organisation's relation graph.
 """
 
 from ._access import METHOD_RELATIONS, Caller, Checker, current_caller, same_organisation
@@ -33,8 +34,11 @@ from ._errors import (
     BootstrapUnreachable,
     CallFailed,
     PeerUnknown,
+    RelationsRefused,
+    RelationsUnreachable,
 )
 from ._health import serve_health
+from ._relations import RelationCache
 from ._revocation import (
     CertificateRevoked,
     CrlSource,
@@ -75,6 +79,9 @@ __all__ = [
     "HttpCrlSource",
     "PeerUnknown",
     "Peers",
+    "RelationCache",
+    "RelationsRefused",
+    "RelationsUnreachable",
     "Resolver",
     "RevocationList",
     "RevocationUnknown",

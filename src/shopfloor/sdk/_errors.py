@@ -20,12 +20,19 @@ shopfloor.core.ShopfloorError
     │                           (another organisation, the relation graph); its reason
     └── CallFailed              the target ran the call and answered an error: its `code`
                                 and message. A handler raises it to answer one.
+
+The relation cache (`RelationCache`), a subtree of the relation graph's:
+
+shopfloor.auth.relations.RelationError
+├── RelationsRefused            the relations API answered an error: its `code` and kind
+└── RelationsUnreachable        no answer from it (connection, TLS, timeout), or not its own
 """
 
 from __future__ import annotations
 
 import grpc
 
+from shopfloor.auth.relations import RelationError
 from shopfloor.bootstrap import BootstrapError
 from shopfloor.core import ErrorKind, ShopfloorError
 
@@ -98,3 +105,14 @@ class CallFailed(AgentError):
 
     def __init__(self, message: str, *, code: str = "call_failed") -> None:
         super().__init__(message, code=code)
+
+
+class RelationsRefused(RelationError):
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message, code=code, kind=_KINDS.get(status, ErrorKind.UNAVAILABLE))
+        self.status = status
+
+
+class RelationsUnreachable(RelationError):
+    code = "relations_unreachable"
+    kind = ErrorKind.UNAVAILABLE
