@@ -117,6 +117,10 @@ class RelationCache(Lifecycle):
         """Whether `subject` holds `relation` on `obj`, from the cached graph."""
         return self.graph.check(subject, relation, obj, max_depth=self.max_depth)
 
+    def allows(self, subject: str, relation: str, obj: str) -> bool:
+        """`check(...).allowed`: the checker an `Agent` takes (`Agent(checker=cache.allows)`)."""
+        return self.check(subject, relation, obj).allowed
+
     async def wait_for(self, revision: int, *, timeout: float) -> bool:  # noqa: ASYNC109
         """Until the cache holds `revision` (e.g. the one a write answered); False if it
         did not within `timeout` seconds."""
