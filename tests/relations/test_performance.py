@@ -8,6 +8,8 @@ import statistics
 import time
 from pathlib import Path
 
+from bench.plantgraph import plant_tuples, questions
+
 from shopfloor.auth.relations import (
     MAX_WRITE,
     MIGRATIONS,
@@ -16,8 +18,6 @@ from shopfloor.auth.relations import (
     RelationStore,
 )
 from shopfloor.core import create_engine, migrate
-
-from .plantgraph import plant_tuples, questions
 
 P99_BOUND_MS = 5.0
 

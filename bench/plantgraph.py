@@ -1,4 +1,5 @@
-"""A plant-sized relation graph for the performance tests: about 100,000 tuples.
+"""A plant-sized relation graph for the relations benchmark and its performance test:
+about 100,000 tuples.
 
 50 lines of 200 machines; lines in 5 halls, halls in the plant, and a cycle (the plant
 is also a member of hall 0); a cell controller per line, an operators' group per line
