@@ -1,0 +1,255 @@
+"""The agent SDK examples end to end, through the API alone: two simulated OPC UA
+machines (`examples/sdk/opcua_machine_sim.py`, real asyncua servers), an agent for each
+(`examples/sdk/opcua_machine_agent.py`) and a cell coordinator over both
+(`examples/sdk/cell_coordinator.py`), deployed with `POST /api/v1/agents` and run under
+the process runtime by a real platform served by uvicorn.
+
+The machines' values reach the readers API on each agent's provisioned channel; a
+machine stopped through its agent's gRPC `stop` changes the coordinator's aggregate,
+read over gRPC with a client certificate issued by the platform's certificates API;
+the coordinator's `stop_all` stops the other one; a machine whose OPC UA server goes
+away is `unknown` to the cell until it is back. The agents check every call against
+their certificates and the platform's revocation list; they run with `access:
+organisation` (every agent of the organisation may call them) because the relation
+graph is not merged yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from examples.sdk.opcua_machine_sim import RUNNING, STOPPED, SimulatedMachine
+
+from shopfloor.app import create_app
+from shopfloor.sdk import Agent, AgentContext, AgentError
+from tests.agents.agentkit import remove_all_agents
+from tests.serving import free_port
+
+MACHINE_AGENT = "examples.sdk.opcua_machine_agent:main"
+COORDINATOR = "examples.sdk.cell_coordinator:main"
+MACHINES = ("mill-1", "mill-2")
+FAST = "timeout=2&heartbeat=0.5&reconnect_delay=0.05&reconnect_max=0.5"
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 30) -> Any:
+    """The first true result of `check`, polled until the deadline."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"not within {seconds} s: last {result!r}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def platform_url(make_settings: Callable[..., Any]) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(
+        agent_ready_after=0.2,
+        agent_reconcile_interval=0.3,
+        agent_grace_period=5,
+        agent_http_url=base,
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: _started(server, task))
+        try:
+            yield base
+        finally:
+            await remove_all_agents(app.state.platform)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
+    assert not task.done(), "the server ended"
+    return bool(server.started)
+
+
+@pytest.fixture
+async def machines(tmp_path: Path) -> AsyncIterator[dict[str, SimulatedMachine]]:
+    shelf = tmp_path / "standard-address-space"  # made once, loaded by both servers
+    started: dict[str, SimulatedMachine] = {}
+    try:
+        for name in MACHINES:
+            machine = SimulatedMachine(free_port(), tick_seconds=0.1, part_seconds=0.3)
+            machine.shelf_file = shelf
+            await machine.start()
+            shelf.touch()  # asyncua's dbm writes .dat/.dir beside it; it looks for the name
+            started[name] = machine
+        yield started
+    finally:
+        for machine in started.values():
+            await machine.stop()
+
+
+async def test_machines_publish_and_the_cell_follows_them(
+    platform_url: str, machines: dict[str, SimulatedMachine], tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=platform_url, timeout=30) as http:
+        root = await _token(http, "root@plant.example", "root-password")
+        org = (await http.post("/api/v1/orgs", json={"name": "Plant"}, headers=root)).json()
+        user = {"email": "eng@plant.example", "password": "password-1", "org_id": org["id"],
+                "role": "engineer"}  # fmt: skip
+        assert (await http.post("/api/v1/users", json=user, headers=root)).status_code == 201
+        engineer = await _token(http, "eng@plant.example", "password-1")
+
+        ports = {name: free_port() for name in (*MACHINES, "cell-1")}
+        peers = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        common = {"access": "organisation", "platform_url": platform_url,
+                  "grpc_host": "127.0.0.1", "crl_refresh_seconds": 5}  # fmt: skip
+        specs = [
+            {"name": name, "module": MACHINE_AGENT,
+             "config": {**common, "grpc_port": ports[name], "interval": 0.2,
+                        "machine_url": f"{machine.url}?{FAST}"},
+             "labels": {"shopfloor.agent": "true",
+                        "shopfloor.provision.mqtt": f"{name} telemetry"}}
+            for name, machine in machines.items()
+        ] + [
+            {"name": "cell-1", "module": COORDINATOR,
+             "config": {**common, "grpc_port": ports["cell-1"], "members": list(MACHINES),
+                        "peers": {name: peers[name] for name in MACHINES}},
+             "labels": {"shopfloor.agent": "true"}},
+        ]  # fmt: skip
+        for spec in specs:
+            spec["env"] = {"PYTHONPATH": os.pathsep.join(sys.path)}
+            created = await http.post("/api/v1/agents", json=spec, headers=engineer)
+            assert created.status_code == 201, created.text
+
+        async def all_running() -> bool:
+            answer = (await http.get("/api/v1/agents", headers=engineer)).json()
+            states = {a["name"]: a["status"]["state"] for a in answer["items"]}
+            return states == dict.fromkeys((*MACHINES, "cell-1"), "running")
+
+        await eventually(all_running)
+
+        # Each machine's values are readable on its agent's channel.
+        channels = (await http.get("/api/v1/channels", headers=engineer)).json()["items"]
+        for name in MACHINES:
+            channel = next(c for c in channels if c["name"] == f"{name} telemetry")
+            messages = await eventually(partial(_messages, http, engineer, channel["id"]))
+            names = {m["name"] for m in messages}
+            assert {f"{name}:temperature", f"{name}:spindle-speed", f"{name}:state",
+                    f"{name}:parts"} <= names  # fmt: skip
+            speeds = [m["value"] for m in messages if m["name"] == f"{name}:spindle-speed"]
+            assert 1200 in speeds
+
+        # An observer agent of the organisation, its certificate issued by the platform.
+        observer = await _observer(http, engineer, org["id"], tmp_path, platform_url, peers)
+        async with observer:
+
+            async def cell_state(holds: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+                async def check() -> dict[str, Any] | None:
+                    try:
+                        state = (await observer.get_state("cell-1")).state
+                    except AgentError:
+                        return None  # not serving yet, or no revocation list yet
+                    return state if state and holds(state) else None
+
+                found: dict[str, Any] = await eventually(check)
+                return found
+
+            state = await cell_state(lambda s: s["running"] == 2)
+            assert state == {
+                "state": "running", "availability": 1.0, "running": 2, "members": 2,
+                "machines": {"mill-1": "running", "mill-2": "running"},
+            }  # fmt: skip
+
+            read = await observer.call("mill-1", "read")
+            assert read["state"] == RUNNING and read["spindle_speed"] == 1200
+
+            # mill-1 stops, through its agent's gRPC `stop` calling the OPC UA method.
+            assert await observer.call("mill-1", "stop") == {"machine_state": STOPPED}
+            assert machines["mill-1"].state == STOPPED
+            state = await cell_state(lambda s: s["running"] == 1)
+            assert state == {
+                "state": "degraded", "availability": 0.5, "running": 1, "members": 2,
+                "machines": {"mill-1": "stopped", "mill-2": "running"},
+            }  # fmt: skip
+            member = (await observer.get_state("mill-1")).state
+            assert member == {"state": "stopped", "machine_state": STOPPED,
+                              "connected": True, "connector": "connected"}  # fmt: skip
+
+            # The coordinator stops the rest of the cell.
+            answers = await observer.call("cell-1", "stop_all")
+            assert answers == {name: {"machine_state": STOPPED} for name in MACHINES}
+            assert machines["mill-2"].state == STOPPED
+            state = await cell_state(lambda s: s["running"] == 0)
+            assert (state["state"], state["availability"]) == ("down", 0.0)
+
+            # A machine whose server goes away is unknown, and known again when it is back.
+            await machines["mill-2"].stop()
+            state = await cell_state(lambda s: s["machines"]["mill-2"] == "unknown")
+            member = (await observer.get_state("mill-2")).state
+            assert (member["state"], member["connected"]) == ("unknown", False)
+            await machines["mill-2"].start()
+            await cell_state(lambda s: s["machines"]["mill-2"] == "stopped")
+
+        logs = await http.get("/api/v1/agents/cell-1/logs", params={"tail": 200},
+                              headers=engineer)  # fmt: skip
+        assert logs.status_code == 200, logs.text
+        assert "'availability': 0.5" in logs.text
+
+        for name in (*MACHINES, "cell-1"):
+            deleted = await http.delete(f"/api/v1/agents/{name}", headers=engineer)
+            assert deleted.status_code == 204, deleted.text
+
+
+async def _messages(
+    http: httpx.AsyncClient, auth: dict[str, str], channel_id: str
+) -> list[dict[str, Any]]:
+    answer = await http.get(
+        f"/api/v1/channels/{channel_id}/messages", params={"limit": 100}, headers=auth
+    )
+    assert answer.status_code == 200, answer.text
+    messages: list[dict[str, Any]] = answer.json()["messages"]
+    return messages if len({m["name"] for m in messages}) >= 4 else []
+
+
+async def _observer(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    org_id: str,
+    folder: Path,
+    platform_url: str,
+    peers: dict[str, str],
+) -> Agent:
+    """An agent of the organisation, run in the test, to call the deployed ones."""
+    issued = await http.post(
+        "/api/v1/certs", json={"entity_type": "agent", "entity_id": f"{org_id}/observer"},
+        headers=auth,
+    )  # fmt: skip
+    assert issued.status_code == 201, issued.text
+    files = folder / "observer"
+    files.mkdir()
+    body = issued.json()
+    for name, field in (("cert.pem", "cert_pem"), ("key.pem", "key_pem"), ("ca.pem", "ca_pem")):
+        (files / name).write_text(body[field])
+    config = {"access": "organisation", "platform_url": platform_url, "peers": peers,
+              "grpc_host": "127.0.0.1", "call_timeout": 5}  # fmt: skip
+    return Agent(AgentContext(files_dir=files, config=config))
+
+
+async def _token(http: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
+    answer = await http.post("/api/v1/auth/token", json={"email": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
