@@ -23,6 +23,10 @@ def test_a_spec_with_defaults() -> None:
     assert spec.restart_policy is RestartPolicy.ON_FAILURE and spec.desired_state == "running"
 
 
+def test_a_module_may_name_a_method_of_a_class() -> None:
+    assert parse_spec({"name": "p", "module": "plant.press:Press.main"}).runs_as == "module"
+
+
 @pytest.mark.parametrize(
     ("data", "where"),
     [
@@ -30,6 +34,7 @@ def test_a_spec_with_defaults() -> None:
         ({"name": "p", "image": "x", "command": ["y"]}, "exactly one of image"),
         ({"name": "p"}, "exactly one of image"),
         ({"name": "p", "module": "no colon"}, "module"),
+        ({"name": "p", "module": "plant.press:Press."}, "module"),
         ({"name": "p", "image": "x", "env": {"SHOPFLOOR_KEY": "v"}}, "env"),
         ({"name": "p", "image": "x", "env": {"1BAD": "v"}}, "env"),
         ({"name": "p", "image": "x", "labels": {"bad key!": "v"}}, "labels"),
