@@ -6,4 +6,5 @@ broker and Mosquitto against a bare broker as anchor) go in their own modules he
 below; the quick test picks them up from the registry.
 """
 
-from bench.scenarios import http, latency, readers, memory, mqtt, pki, bootstrap, agents, relations  # noqa: F401, I001
+from bench.scenarios import http, latency, readers, memory, mqtt, pki, bootstrap, agents  # noqa: F401, I001
+from bench.scenarios import agent_calls, relations  # noqa: F401  (after agents: run order)

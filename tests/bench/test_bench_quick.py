@@ -46,6 +46,7 @@ REQUIRED_CHECKS = {
     "memory": "soak: stored == accepted",
     "mqtt": "embedded broker: stored == published (QoS 1, one record per message)",
     "agents": "API: every kill came back",
+    "agent_calls": "the checker was asked once per call",
 }
 
 
