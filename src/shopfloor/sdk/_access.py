@@ -131,8 +131,8 @@ class Access:
         """The caller of `method`, or `Refusal`."""
         if method not in self.relations:
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not served to agents")
-        caller = self.identify(auth_context)
-        await self.authorise(caller, self.relations[method])
+        caller = self.identify(auth_context)  # revocation checked there
+        await self._check_relation(caller, self.relations[method])
         return caller
 
     def identify(self, auth_context: Mapping[str, Iterable[bytes]]) -> Caller:
@@ -158,6 +158,9 @@ class Access:
     async def authorise(self, caller: Caller, relation: str | None) -> None:
         """Step 4, and step 2 again: for a caller admitted earlier (a follower)."""
         self._check_revocation(caller)
+        await self._check_relation(caller, relation)
+
+    async def _check_relation(self, caller: Caller, relation: str | None) -> None:
         if relation is None:
             return
         if self.checker is None:
@@ -212,6 +215,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, access: Access) -> None:
         self.access = access
+        #: method → (the handler, its guarded wrapper): wrapped once, not per call.
+        self._guarded: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -221,7 +226,13 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        return _guarded(handler, self.access, handler_call_details.method)
+        method = handler_call_details.method
+        known = self._guarded.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        guarded = _guarded(handler, self.access, method)
+        self._guarded[method] = (handler, guarded)
+        return guarded
 
 
 def _guarded(handler: Handler, access: Access, method: str) -> Handler:
