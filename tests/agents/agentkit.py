@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+
 from shopfloor.agents.capability import AgentsService
+from shopfloor.app import create_app
 from shopfloor.core import Platform
 
 
@@ -15,3 +25,34 @@ async def remove_all_agents(platform: Platform) -> None:
         await service.agents.delete(record.org_id, record.name, wait=30)
     for key in await service.runtime.observe():
         await service.runtime.remove(key)
+
+
+@asynccontextmanager
+async def served_platform(make_settings: Callable[..., Any], **settings: Any) -> AsyncIterator[str]:
+    """A whole platform served by uvicorn on a free port, for agent processes to reach
+    (its HTTP adapter is `agent_http_url`); yields the base URL. Every agent it started is
+    removed before it stops."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{int(sock.getsockname()[1])}"
+    values = {
+        "agent_ready_after": 0.2, "agent_reconcile_interval": 0.3, "agent_grace_period": 5,
+        "agent_http_url": base, **settings,
+    }  # fmt: skip
+    app = create_app(make_settings(**values))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert not task.done(), "the server ended"
+            assert time.monotonic() < deadline, "the server did not start"
+            await asyncio.sleep(0.05)  # uvicorn offers no 'started' event to wait on
+        try:
+            yield base
+        finally:
+            await remove_all_agents(app.state.platform)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,13 +20,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 
 from shopfloor.agents import AgentRef
-from shopfloor.app import create_app
 from tests.conftest import POSTGRES_ADMIN_URL
 
-from .agentkit import remove_all_agents
+from .agentkit import served_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = ROOT / "examples" / "agents" / "machine.py"
@@ -45,35 +42,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 30
 
 @pytest.fixture
 async def platform_url(make_settings: Callable[..., Any]) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    base = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        agent_ready_after=0.2,
-        agent_reconcile_interval=0.3,
-        agent_grace_period=5,
-        agent_postgres_url=POSTGRES_ADMIN_URL,
-        agent_http_url=base,
-    )
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await eventually(lambda: _started(server, task))
-        try:
-            yield base
-        finally:
-            await remove_all_agents(app.state.platform)
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
-    assert not task.done(), "the server ended"
-    return bool(server.started)
+    async with served_platform(make_settings, agent_postgres_url=POSTGRES_ADMIN_URL) as base:
+        yield base
 
 
 async def test_a_machine_agent_publishes_and_keeps_its_own_database(platform_url: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,12 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from examples.sdk.opcua_machine_sim import RUNNING, STOPPED, SimulatedMachine
 
-from shopfloor.app import create_app
 from shopfloor.sdk import Agent, AgentContext, AgentError
-from tests.agents.agentkit import remove_all_agents
+from tests.agents.agentkit import served_platform
 from tests.serving import free_port
 
 MACHINE_AGENT = "examples.sdk.opcua_machine_agent:main"
@@ -55,34 +52,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 30
 
 @pytest.fixture
 async def platform_url(make_settings: Callable[..., Any]) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    base = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        agent_ready_after=0.2,
-        agent_reconcile_interval=0.3,
-        agent_grace_period=5,
-        agent_http_url=base,
-    )
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await eventually(lambda: _started(server, task))
-        try:
-            yield base
-        finally:
-            await remove_all_agents(app.state.platform)
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
-    assert not task.done(), "the server ended"
-    return bool(server.started)
+    async with served_platform(make_settings) as base:
+        yield base
 
 
 @pytest.fixture
