@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,6 +14,28 @@ import uvicorn
 from shopfloor.agents.capability import AgentsService
 from shopfloor.app import create_app
 from shopfloor.core import Platform
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 30) -> Any:
+    """`check()`'s first truthy answer, polled; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"not within {seconds} s: last {result!r}"
+        await asyncio.sleep(0.05)
+
+
+def eventually_sync(check: Callable[[], Any], *, seconds: float = 30) -> Any:
+    """`eventually` for a test that blocks (real servers in processes of their own)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"not within {seconds} s: last {result!r}"
+        time.sleep(0.05)
 
 
 async def remove_all_agents(platform: Platform) -> None:

@@ -9,13 +9,14 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.serving import ServeProcess, admin_headers
+
+from .agentkit import eventually_sync as eventually
 
 SETTINGS = {
     "SHOPFLOOR_AGENT_READY_AFTER": "0.2",
@@ -36,16 +37,6 @@ def processes_with(marker: str) -> list[int]:
                 if state != "Z":
                     found.append(int(entry.name))
     return sorted(found)
-
-
-def eventually(check: Callable[[], Any], seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {seconds} s: {result!r}"
-        time.sleep(0.05)
 
 
 def test_a_platform_killed_with_sigkill_adopts_its_agents(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx
 
 from tests.serving import serving
 
+from .agentkit import eventually_sync as eventually
 from .test_adoption import engineer, processes_with
 
 SETTINGS = {"SHOPFLOOR_AGENT_READY_AFTER": "0.2", "SHOPFLOOR_AGENT_RECONCILE_INTERVAL": "0.3"}
@@ -29,16 +29,6 @@ def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "shopfloor", "agents", *args],
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
-
-
-def eventually(check: Callable[[], Any], seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {seconds} s: {result!r}"
-        time.sleep(0.1)
 
 
 def test_the_cli_deploys_sleeps_upgrades_and_deletes_through_a_running_server(

@@ -9,11 +9,9 @@ real PostgreSQL (the agent's database made by the provisioner on it).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +22,10 @@ import pytest
 from shopfloor.agents import AgentRef
 from tests.conftest import POSTGRES_ADMIN_URL
 
-from .agentkit import served_platform
+from .agentkit import eventually, served_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = ROOT / "examples" / "agents" / "machine.py"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {seconds} s: last {result!r}"
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

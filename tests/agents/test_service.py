@@ -8,8 +8,7 @@ import json
 import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from shopfloor.messaging.capability import BusService
 from tests.api.conftest import Api
 from tests.serving import served_app
 
-from .agentkit import remove_all_agents
+from .agentkit import eventually, remove_all_agents
 
 #: A program that prints what it was handed, then waits; SIGHUP prints "reloaded".
 SLEEPER = """
@@ -75,18 +74,6 @@ async def _removing_agents(platform: Platform) -> AsyncIterator[None]:
         yield
     finally:
         await remove_all_agents(platform)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 20) -> Any:
-    """`check()`'s first truthy answer, polled; fails after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: last {result!r}")
-        await asyncio.sleep(0.05)
 
 
 async def agent(api: Api, name: str, user: dict[str, str]) -> dict[str, Any]:

@@ -16,11 +16,9 @@ graph is not merged yet.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,24 +28,13 @@ import pytest
 from examples.sdk.opcua_machine_sim import RUNNING, STOPPED, SimulatedMachine
 
 from shopfloor.sdk import Agent, AgentContext, AgentError
-from tests.agents.agentkit import served_platform
+from tests.agents.agentkit import eventually, served_platform
 from tests.serving import free_port
 
 MACHINE_AGENT = "examples.sdk.opcua_machine_agent:main"
 COORDINATOR = "examples.sdk.cell_coordinator:main"
 MACHINES = ("mill-1", "mill-2")
 FAST = "timeout=2&heartbeat=0.5&reconnect_delay=0.05&reconnect_max=0.5"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, seconds: float = 30) -> Any:
-    """The first true result of `check`, polled until the deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {seconds} s: last {result!r}"
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
