@@ -39,8 +39,10 @@ def free_port() -> int:
 class ServeProcess:
     """`shopfloor serve` with the given `SHOPFLOOR_*` settings, its output in a log file."""
 
-    def __init__(self, data_dir: Path, settings: Mapping[str, str], *, name: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self, data_dir: Path, settings: Mapping[str, str], *, name: str, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFLOOR_")}
         env |= {

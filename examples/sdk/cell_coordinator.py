@@ -2,8 +2,7 @@
 
     {"members": ["mill-1", "mill-2"],
      "peers": {"mill-1": "127.0.0.1:7443", "mill-2": "127.0.0.1:7444"},
-     "grpc_port": 7450, "platform_url": "http://127.0.0.1:8000",
-     "access": "organisation"}                                           # config.json
+     "grpc_port": 7450, "access": "relations"}                          # config.json
 
 It follows each machine agent (`examples/sdk/opcua_machine_agent.py`) and publishes the
 cell's aggregate as its own state, logged at every change:

@@ -1,7 +1,7 @@
 """An OPC UA machine agent: the SDK's `Agent` over one machine's OPC UA server.
 
     {"machine_url": "opc.tcp://127.0.0.1:4840/", "grpc_port": 7443,
-     "platform_url": "http://127.0.0.1:8000", "access": "organisation"}   # config.json
+     "access": "relations"}                                              # config.json
 
 It connects to its machine through the OPC UA connector (`machine_url`), subscribes to
 its variables (`opcua_machine_sim.NODES`: temperature, spindle speed, state, parts) and

@@ -69,7 +69,8 @@ def test_a_platform_killed_with_sigkill_adopts_its_agents(tmp_path: Path) -> Non
         first.process.wait()
         assert processes_with(marker) == before  # agents outlive the platform
 
-        second = ServeProcess(data_dir, SETTINGS, name="second")
+        # On the same port, as a plant's restart is: the agents are told the API's URL.
+        second = ServeProcess(data_dir, SETTINGS, name="second", port=first.port)
         second.wait_healthy()
         user = sign_in(second.url)
         items = eventually(lambda: all_running(second))

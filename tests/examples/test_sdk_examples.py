@@ -9,9 +9,9 @@ machine stopped through its agent's gRPC `stop` changes the coordinator's aggreg
 read over gRPC with a client certificate issued by the platform's certificates API;
 the coordinator's `stop_all` stops the other one; a machine whose OPC UA server goes
 away is `unknown` to the cell until it is back. The agents check every call against
-their certificates and the platform's revocation list; they run with `access:
-organisation` (every agent of the organisation may call them) because the relation
-graph is not merged yet.
+their certificates, the platform's revocation list and its relation graph (`access:
+relations`): the cell controls its machines, the observer controls all three, through a
+group the machines are members of.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pytest
 from examples.sdk.opcua_machine_sim import RUNNING, STOPPED, SimulatedMachine
 
 from shopfloor.sdk import Agent, AgentContext, AgentError
-from tests.agents.agentkit import eventually, served_platform
+from tests.agents.agentkit import agent_files, engineer_of_new_org, eventually, served_platform
 from tests.serving import free_port
 
 MACHINE_AGENT = "examples.sdk.opcua_machine_agent:main"
@@ -64,16 +64,19 @@ async def test_machines_publish_and_the_cell_follows_them(
     platform_url: str, machines: dict[str, SimulatedMachine], tmp_path: Path
 ) -> None:
     async with httpx.AsyncClient(base_url=platform_url, timeout=30) as http:
-        root = await _token(http, "root@plant.example", "root-password")
-        org = (await http.post("/api/v1/orgs", json={"name": "Plant"}, headers=root)).json()
-        user = {"email": "eng@plant.example", "password": "password-1", "org_id": org["id"],
-                "role": "engineer"}  # fmt: skip
-        assert (await http.post("/api/v1/users", json=user, headers=root)).status_code == 201
-        engineer = await _token(http, "eng@plant.example", "password-1")
+        org_id, engineer = await engineer_of_new_org(http)
+
+        grants = ("agent:mill-1 member group:cell-a", "agent:mill-2 member group:cell-a",
+                  "agent:cell-1 controls group:cell-a", "agent:observer controls group:cell-a",
+                  "agent:observer controls agent:cell-1")  # fmt: skip
+        tuples = [dict(zip(("subject", "relation", "object"), g.split(), strict=True))
+                  for g in grants]  # fmt: skip
+        added = await http.post("/api/v1/relations", json={"tuples": tuples}, headers=engineer)
+        assert added.status_code == 200, added.text
 
         ports = {name: free_port() for name in (*MACHINES, "cell-1")}
         peers = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
-        common = {"access": "organisation", "platform_url": platform_url,
+        common = {"access": "relations", "platform_url": platform_url,
                   "grpc_host": "127.0.0.1", "crl_refresh_seconds": 5}  # fmt: skip
         specs = [
             {"name": name, "module": MACHINE_AGENT,
@@ -112,7 +115,7 @@ async def test_machines_publish_and_the_cell_follows_them(
             assert 1200 in speeds
 
         # An observer agent of the organisation, its certificate issued by the platform.
-        observer = await _observer(http, engineer, org["id"], tmp_path, platform_url, peers)
+        observer = await _observer(http, engineer, org_id, tmp_path, platform_url, peers)
         async with observer:
 
             async def cell_state(holds: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -192,22 +195,7 @@ async def _observer(
     peers: dict[str, str],
 ) -> Agent:
     """An agent of the organisation, run in the test, to call the deployed ones."""
-    issued = await http.post(
-        "/api/v1/certs", json={"entity_type": "agent", "entity_id": f"{org_id}/observer"},
-        headers=auth,
-    )  # fmt: skip
-    assert issued.status_code == 201, issued.text
-    files = folder / "observer"
-    files.mkdir()
-    body = issued.json()
-    for name, field in (("cert.pem", "cert_pem"), ("key.pem", "key_pem"), ("ca.pem", "ca_pem")):
-        (files / name).write_text(body[field])
-    config = {"access": "organisation", "platform_url": platform_url, "peers": peers,
+    files = await agent_files(http, auth, org_id, "observer", folder)
+    config = {"access": "relations", "platform_url": platform_url, "peers": peers,
               "grpc_host": "127.0.0.1", "call_timeout": 5}  # fmt: skip
     return Agent(AgentContext(files_dir=files, config=config))
-
-
-async def _token(http: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
-    answer = await http.post("/api/v1/auth/token", json={"email": email, "password": password})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}

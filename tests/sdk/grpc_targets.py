@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shopfloor.sdk import Agent
+from shopfloor.sdk import Agent, config_seconds
 
 
 class Slow(Agent):
@@ -21,3 +21,15 @@ class Slow(Agent):
 
     async def shutdown(self) -> None:
         print("shutdown ran", flush=True)
+
+
+class Publisher(Agent):
+    """Publishes `{"state": "running", "count": n}` every `config.interval` seconds."""
+
+    async def run(self) -> None:
+        interval = config_seconds(self.context.config, "interval", 0.5)
+        count = 0
+        while True:
+            count += 1
+            await self.publish_state({"state": "running", "count": count})
+            await asyncio.sleep(interval)

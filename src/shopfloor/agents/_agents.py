@@ -72,6 +72,9 @@ class AgentOptions:
     provision_retry: float = 5.0
     delete_wait: float = 30.0
     probe_timeout: float = 5.0
+    #: The platform's API, told to every agent as `SHOPFLOOR_PLATFORM_URL` (CRL, relation
+    #: graph, state reports); empty: not told.
+    platform_url: str = ""
 
 
 @dataclass(slots=True)
@@ -503,6 +506,8 @@ class Agents:
             "SHOPFLOOR_AGENT_ORG": record.org_id,
             "SHOPFLOOR_AGENT_VERSION": spec.version,
         }
+        if self.options.platform_url:
+            env.setdefault("SHOPFLOOR_PLATFORM_URL", self.options.platform_url)
         command: tuple[str, ...] = spec.command
         if spec.module:
             command = (sys.executable, "-m", "shopfloor.sdk.run", spec.module)

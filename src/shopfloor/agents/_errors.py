@@ -2,6 +2,7 @@
 
 AgentError                      every failure of deploying or supervising an agent
 ├── InvalidAgentSpec            a spec the platform cannot run (invalid)
+├── InvalidAgentState           a state report the platform cannot keep (invalid, too_large)
 ├── AgentNotFound               no such agent (in this organisation) (not_found)
 ├── AgentConflict               a name taken, or a change racing another (conflict)
 ├── RuntimeMisconfigured        SHOPFLOOR_AGENT_RUNTIME or its settings are wrong (at start)
@@ -17,6 +18,7 @@ __all__ = [
     "AgentError",
     "AgentNotFound",
     "InvalidAgentSpec",
+    "InvalidAgentState",
     "RuntimeMisconfigured",
     "RuntimeUnavailable",
 ]
@@ -29,6 +31,11 @@ class AgentError(ShopfloorError):
 
 class InvalidAgentSpec(AgentError):
     code = "invalid_agent_spec"
+    kind = ErrorKind.INVALID
+
+
+class InvalidAgentState(AgentError):
+    code = "invalid_agent_state"
     kind = ErrorKind.INVALID
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ._errors import AgentConflict, AgentNotFound
 from ._runtime import ObservedState
 from ._spec import AgentSpec
-from ._tables import agent_logs, agents
+from ._tables import agent_logs, agent_states, agents
 
 __all__ = ["AgentPage", "AgentRecord", "AgentStatus", "AgentStore", "Rollout"]
 
@@ -322,9 +322,10 @@ class AgentStore:
 
     async def delete(self, org_id: str, name: str) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(
-                agent_logs.delete().where(agent_logs.c.org_id == org_id, agent_logs.c.name == name)
-            )
+            for table in (agent_logs, agent_states):
+                await conn.execute(
+                    table.delete().where(table.c.org_id == org_id, table.c.name == name)
+                )
             await conn.execute(
                 agents.delete().where(agents.c.org_id == org_id, agents.c.name == name)
             )

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from shopfloor.core import MigrationChain
 
-__all__ = ["MIGRATIONS", "agent_logs", "agents"]
+__all__ = ["MIGRATIONS", "agent_logs", "agent_states", "agents"]
 
 MIGRATIONS = MigrationChain(
     "agents", Path(__file__).parent / "migrations", "alembic_version_agents"
@@ -53,4 +53,16 @@ agent_logs = sa.Table(
     sa.Column("time", TIMESTAMP, nullable=False),
     sa.Column("stream", sa.String(8), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
+)
+
+agent_states = sa.Table(
+    "agent_states",
+    _metadata,
+    sa.Column("org_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("run", sa.String(64), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("published_at", TIMESTAMP, nullable=False),
+    sa.Column("reported_at", TIMESTAMP, nullable=False),
 )

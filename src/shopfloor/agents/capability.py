@@ -25,6 +25,7 @@ from ._logs import LogShipper
 from ._provisioners import LogsProvisioner, MqttProvisioner, PostgresProvisioner, Provisioner
 from ._runtime import AgentRuntime
 from ._sealed import SECRET_FILE, Sealer
+from ._states import AgentStates
 from ._store import AgentStore
 from ._tables import MIGRATIONS
 
@@ -58,6 +59,11 @@ class AgentsSettings(Section, section="agents", env_prefix="SHOPFLOOR_AGENT_"):
     )
     http_url: str = Field(
         default="", description="HTTP adapter URL agents are told (default: this process's)."
+    )
+    platform_url: str = Field(
+        default="",
+        description="API URL agents are told: CRL, relations, state reports (default: this "
+        "process's).",
     )
     mqtt_url: str = Field(default="", description="MQTT URL agents are told (mqtt://host:1883).")
     reconcile_interval: float = Field(
@@ -127,7 +133,8 @@ class AgentsService(Service, name="agents", needs=("database", "bus", "identity"
         self.runtime = runtime_class.from_settings(
             settings.runtime_settings(), data_dir=platform.settings.data_dir
         )
-        http_url = settings.http_url or f"http://127.0.0.1:{platform.settings.http_port}"
+        own_url = f"http://127.0.0.1:{platform.settings.http_port}"
+        http_url = settings.http_url or own_url
         provisioners: dict[str, Provisioner] = {
             "mqtt": MqttProvisioner(
                 identity.registry, mqtt_url=settings.mqtt_url, http_url=http_url
@@ -157,12 +164,15 @@ class AgentsService(Service, name="agents", needs=("database", "bus", "identity"
                 upgrade_settle=settings.upgrade_settle_seconds,
                 remove_orphans=settings.remove_orphans,
                 delete_wait=settings.delete_wait_seconds,
+                platform_url=settings.platform_url or own_url,
             ),
         )
+        self.states = AgentStates(engine, store, platform.get(BusService).events)
         self.shipper = LogShipper(engine, self.agents, retention_lines=settings.log_retention_lines)
 
     async def _start(self, stack: AsyncExitStack) -> None:
         await stack.enter_async_context(self.runtime)
+        stack.callback(self.states.close)  # first thing at a stop: the followers let go
         await self.spawn("agents-reconciler", self.agents.run)
         await self.spawn("agents-logs", self.shipper.run)
 

@@ -7,7 +7,6 @@ comes at once, the status follows (poll it, or follow `agents.<org>.<name>.state
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,13 +16,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from shopfloor.api import PageOut, PagingDep, PlatformDep, PrincipalDep
-from shopfloor.auth import Action
+from shopfloor.auth import Action, Forbidden, Principal
+from shopfloor.auth.relations.capability import RelationsService
+from shopfloor.core import KEEPALIVE, sse_event
 
 from ._agents import Agents, dns_name
 from ._errors import InvalidAgentSpec
 from ._logs import ships_logs
 from ._runtime import LogLine, ObservedState
 from ._spec import DesiredState, parse_spec
+from ._states import ReportedState, StateFeedItem
 from ._store import AgentRecord
 from .capability import AgentsService
 
@@ -90,6 +92,35 @@ class LogLineOut(BaseModel):
 class LogsOut(BaseModel):
     source: str  # "runtime" or "shipped"
     items: list[LogLineOut]
+
+
+class StateReport(BaseModel):
+    """A state the agent published (`Agent.publish_state`)."""
+
+    run: Annotated[str, Field(min_length=1, max_length=64, description="This start's id.")]
+    sequence: Annotated[int, Field(ge=1, description="1, 2, ... within the run.")]
+    state: dict[str, Any]
+    published_at: datetime
+
+
+class ReportedOut(BaseModel):
+    agent: str
+    run: str
+    sequence: int
+    state: dict[str, Any]
+    published_at: datetime
+    reported_at: datetime
+
+
+class ReportOut(BaseModel):
+    accepted: bool  # false: the platform holds a newer state of the agent
+    reported: ReportedOut
+
+
+class AgentStateOut(BaseModel):
+    agent: str
+    status: ObservedState
+    reported: ReportedOut | None
 
 
 def agent_out(record: AgentRecord) -> AgentOut:
@@ -273,5 +304,84 @@ async def _events(lines: AsyncIterator[LogLine]) -> AsyncIterator[bytes]:
     """Server-sent events: one `log` event per line (JSON), a comment as keep-alive."""
     yield b": following\n\n"
     async for line in lines:
-        data = json.dumps({"time": line.time.isoformat(), "stream": line.stream, "text": line.text})
-        yield f"event: log\ndata: {data}\n\n".encode()
+        data = {"time": line.time.isoformat(), "stream": line.stream, "text": line.text}
+        yield sse_event("log", data)
+
+
+# -- reported states -------------------------------------------------------------------
+
+
+@router.put(f"{PREFIX}/{{name}}/state", response_model=ReportOut, tags=["agents"])
+async def report_state(
+    name: str, body: StateReport, platform: PlatformDep, principal: PrincipalDep
+) -> ReportOut:
+    """An agent reports the state it published: only the agent itself, signed in with its
+    certificate (an agent assertion, docs/agents.md)."""
+    org_id = principal.require_org()
+    if principal.agent != name:
+        raise Forbidden(
+            f"only agent {name} reports its state, signed in as itself", code="not_this_agent"
+        )
+    reported, accepted = await _service(platform).states.report(
+        org_id, name, run=body.run, sequence=body.sequence, state=body.state,
+        published_at=body.published_at,
+    )  # fmt: skip
+    return ReportOut(accepted=accepted, reported=ReportedOut(**reported.to_json()))
+
+
+@router.get(
+    f"{PREFIX}/{{name}}/state",
+    response_model=AgentStateOut,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    tags=["agents"],
+)
+async def agent_state(
+    name: str,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    follow: Annotated[
+        bool, Query(description="Then each change, as server-sent events (`status`, `state`).")
+    ] = False,
+) -> Any:
+    """The agent's observed status and the last state it reported. An agent asking
+    needs `reads` on `agent:<name>` in the relation graph (as over gRPC)."""
+    org_id = principal.require_org()
+    await _may_read_state(platform, principal, org_id, name)
+    service = _service(platform)
+    if follow:
+        return StreamingResponse(
+            _state_events(service.states.follow(org_id, name)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    record = await service.agents.store.get(org_id, name)
+    held = await service.states.last(org_id, name)
+    return AgentStateOut(
+        agent=name, status=record.status.state,
+        reported=None if held is None else ReportedOut(**held.to_json()),
+    )  # fmt: skip
+
+
+async def _may_read_state(
+    platform: PlatformDep, principal: Principal, org_id: str, name: str
+) -> None:
+    caller = principal.agent
+    if caller is None or caller == name:
+        return
+    result = await platform.get(RelationsService).relations.check(
+        org_id, f"agent:{caller}", "reads", f"agent:{name}"
+    )
+    if not result.allowed:
+        raise Forbidden(result.reason or f"agent:{caller} may not read agent:{name}",
+                        code="relation_denied")  # fmt: skip
+
+
+async def _state_events(items: AsyncIterator[StateFeedItem]) -> AsyncIterator[bytes]:
+    """`status` and `state` events (JSON); a comment as keep-alive."""
+    yield b": following\n\n"
+    async for item in items:
+        if item is None:
+            yield KEEPALIVE
+            continue
+        kind, value = item
+        yield sse_event(kind, value.to_json() if isinstance(value, ReportedState) else value)

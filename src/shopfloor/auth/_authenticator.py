@@ -14,6 +14,7 @@ is checked (see `_throttle.py`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from shopfloor.registry import NotFound, Registry, Role
 
@@ -23,6 +24,9 @@ from ._passwords import hash_password, verify_password
 from ._principal import Principal
 from ._throttle import SignInThrottle
 from ._tokens import ISSUER, IssuedToken, TokenIssuer, unverified_issuer
+
+#: `verify(bearer) -> Principal` for the tokens of other issuers (`accept_issuer`).
+BearerVerifier = Callable[[str], Awaitable[Principal]]
 
 _ROLE_RANK = (Role.ADMIN, Role.ENGINEER, Role.OPERATOR, Role.VIEWER)
 
@@ -41,6 +45,19 @@ class Authenticator:
         self._tokens = tokens
         self._oidc = oidc
         self._throttle = throttle or SignInThrottle()
+        self._verifiers: list[tuple[str, BearerVerifier]] = []
+
+    def accept_issuer(self, prefix: str, verify: BearerVerifier) -> Callable[[], None]:
+        """Hand bearer tokens whose `iss` starts with `prefix` to `verify` (the pki
+        service's agent assertions); returns its remover."""
+        entry = (prefix, verify)
+        self._verifiers.append(entry)
+
+        def remove() -> None:
+            if entry in self._verifiers:
+                self._verifiers.remove(entry)
+
+        return remove
 
     async def login(self, email: str, password: str, *, source: str) -> IssuedToken:
         """A token for a right e-mail and password sent from address `source`.
@@ -80,6 +97,9 @@ class Authenticator:
         if self._oidc is not None and issuer == self._oidc.issuer:
             return await self._oidc_principal(await self._oidc.verify(bearer))
         if issuer != ISSUER:
+            for prefix, verify in self._verifiers:
+                if issuer is not None and issuer.startswith(prefix):
+                    return await verify(bearer)
             raise Unauthenticated("the token is not valid", code="invalid_token")
         token = self._tokens.verify(bearer)
         try:

@@ -34,5 +34,11 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 }
 
 
+#: What an agent signed in with its certificate may do (docs/roles.md): read its
+#: organisation (the relation graph above all, which its calls are checked against).
+#: Reporting its own state is its own, not an action of a role.
+AGENT_GRANTS: frozenset[Action] = frozenset({Action.READ})
+
+
 def allowed(role: Role | None, action: Action) -> bool:
     return role is not None and action in PERMISSIONS[role]

@@ -23,11 +23,13 @@ from ._settings import (
     mask_url_passwords,
     settings_model,
 )
+from ._sse import KEEPALIVE, ServerSentEvent, SseParser, sse_event
 from ._urls import UrlOptions
 
 __all__ = [
     "EDGE_STAGE",
     "ENTRY_POINT_GROUP",
+    "KEEPALIVE",
     "Backends",
     "Backoff",
     "CoreSettings",
@@ -42,11 +44,13 @@ __all__ = [
     "Platform",
     "Pluggable",
     "Section",
+    "ServerSentEvent",
     "Service",
     "ServiceError",
     "SettingInfo",
     "SettingsError",
     "ShopfloorError",
+    "SseParser",
     "UrlOptions",
     "async_url",
     "backoff_delay",
@@ -62,4 +66,5 @@ __all__ = [
     "private_file",
     "selectable_services",
     "settings_model",
+    "sse_event",
 ]

@@ -8,6 +8,7 @@ admitted = gate.admit(peer_certificate)     # -> Admitted(entity, serial, not_af
 gate.on_revoked(lambda revoked: close_sessions(revoked.serial))
 """
 
+from ._assertions import AgentAssertions, AssertionKey, mint_assertion
 from ._authority import (
     AuthorityOptions,
     CertificateAuthority,
@@ -44,6 +45,8 @@ __all__ = [
     "REVOKED_EVENT",
     "URN_PREFIX",
     "Admitted",
+    "AgentAssertions",
+    "AssertionKey",
     "AuthorityOptions",
     "BuiltinAuthority",
     "CaMisconfigured",
@@ -69,5 +72,6 @@ __all__ = [
     "TlsFiles",
     "create_authority",
     "entity_of",
+    "mint_assertion",
     "parse_duration",
 ]

@@ -26,6 +26,7 @@ from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
 
+from ._assertions import ISSUER_PREFIX, AgentAssertions
 from ._authority import AuthorityOptions, CertificateAuthority, create_authority
 from ._certificates import REVOKED_EVENT, Certificates
 from ._errors import InvalidCertificateRequest
@@ -118,7 +119,9 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
         )
         self.gate = CertificateGate()
         self._events = platform.get(BusService).events
-        registry = platform.get(IdentityService).registry
+        identity = platform.get(IdentityService)
+        self._auth = identity.auth
+        registry = identity.registry
         self.certs = Certificates(
             platform.get(DatabaseService).engine,
             self.authority,
@@ -142,6 +145,9 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
         ca_pem = (await self.certs.ca_pem()).encode()
         await asyncio.to_thread(write_atomically, self.ca_file, ca_pem)
         await self.certs.reload_gate()
+        # Agents sign in to the API with their certificates (docs/agents.md).
+        assertions = AgentAssertions(self.gate, lambda: self.authority.certificate)
+        stack.callback(self._auth.accept_issuer(ISSUER_PREFIX, assertions))
         stack.enter_context(self._events.listen(REVOKED_EVENT, self._on_revoked))
         # Revocations elsewhere while this process was cut off from the bus are unknown.
         stack.enter_context(self._events.listen(RECONNECTED, lambda _event: self._reload.set()))

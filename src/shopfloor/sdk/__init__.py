@@ -34,10 +34,13 @@ from ._errors import (
     BootstrapUnreachable,
     CallFailed,
     PeerUnknown,
+    PlatformRefused,
+    PlatformUnreachable,
     RelationsRefused,
     RelationsUnreachable,
 )
 from ._health import serve_health
+from ._platform import AgentAssertion, PlatformClient, StateReporter
 from ._relations import RelationCache
 from ._revocation import (
     CertificateRevoked,
@@ -50,11 +53,12 @@ from ._revocation import (
 from ._runner import run_agent
 from ._service import CallHandler
 from ._settings import AgentSettings
-from ._tls import AgentCredentials, AgentIdentity, agent_dns_name
+from ._tls import AgentCredentials, AgentIdentity, agent_dns_name, platform_tls
 
 __all__ = [
     "METHOD_RELATIONS",
     "Agent",
+    "AgentAssertion",
     "AgentContext",
     "AgentContextError",
     "AgentCredentials",
@@ -79,6 +83,9 @@ __all__ = [
     "HttpCrlSource",
     "PeerUnknown",
     "Peers",
+    "PlatformClient",
+    "PlatformRefused",
+    "PlatformUnreachable",
     "RelationCache",
     "RelationsRefused",
     "RelationsUnreachable",
@@ -86,6 +93,7 @@ __all__ = [
     "RevocationList",
     "RevocationUnknown",
     "StateChange",
+    "StateReporter",
     "StaticCrlSource",
     "abootstrap",
     "agent_dns_name",
@@ -94,6 +102,7 @@ __all__ = [
     "config_seconds",
     "current_caller",
     "open_answer",
+    "platform_tls",
     "run_agent",
     "same_organisation",
     "serve_health",

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -39,11 +40,14 @@ import grpc
 from ._access import METHOD_RELATIONS, Access, AccessInterceptor, Checker, same_organisation
 from ._client import AgentClient, Peers, Resolver, StateChange
 from ._context import AgentContext, AgentContextError
+from ._errors import AgentUnreachable, PeerUnknown
 from ._health import serve_health
+from ._platform import PlatformClient, StateReporter
+from ._relations import RelationCache
 from ._revocation import CrlSource, HttpCrlSource, RevocationList
 from ._service import AgentService, CallHandler
 from ._settings import AgentSettings
-from ._tls import AgentCredentials, AgentIdentity
+from ._tls import AgentCredentials, AgentIdentity, platform_tls
 
 __all__ = ["Agent"]
 
@@ -85,7 +89,13 @@ class Agent:
         self.checker = checker
         self.log = logging.getLogger(f"shopfloor.agent.{context.name or type(self).__name__}")
         self._crl_source = crl_source
-        self._service = AgentService(context.name)
+        #: This run (start) of the agent: its states are numbered 1, 2, ... within it.
+        self.run_id = uuid.uuid4().hex
+        self._service = AgentService(context.name, run=self.run_id)
+        #: The platform's API as this agent, when its URL is known (after start).
+        self.platform: PlatformClient | None = None
+        self.relation_cache: RelationCache | None = None
+        self._reporter: StateReporter | None = None
         self._stack: AsyncExitStack | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._background: list[asyncio.Task[Any]] = []
@@ -139,9 +149,13 @@ class Agent:
         self._service.register(name, handler, relation=relation)
 
     async def publish_state(self, state: Mapping[str, Any]) -> StateChange:
-        """Make `state` (a JSON object) the agent's state: `GetState` answers it, and every
-        follower still allowed to read this agent gets it."""
-        return await self._service.publish(state)
+        """Make `state` (a JSON object) the agent's state: `GetState` answers it, every
+        follower still allowed to read this agent gets it, and the platform keeps it for
+        those that cannot reach this agent (`report_state`)."""
+        change = await self._service.publish(state)
+        if self._reporter is not None:
+            self._reporter.offer(change)
+        return change
 
     # -- calling other agents ----------------------------------------------------------
 
@@ -160,9 +174,46 @@ class Agent:
         return await self._clients().get_state(target)
 
     async def follow(self, target: str) -> AsyncIterator[StateChange]:
-        """Agent `target`'s last state, then each it publishes, until it stops."""
-        async for change in self._clients().follow(target):
-            yield change
+        """Agent `target`'s last state, then each it publishes, until it stops.
+
+        Over gRPC from the target; when it cannot be reached (no address, no answer) and
+        the platform can (`follow_via_platform`), through the platform (`via` says which),
+        trying the target again every `direct_retry_seconds`. `AgentUnreachable` when
+        neither path has it running."""
+        last: StateChange | None = None
+        while True:
+            try:
+                async for change in self._clients().follow(target):
+                    if change.newer_than(last):
+                        last = change
+                        yield change
+                return
+            except (AgentUnreachable, PeerUnknown) as direct:
+                if self.platform is None or not self.settings.follow_via_platform:
+                    raise
+                self.log.info("following %s through the platform: %s", target, direct)
+            async for change in self._follow_via_platform(target):
+                if change.newer_than(last):
+                    last = change
+                    yield change
+
+    async def _follow_via_platform(self, target: str) -> AsyncIterator[StateChange]:
+        """The platform's feed of `target` for `direct_retry_seconds` at most."""
+        assert self.platform is not None
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.settings.direct_retry_seconds
+        feed = aiter(self.platform.follow(target))
+        try:
+            while (left := until - loop.time()) > 0:
+                try:
+                    change = await asyncio.wait_for(anext(feed), timeout=left)
+                except TimeoutError:
+                    return
+                except StopAsyncIteration:
+                    return
+                yield change
+        finally:
+            await feed.aclose()  # type: ignore[attr-defined]
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """The mTLS channel to agent `target`, for services of one's own."""
@@ -239,6 +290,7 @@ class Agent:
                 raise AgentContextError(f"{field} is {given!r}, cert.pem names {named!r}")
         self.log = logging.getLogger(f"shopfloor.agent.{identity.name}")
         source = self._revocation_source(stack, credentials)  # closed after the tasks end
+        await self._open_platform(stack, credentials)
         self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
         stack.callback(self._cancel_background)
         self.revocations = await self._revocation_list(source, credentials)
@@ -253,6 +305,9 @@ class Agent:
         )  # fmt: skip
         stack.push_async_callback(self._client.aclose)
         self.background(self._reloads(), "reloads")
+        if self.platform is not None and self.settings.report_state:
+            self._reporter = StateReporter(self.platform, identity.name, self.run_id)
+            self.background(self._reporter.run(), "state reports")
         await self.setup()
         stack.push_async_callback(self.shutdown)
         await self._serve_grpc(stack, access, credentials)
@@ -264,12 +319,39 @@ class Agent:
                 )
             )  # fmt: skip
 
+    @property
+    def platform_url(self) -> str | None:
+        """The platform's API: `config.platform_url`, `SHOPFLOOR_PLATFORM_URL`, then
+        `SHOPFLOOR_HTTP_URL`."""
+        context = self.context
+        return self.settings.platform_url or context.platform_url or context.http_url
+
+    async def _open_platform(self, stack: AsyncExitStack, credentials: AgentCredentials) -> None:
+        """The platform client, and the relation cache when `access` is `relations`."""
+        url = self.platform_url
+        relations = self.settings.access == "relations" and self.checker is None
+        if url is None:
+            if relations:
+                raise AgentContextError(
+                    'config.access "relations" needs the platform\'s URL: set '
+                    "config.platform_url (or SHOPFLOOR_PLATFORM_URL)"
+                )
+            return
+        self.platform = PlatformClient(url, credentials, timeout=self.settings.call_timeout)
+        stack.push_async_callback(self.platform.aclose)
+        if relations:
+            cache = RelationCache(
+                url, self.platform.assertion, verify=platform_tls(credentials.files[2])
+            )
+            self.relation_cache = await stack.enter_async_context(cache)
+            self.checker = cache.allows
+
     def _revocation_source(
         self, stack: AsyncExitStack, credentials: AgentCredentials
     ) -> CrlSource | None:
         if self._crl_source is not None or not self.settings.revocation_check:
             return self._crl_source
-        url = self.settings.platform_url or self.context.http_url
+        url = self.platform_url
         if url is None:
             raise AgentContextError(
                 "revoked certificates cannot be refused without the platform's URL: set "

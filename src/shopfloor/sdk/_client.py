@@ -40,12 +40,21 @@ class StateChange:
     sequence: int
     state: dict[str, Any]
     time: datetime
+    #: The run (start) of the agent that published it: its sequence starts again with each.
+    run: str = ""
+    #: How it came: "agent" (gRPC, from the agent) or "platform" (reported to the platform
+    #: and relayed by it, when the agent could not be reached).
+    via: str = "agent"
 
     @classmethod
     def from_message(cls, message: pb.StateChange) -> StateChange:
         state = json.loads(message.state_json) if message.state_json else {}
         when = datetime.fromtimestamp(message.time_unix_nano / 1e9, UTC)
-        return cls(message.agent, message.sequence, state, when)
+        return cls(message.agent, message.sequence, state, when, run=message.run)
+
+    def newer_than(self, other: StateChange | None) -> bool:
+        """Whether this one follows `other` (of another run, or later in the same)."""
+        return other is None or self.run != other.run or self.sequence > other.sequence
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ class AgentContext:
     thing_key: str | None = field(default=None, repr=False)
     channels: tuple[DeviceChannel, ...] = ()
     http_url: str | None = None
+    #: The platform's API (`SHOPFLOOR_PLATFORM_URL`): CRL, relation graph, state reports.
+    platform_url: str | None = None
     mqtt_url: str | None = None
     postgres_url: str | None = field(default=None, repr=False)
 
@@ -69,6 +71,7 @@ class AgentContext:
             thing_key=optional("SHOPFLOOR_THING_KEY"),
             channels=parse_channels(env.get("SHOPFLOOR_CHANNELS", "")),
             http_url=optional("SHOPFLOOR_HTTP_URL"),
+            platform_url=optional("SHOPFLOOR_PLATFORM_URL"),
             mqtt_url=optional("SHOPFLOOR_MQTT_URL"),
             postgres_url=optional("SHOPFLOOR_POSTGRES_URL"),
         )

@@ -18,8 +18,11 @@ shopfloor.core.ShopfloorError
     ├── AgentRefused            the target refused the caller: `status` UNAUTHENTICATED (no
     │                           usable certificate, a revoked one) or PERMISSION_DENIED
     │                           (another organisation, the relation graph); its reason
-    └── CallFailed              the target ran the call and answered an error: its `code`
-                                and message. A handler raises it to answer one.
+    ├── CallFailed              the target ran the call and answered an error: its `code`
+    │                           and message. A handler raises it to answer one.
+    ├── PlatformRefused         the platform's API refused the agent (a state report, the
+    │                           state feed): its `status`, `code` and message
+    └── PlatformUnreachable     no answer from the platform's API
 
 The relation cache (`RelationCache`), a subtree of the relation graph's:
 
@@ -105,6 +108,17 @@ class CallFailed(AgentError):
 
     def __init__(self, message: str, *, code: str = "call_failed") -> None:
         super().__init__(message, code=code)
+
+
+class PlatformRefused(AgentError):
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message, code=code, kind=_KINDS.get(status, ErrorKind.UNAVAILABLE))
+        self.status = status
+
+
+class PlatformUnreachable(AgentError):
+    code = "platform_unreachable"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class RelationsRefused(RelationError):

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/relations"
 Headers = Mapping[str, str] | Callable[[], Mapping[str, str]]
-Verify = bool | str | os.PathLike[str]
+Verify = bool | str | os.PathLike[str] | ssl.SSLContext
 
 
 class RelationCache(Lifecycle):
@@ -91,7 +92,11 @@ class RelationCache(Lifecycle):
         self.reconnects = 0
 
     async def _start(self, stack: AsyncExitStack) -> None:
-        verify: Any = self._verify if isinstance(self._verify, bool) else os.fspath(self._verify)
+        verify: Any = (
+            self._verify
+            if isinstance(self._verify, bool | ssl.SSLContext)
+            else os.fspath(self._verify)
+        )
         self._http = await stack.enter_async_context(
             httpx.AsyncClient(
                 base_url=self.base_url, timeout=self._timeout, verify=verify,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -32,6 +31,8 @@ import httpx
 from cryptography import x509
 
 from shopfloor.core import Backoff
+
+from ._tls import platform_tls
 
 __all__ = [
     "CRL_PATH",
@@ -92,10 +93,9 @@ class HttpCrlSource:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = platform_url.rstrip("/") + CRL_PATH
-        verify = ssl.create_default_context()
-        if ca_file is not None:
-            verify.load_verify_locations(cafile=os.fspath(ca_file))
-        self._client = httpx.AsyncClient(timeout=timeout, verify=verify, transport=transport)
+        self._client = httpx.AsyncClient(
+            timeout=timeout, verify=platform_tls(ca_file), transport=transport
+        )
 
     async def fetch(self) -> bytes:
         answer = await self._client.get(self.url)

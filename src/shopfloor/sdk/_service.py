@@ -65,8 +65,9 @@ class _Follower:
 class AgentService:
     """The agent's side of the built-in services, as agent `name`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, run: str = "") -> None:
         self.name = name
+        self.run = run
         self._access: Access | None = None
         self.methods: dict[str, _Method] = {}
         self.last: pb.StateChange | None = None
@@ -126,7 +127,7 @@ class AgentService:
         self._sequence += 1
         message = pb.StateChange(
             agent=self.name, sequence=self._sequence, state_json=text,
-            time_unix_nano=time.time_ns(),
+            time_unix_nano=time.time_ns(), run=self.run,
         )  # fmt: skip
         self.last = message
         followers = list(self._followers)

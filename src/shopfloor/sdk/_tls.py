@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from shopfloor.pki import CertificateRefused, Entity, EntityType, entity_of
 
 from ._context import AgentContext, AgentContextError
 
-__all__ = ["AgentCredentials", "AgentIdentity", "TlsMaterial", "agent_dns_name"]
+__all__ = ["AgentCredentials", "AgentIdentity", "TlsMaterial", "agent_dns_name", "platform_tls"]
 
 logger = logging.getLogger(__name__)
 
@@ -226,3 +227,12 @@ class AgentCredentials:
         except OSError:
             return None
         return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in stats)
+
+
+def platform_tls(ca_file: str | os.PathLike[str] | None) -> ssl.SSLContext:
+    """Trust for the platform's HTTPS: the system's CAs and `ca_file` (the platform's own
+    CA, which signs the listener certificates it issues itself)."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=os.fspath(ca_file))
+    return context

@@ -22,10 +22,11 @@ Without `follow`, the same items are answered as one JSON document.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from shopfloor.core import KEEPALIVE, SseParser, sse_event
 
 from ._errors import InvalidRelationTuple
 from ._model import Change, RelationTuple
@@ -42,8 +43,6 @@ __all__ = [
     "encode_change",
     "encode_sse",
 ]
-
-KEEPALIVE = b": keep-alive\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,39 +96,27 @@ def encode_sse(item: FeedItem) -> bytes:
     else:
         name = "revision" if isinstance(item, Checkpoint) else "reset"
         data = {"revision": item.revision}
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return sse_event(name, data)
 
 
 class SseDecoder:
     """Feed items from the lines of a server-sent event stream, one line at a time."""
 
     def __init__(self) -> None:
-        self._event = "message"
-        self._data: list[str] = []
+        self._parser = SseParser()
 
     def line(self, text: str) -> FeedItem | None:
         """Take one line (without its line break); an item when one is complete."""
-        if text.startswith(":"):
-            return None
-        if text:
-            field, _, value = text.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                self._event = value
-            elif field == "data":
-                self._data.append(value)
-            return None
-        event, data = self._event, "\n".join(self._data)
-        self._event, self._data = "message", []
-        if not data:
+        sse = self._parser.line(text)
+        if sse is None:
             return None
         try:
-            body = json.loads(data)
-            if event in ("change", "schema"):
+            body = sse.json()
+            if sse.event in ("change", "schema"):
                 return decode_change(body)
-            if event == "revision":
+            if sse.event == "revision":
                 return Checkpoint(int(body["revision"]))
-            if event == "reset":
+            if sse.event == "reset":
                 return Reset(int(body["revision"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidRelationTuple(f"not an event of the feed: {exc}") from exc
