@@ -37,6 +37,14 @@ def signed_in(files: Path) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_assertion(certificate, key)}"}  # type: ignore[arg-type]
 
 
+async def stopped_agents(http: httpx.AsyncClient, auth: dict[str, str], *names: str) -> None:
+    for name in names:
+        created = await http.post(
+            "/api/v1/agents", json={"name": name, **STOPPED_AGENT}, headers=auth
+        )
+        assert created.status_code == 201, created.text
+
+
 def report(run: str, sequence: int, **state: Any) -> dict[str, Any]:
     return {"run": run, "sequence": sequence, "state": state,
             "published_at": "2026-12-01T12:00:00+00:00"}  # fmt: skip
@@ -47,11 +55,7 @@ async def test_an_agent_reports_its_own_state_and_nobody_else_does(
 ) -> None:
     async with httpx.AsyncClient(base_url=platform_url, timeout=30) as http:
         org_id, engineer = await engineer_of_new_org(http)
-        for name in ("press-01", "cell-1"):
-            created = await http.post(
-                "/api/v1/agents", json={"name": name, **STOPPED_AGENT}, headers=engineer
-            )
-            assert created.status_code == 201, created.text
+        await stopped_agents(http, engineer, "press-01", "cell-1")
         press = signed_in(await agent_files(http, engineer, org_id, "press-01", tmp_path))
         cell = signed_in(await agent_files(http, engineer, org_id, "cell-1", tmp_path))
         url = "/api/v1/agents/press-01/state"
@@ -105,11 +109,7 @@ async def test_an_agent_reads_another_ones_state_only_with_reads(
 ) -> None:
     async with httpx.AsyncClient(base_url=platform_url, timeout=30) as http:
         org_id, engineer = await engineer_of_new_org(http)
-        for name in ("press-01", "cell-1"):
-            created = await http.post(
-                "/api/v1/agents", json={"name": name, **STOPPED_AGENT}, headers=engineer
-            )
-            assert created.status_code == 201, created.text
+        await stopped_agents(http, engineer, "press-01", "cell-1")
         cell = signed_in(await agent_files(http, engineer, org_id, "cell-1", tmp_path))
         url = "/api/v1/agents/press-01/state"
 
@@ -143,10 +143,7 @@ async def test_a_revoked_certificate_signs_in_no_more(platform_url: str, tmp_pat
 async def test_the_followed_feed_tells_states_and_status(platform_url: str, tmp_path: Path) -> None:
     async with httpx.AsyncClient(base_url=platform_url, timeout=30) as http:
         org_id, engineer = await engineer_of_new_org(http)
-        created = await http.post(
-            "/api/v1/agents", json={"name": "press-01", **STOPPED_AGENT}, headers=engineer
-        )
-        assert created.status_code == 201, created.text
+        await stopped_agents(http, engineer, "press-01")
         press = signed_in(await agent_files(http, engineer, org_id, "press-01", tmp_path))
         url = "/api/v1/agents/press-01/state"
         await http.put(url, json=report("r1", 1, parts=1), headers=press)
