@@ -54,11 +54,12 @@ async def seed_demo(registry: Registry, *, admin_email: str) -> DemoPlant:
     admin = await registry.find_user_by_email(admin_email) if admin_email else None
     if admin is not None and admin.org_id is None:
         await registry.update_user(admin.id, org_id=org.id, role=Role.ADMIN)
-    channels = await registry.list_channels(org.id, name=DEMO_CHANNEL, limit=1)
+    # By its exact name: a listing's `name` filter also matches "mill-1 telemetry".
+    channel = await registry.channel_named(org.id, DEMO_CHANNEL)
     things = await registry.list_things(org.id, tag="demo", limit=100)
     return DemoPlant(
         org_id=org.id,
-        channel_id=channels.items[0].id if channels.items else "",
+        channel_id=channel.id if channel is not None else "",
         things=tuple(DemoThing(t.id, t.name, registry.thing_key(t)) for t in things.items),
         created=created,
     )

@@ -222,6 +222,49 @@ async def test_files_are_private_and_reloaded_on_sighup(
     assert _pid((await runtime.observe())["org/echo"]) == _pid(seen)
 
 
+async def test_an_agent_waiting_to_restart_when_the_platform_stopped_is_restarted(
+    tmp_path: Path,
+) -> None:
+    """The platform stopped (or was killed) between an agent's exit and its restart."""
+    workload = _fail("org/flaky", "flaky", "1", restart_policy=RestartPolicy.ON_FAILURE)
+    try:
+        async with _make(tmp_path, restart_backoff_base=600, restart_backoff_cap=600) as first:
+            await first.apply(workload)
+            waiting = await wait_for(
+                first, "org/flaky", lambda s: s is not None and s.exit_code == 3
+            )
+            assert waiting is not None and waiting.restarts == 0
+        async with _make(tmp_path) as second:
+            again = await wait_for(second, "org/flaky", lambda s: s is not None and s.restarts)
+            assert again is not None and again.restarts >= 1
+            await second.remove("org/flaky")
+    finally:
+        _kill_all(tmp_path)
+
+
+async def test_a_relative_data_dir_still_tells_the_agent_where_its_files_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` passes `--data-dir var/demo`; the agent runs in a folder of its own."""
+    monkeypatch.chdir(tmp_path)
+    program = "import os; open(os.path.join(os.environ['SHOPFLOOR_AGENT_FILES'], 'cert.pem'))"
+    workload = Workload(
+        key="org/reader", name="reader", version="1", command=(sys.executable, "-c", program),
+        files={"cert.pem": b"one"}, restart_policy=RestartPolicy.NEVER,
+    )  # fmt: skip
+    try:
+        async with _make(Path("data")) as runtime:
+            await runtime.apply(workload)
+            seen = await wait_for(
+                runtime, "org/reader", lambda s: s is not None and s.exit_code is not None
+            )
+            assert seen is not None
+            assert (seen.state, seen.exit_code) == (ObservedState.STOPPED, 0)
+            await runtime.remove("org/reader")
+    finally:
+        _kill_all(tmp_path / "data")
+
+
 async def test_logs_rotate_and_tail_spans_the_files(tmp_path: Path) -> None:
     chatty = (
         "import sys, time\n"

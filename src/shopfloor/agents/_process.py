@@ -221,7 +221,8 @@ class ProcessRuntime(AgentRuntime, name="process"):
             )
         except ValueError as exc:
             raise RuntimeMisconfigured(f"process runtime: {exc}") from exc
-        self._root = data_dir / "agents"
+        # Absolute: an agent runs in its own folder, and is told where its files are.
+        self._root = data_dir.absolute() / "agents"
         self._grace = grace_period
         self._ready_after = ready_after
         self._log_max = log_max_bytes
@@ -269,6 +270,9 @@ class ProcessRuntime(AgentRuntime, name="process"):
                 # watched it: its status is lost.
                 code = self._reap(record.pid)  # a child of this interpreter, in tests
                 self._exited(agent, code, UNSUPERVISED if code is None else "")
+            elif record.pid is None and not record.final and record.replicas:
+                # It waited for a restart when the last runtime ended: restart it.
+                self._restart_soon(agent, "waiting to restart when the runtime ended")
         self._spawn_task(self._read_spools_forever(), "process-runtime-spools")
 
     async def _close(self) -> None:
@@ -543,13 +547,16 @@ class ProcessRuntime(AgentRuntime, name="process"):
             self._changed(record.key)
             return
         self._save(agent)
+        self._restart_soon(agent, f"ended ({error})")
+        self._changed(record.key)
+
+    def _restart_soon(self, agent: _Agent, why: str) -> None:
         delay = self._backoff.delay(agent.attempt)
         agent.attempt += 1
-        logger.info("agent %s ended (%s), restart in %.2f s", record.key, error, delay)
+        logger.info("agent %s %s, restart in %.2f s", agent.record.key, why, delay)
         agent.restart_task = self._spawn_task(
-            self._restart_later(agent, delay), f"process-runtime-restart {record.key}"
+            self._restart_later(agent, delay), f"process-runtime-restart {agent.record.key}"
         )
-        self._changed(record.key)
 
     async def _restart_later(self, agent: _Agent, delay: float) -> None:
         await asyncio.sleep(delay)
