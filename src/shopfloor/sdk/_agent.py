@@ -96,6 +96,7 @@ class Agent:
         self.platform: PlatformClient | None = None
         self.relation_cache: RelationCache | None = None
         self._reporter: StateReporter | None = None
+        self._via_platform: set[str] = set()
         self._stack: AsyncExitStack | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._background: list[asyncio.Task[Any]] = []
@@ -184,6 +185,7 @@ class Agent:
         while True:
             try:
                 async for change in self._clients().follow(target):
+                    self._via_platform.discard(target)
                     if change.newer_than(last):
                         last = change
                         yield change
@@ -191,7 +193,9 @@ class Agent:
             except (AgentUnreachable, PeerUnknown) as direct:
                 if self.platform is None or not self.settings.follow_via_platform:
                     raise
-                self.log.info("following %s through the platform: %s", target, direct)
+                if target not in self._via_platform:  # once, until it is reached again
+                    self._via_platform.add(target)
+                    self.log.info("following %s through the platform: %s", target, direct)
             async for change in self._follow_via_platform(target):
                 if change.newer_than(last):
                     last = change
