@@ -15,6 +15,7 @@ from ._errors import (
     InvalidAasFile,
     InvalidAasRequest,
 )
+from ._invoke import ExecutionState, Invocation, InvocationResult, Invoker, Unmanaged
 from ._store import AasStore, Kind, Page, StoredFile, StoredObject, changed_subject, kind_of
 
 __all__ = [
@@ -23,12 +24,17 @@ __all__ = [
     "AasNotFound",
     "AasStore",
     "AasUnavailable",
+    "ExecutionState",
     "InvalidAasFile",
     "InvalidAasRequest",
+    "Invocation",
+    "InvocationResult",
+    "Invoker",
     "Kind",
     "Page",
     "StoredFile",
     "StoredObject",
+    "Unmanaged",
     "changed_subject",
     "kind_of",
 ]

@@ -12,6 +12,7 @@ from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging.capability import BusService
 
+from ._invoke import Invoker, Unmanaged
 from ._store import AasStore
 from ._tables import MIGRATIONS
 
@@ -41,6 +42,8 @@ class AasService(Service, name="aas", needs=("database", "bus", "identity")):
         self.store = AasStore(
             platform.get(DatabaseService).engine, announce=platform.get(BusService).events.emit
         )
+        #: Who runs Operations (`/invoke`): the Managers, once they run.
+        self.invoker: Invoker = Unmanaged()
 
     async def _start(self, stack: AsyncExitStack) -> None:
         return None
