@@ -2,7 +2,9 @@
 
 Every capability's errors share one base (`shopfloor.core.ShopfloorError`) with a
 stable code and a kind; one handler answers them all, the kind deciding the status
-(`http_status`), and `unavailable`/`busy` add `Retry-After`. Nothing a client sent is
+(`http_status`), and `unavailable`/`busy` add `Retry-After`. An error that lists its
+`reasons` (every defect found, as `InvalidAasFile` does) answers them too, in
+`error.reasons`. Nothing a client sent is
 echoed back in validation details, so a mistyped password never leaks into responses
 or logs.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -57,11 +59,14 @@ def error_response(
     message: str,
     *,
     details: list[dict[str, Any]] | None = None,
+    reasons: Sequence[str] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
+    if reasons:
+        body["reasons"] = [str(reason) for reason in reasons]
     return JSONResponse({"error": body}, status_code=status, headers=dict(headers or {}))
 
 
@@ -103,7 +108,12 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.transient:
         # The caller is told to retry; the operator wants to know what is down.
         logger.warning("%s %s: %s: %s", request.method, request.url.path, exc.code, exc)
-    return error_response(http_status(exc.kind), exc.code, exc.message, headers=headers)
+    reasons = getattr(exc, "reasons", None)
+    if not isinstance(reasons, Sequence) or isinstance(reasons, str):
+        reasons = None
+    return error_response(
+        http_status(exc.kind), exc.code, exc.message, reasons=reasons, headers=headers
+    )
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
