@@ -239,6 +239,18 @@ def test_a_broken_json_file_is_refused_with_every_reason() -> None:
     assert "assetInformation" in reasons and "has space" in reasons and "NoSuchThing" in reasons
 
 
+def test_a_warning_is_a_defect_whatever_the_log_level(caplog: pytest.LogCaptureFixture) -> None:
+    # basyx's strict JSON reader drops a revision without a version, only warning.
+    data = json.loads(write_environment(example(), Format.JSON))
+    del data["submodels"][0]["administration"]["version"]
+    with caplog.at_level(logging.ERROR), pytest.raises(InvalidAasFile) as refused:
+        read_environment(json.dumps(data).encode(), max_bytes=LIMIT)
+    assert refused.value.reasons == (
+        "Ignoring 'revision' attribute of AdministrativeInformation object due to missing "
+        "'version'",
+    )
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

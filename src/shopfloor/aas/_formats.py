@@ -232,14 +232,16 @@ class _Reasons(logging.Filter):
         for name in _READER_LOGGERS:
             reader_logger = logging.getLogger(name)
             reader_logger.addFilter(self)
-            # A warning silenced by the log configuration would be a defect let through.
-            if reader_logger.getEffectiveLevel() > logging.WARNING:
-                reader_logger.setLevel(logging.WARNING)
+            # Pinned: a warning the log level silenced (SHOPFLOOR_LOG_LEVEL=error) would
+            # be a defect let through. Outside a read, `filter` applies the level the
+            # logger would have had.
+            reader_logger.setLevel(logging.WARNING)
 
     def filter(self, record: logging.LogRecord) -> bool:
         reasons = self._reads.get(threading.get_ident())
         if reasons is None:
-            return True
+            parent = logging.getLogger(record.name).parent
+            return parent is None or record.levelno >= parent.getEffectiveLevel()
         if record.levelno >= logging.WARNING and len(reasons) < MAX_REASONS:
             reasons.append(_reason(record))
         return False
