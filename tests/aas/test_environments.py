@@ -86,6 +86,24 @@ async def test_an_aasx_upload_keeps_its_files(api: Api) -> None:
     assert serialised(env.objects) == serialised(example()) and env.files == PDF
 
 
+async def test_a_file_is_served_under_any_name(api: Api) -> None:
+    _, headers = await _editor(api)
+    # A File names a URI path: what is not ASCII is percent-encoded.
+    manual = model.File("Manual", "application/pdf", value="/aasx/files/Presse-%C3%BC%201.pdf")
+    submodel = model.Submodel("https://example.org/sm/docs", submodel_element=[manual])
+    assert manual.value is not None
+    files = {manual.value: ("application/pdf", b"%PDF-1.7")}
+    package = write_environment([submodel], Format.AASX, files)
+    stored = await api.http.post(URL, content=package, headers={**headers, "Content-Type": AASX})
+    assert stored.status_code == 201, stored.text
+    served = await api.http.get("/api/v1/aas/files/aasx/files/Presse-ü 1.pdf", headers=headers)
+    assert served.status_code == 200 and served.content == b"%PDF-1.7"
+    assert (
+        served.headers["content-disposition"]
+        == "attachment; filename*=UTF-8''Presse-%C3%BC%201.pdf"
+    )
+
+
 async def test_a_30_xml_file_is_stored_upgraded(api: Api, store: AasStore) -> None:
     org_id, headers = await _editor(api)
     xml_30 = as_30(write_environment(example(), Format.XML), default_namespace=True)

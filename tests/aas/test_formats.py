@@ -305,6 +305,20 @@ def test_a_file_declaring_entities_is_refused(entity: str, tmp_path: Path) -> No
     assert refused.value.reasons == ("an AAS XML file has no DOCTYPE (nor entities)",)
 
 
+def test_a_package_whose_environment_declares_entities_is_refused() -> None:
+    package = zipfile.ZipFile(io.BytesIO(write_environment(example(), Format.AASX, PDF)))
+    written = io.BytesIO()
+    with zipfile.ZipFile(written, "w") as rewritten:
+        for member in package.infolist():
+            content = package.read(member)
+            if member.filename == "aasx/data.xml":
+                content = content.replace(b"?>", b'?><!DOCTYPE x [<!ENTITY e "inside">]>', 1)
+            rewritten.writestr(member, content)
+    with pytest.raises(InvalidAasFile) as refused:
+        read_environment(written.getvalue(), max_bytes=LIMIT)
+    assert refused.value.reasons == ("an AAS XML file has no DOCTYPE (nor entities)",)
+
+
 # -- limits ----------------------------------------------------------------------------
 
 

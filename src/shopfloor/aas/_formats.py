@@ -310,17 +310,22 @@ def _describe(exc: BaseException) -> str:
 
 
 def _parse_xml(data: bytes) -> Any:
-    """The root element; a file with a DOCTYPE is refused: an environment has none, and
-    basyx's parser would expand the entities it declares."""
+    """The root element of an environment. One with a DOCTYPE is refused: an environment
+    has none, and basyx's parser would expand the entities it declares."""
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
     root = etree.fromstring(data, parser)
-    if root.getroottree().docinfo.doctype:
+    if _is_environment(root) and root.getroottree().docinfo.doctype:
         raise InvalidAasFile(
             "not an AAS environment", reasons=["an AAS XML file has no DOCTYPE (nor entities)"]
         )
     return root
+
+
+def _is_environment(root: Any) -> bool:
+    name = etree.QName(root)
+    return bool(name.localname == "environment" and name.namespace)
 
 
 def _xml_as_31(data: bytes) -> tuple[bytes, str]:
@@ -330,7 +335,7 @@ def _xml_as_31(data: bytes) -> tuple[bytes, str]:
     except etree.XMLSyntaxError as exc:
         raise InvalidAasFile("the file is not well-formed XML", reasons=[str(exc)]) from exc
     namespace = etree.QName(root).namespace
-    if etree.QName(root).localname != "environment" or not namespace:
+    if not _is_environment(root):
         raise InvalidAasFile(
             "not an AAS environment",
             reasons=[f"the root element is {root.tag}, not an AAS environment"],
@@ -391,13 +396,20 @@ def _aasx_as_31(data: bytes, max_bytes: int) -> tuple[bytes, str]:
         raise InvalidAasFile("the file is not an AASX (zip) package", reasons=[str(exc)]) from exc
     upgraded: dict[str, bytes] = {}
     for name, content in parts.items():
-        if name.lower().endswith(".xml") and not name.startswith(("[", "_rels/", "docProps/")):
-            with contextlib.suppress(etree.XMLSyntaxError):
-                root = _parse_xml(content)
-                if root.tag == "{" + NS_30 + "}environment":
-                    upgraded[name] = etree.tostring(
-                        upgrade_xml(root), xml_declaration=True, encoding="UTF-8"
-                    )
+        # The reader takes a part as XML by its content type, whatever its name: every
+        # XML part is looked at (the reader says what is wrong with a broken one).
+        if (
+            name == "[Content_Types].xml"
+            or name.endswith(".rels")
+            or _sniff(content) is not Format.XML
+        ):
+            continue
+        with contextlib.suppress(etree.XMLSyntaxError):
+            root = _parse_xml(content)
+            if root.tag == "{" + NS_30 + "}environment":
+                upgraded[name] = etree.tostring(
+                    upgrade_xml(root), xml_declaration=True, encoding="UTF-8"
+                )
     if not upgraded:
         return data, "3.1"
     written = io.BytesIO()

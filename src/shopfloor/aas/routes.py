@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import quote, unquote
 
 from basyx.aas import model
 from basyx.aas.util import traversal
@@ -25,7 +26,7 @@ from shopfloor.api import PlatformDep, PrincipalDep
 from shopfloor.auth import Action
 from shopfloor.core import ErrorKind
 
-from ._errors import InvalidAasFile, InvalidAasRequest
+from ._errors import AasNotFound, InvalidAasFile, InvalidAasRequest
 from ._formats import MEDIA_TYPES, Format, read_environment, write_environment
 from ._store import MAX_LIMIT, AasStore, Kind, encode
 from .capability import AasService
@@ -34,6 +35,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/aas", tags=["aas"])
 
+#: What a URI path holds unencoded besides letters and digits (RFC 3986 pchar and "/").
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
 #: Room for a multipart envelope around a file of the largest size.
 MULTIPART_OVERHEAD = 64 * 1024
 _UPLOAD_TYPES = {media: {"schema": {"type": "string", "format": "binary"}} for media in
@@ -131,12 +134,21 @@ async def get_file(path: str, platform: PlatformDep, principal: PrincipalDep) ->
     """A supplementary file by its package path (`/aasx/files/manual.pdf` is
     `/api/v1/aas/files/aasx/files/manual.pdf`)."""
     org_id = principal.require_org()
-    held = await _service(platform).store.file(org_id, "/" + path.lstrip("/"))
-    name = held.path.rsplit("/", 1)[-1].replace('"', "")
+    store = _service(platform).store
+    path = "/" + path.lstrip("/")
+    try:
+        held = await store.file(org_id, path)
+    except AasNotFound:
+        # A File names a URI path (`Presse-%C3%BC.pdf`); the URL's arrives decoded.
+        encoded = quote(path, safe=_PATH_SAFE)
+        if encoded == path:
+            raise
+        held = await store.file(org_id, encoded)
+    name = quote(unquote(held.path.rsplit("/", 1)[-1]), safe="")
     return Response(
         held.data, media_type=held.content_type,
         # What members uploaded is never rendered as a page of this origin.
-        headers={"Content-Disposition": f'attachment; filename="{name}"',
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}",
                  "X-Content-Type-Options": "nosniff"},
     )  # fmt: skip
 
