@@ -3,7 +3,7 @@ writers (pure: bytes in, bytes out).
 
     env = read_environment(data, content_type="application/xml", max_bytes=limit)
     env.objects, env.files, env.format, env.version, env.upgraded
-    data = write_environment(objects, files, Format.AASX)
+    data = write_environment(objects, Format.AASX, files)
 
 Metamodel v3.1 is read natively. v3.0 is taken too: a JSON file carries no version and
 3.1 only relaxes what 3.0 constrains (longer identifiers and content types, hyphens in

@@ -51,7 +51,10 @@ class FileOut(BaseModel):
 
 class StoredOut(BaseModel):
     format: Format
-    version: str = Field(description="The metamodel version the file was written in.")
+    version: str = Field(
+        description="The metamodel version it was read as: 3.0 for a 3.0 XML file (or "
+        "package), else 3.1 (a JSON file names none; 3.0 JSON is valid 3.1)."
+    )
     upgraded: bool = Field(description="True: read as 3.0 and stored as 3.1.")
     ids: dict[Kind, list[str]] = Field(description="The identifiers stored, by kind.")
     files: list[FileOut] = Field(description="The supplementary files stored (AASX).")
