@@ -69,9 +69,10 @@ def as_30(xml_31: bytes, *, default_namespace: bool = False) -> bytes:
     """The 3.1 XML as a 3.0 tool writes it.
 
     basyx-python-sdk 1.x (metamodel 3.0) wrote the same elements as 2.x under
-    `xmlns:aas="https://admin-shell.io/aas/3/0"`: its XML reader and writer name the
-    same tags and enumerations (compared from the sources of both, from knowledge of
-    the 1.x tree; no 3.0 file is copied here). AASX Package Explorer writes the
+    `xmlns:aas="https://admin-shell.io/aas/3/0"`: the XML readers and writers of both
+    name the same tags and enumerations (compared in their sources), and 1.x's own 3.0
+    full example (its compliance-tool test file, not copied here) reads in 2.x once
+    `upgrade_xml` renamed its namespace. AASX Package Explorer writes the
     namespace as the default one with an `xsi:schemaLocation`. The test below has the
     IDTA's own 3.0 test engine check that the result is 3.0 XML.
     """
