@@ -82,7 +82,10 @@ def create_app(settings: CoreSettings, *, platform: Platform | None = None) -> S
         for path in service.routes:
             app.include_router(load_router(path))
     mount_docs(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    limits: dict[str, int] = {}
+    for service in platform.plan:
+        limits.update(service.body_limits(settings))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, limits=limits)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for service in platform.plan:
         service.install(app, platform)

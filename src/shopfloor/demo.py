@@ -55,11 +55,11 @@ async def seed_demo(registry: Registry, *, admin_email: str) -> DemoPlant:
     if admin is not None and admin.org_id is None:
         await registry.update_user(admin.id, org_id=org.id, role=Role.ADMIN)
     # By its exact name: a listing's `name` filter also matches "mill-1 telemetry".
-    channel = await registry.channel_named(org.id, DEMO_CHANNEL)
+    demo_channel = await registry.channel_named(org.id, DEMO_CHANNEL)
     things = await registry.list_things(org.id, tag="demo", limit=100)
     return DemoPlant(
         org_id=org.id,
-        channel_id=channel.id if channel is not None else "",
+        channel_id=demo_channel.id if demo_channel is not None else "",
         things=tuple(DemoThing(t.id, t.name, registry.thing_key(t)) for t in things.items),
         created=created,
     )

@@ -17,7 +17,8 @@ from basyx.aas import model
 from shopfloor.aas import AasStore, Kind
 from shopfloor.aas._formats import Format, read_environment, write_environment
 from shopfloor.app import create_app
-from tests.aas.test_formats import BROKEN_XML, LIMIT, PDF, as_30, example, serialised
+from tests.aas.aaskit import example, serialised
+from tests.aas.test_formats import BROKEN_XML, LIMIT, PDF, as_30
 from tests.api.conftest import Api
 
 URL = "/api/v1/aas/environments"

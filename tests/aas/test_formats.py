@@ -7,62 +7,24 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 from aas_test_engines import file as idta_test_engine
-from basyx.aas import model
-from basyx.aas.adapter.json import AASToJsonEncoder
-from basyx.aas.examples.data import example_aas
 from lxml import etree  # type: ignore[import-untyped]
 
 from shopfloor.aas import InvalidAasFile
 from shopfloor.aas._formats import Format, detect_format, read_environment, write_environment
 from shopfloor.core import ErrorKind
+from tests.aas.aaskit import example, serialised
 
 NS_31 = "https://admin-shell.io/aas/3/1"
 NS_30 = "https://admin-shell.io/aas/3/0"
 LIMIT = 16 * 1024 * 1024
 #: The File element `ExampleFile` of the full example names it.
 PDF = {"/TestFile.pdf": ("application/pdf", b"%PDF-1.4\n% a test file\n%%EOF\n")}
-#: Unordered in the metamodel, and kept as sets by basyx or built from sets by its
-#: example: their order differs between two calls of `create_full_example()`.
-_UNORDERED = {
-    "submodels", "isCaseOf", "refersTo", "valueReferencePairs", "statements", "annotations",
-    "qualifiers",
-}  # fmt: skip
-
-
-def example() -> list[model.Identifiable]:
-    return list(example_aas.create_full_example())
-
-
-def serialised(objects: Iterable[model.Identifiable]) -> list[str]:
-    """Each object's JSON serialisation, sets sorted: equal exactly when nothing changed
-    (basyx's `==` compares identifiers only)."""
-
-    def canonical(node: Any, key: str = "") -> Any:
-        if isinstance(node, dict):
-            collection = node.get("modelType") == "SubmodelElementCollection"
-            return {
-                name: canonical(value, "collection" if collection and name == "value" else name)
-                for name, value in node.items()
-            }
-        if isinstance(node, list):
-            items = [canonical(item) for item in node]
-            if key in _UNORDERED or key == "collection":
-                items.sort(key=lambda item: json.dumps(item, sort_keys=True))
-            return items
-        return node
-
-    return sorted(
-        json.dumps(canonical(json.loads(json.dumps(obj, cls=AASToJsonEncoder))), sort_keys=True)
-        for obj in objects
-    )
 
 
 def as_30(xml_31: bytes, *, default_namespace: bool = False) -> bytes:

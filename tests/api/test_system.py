@@ -21,6 +21,7 @@ async def test_health_reports_every_service(api: Api) -> None:
         "mqtt": True,
         "agents": True,
         "relations": True,
+        "aas": True,
     }
 
 

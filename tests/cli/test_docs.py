@@ -34,6 +34,8 @@ def test_every_api_error_code_is_documented() -> None:
         p.read_text() for p in (SRC / "bootstrap").rglob("*.py") if p.name != "commands.py"
     )
     sources += "\n".join(p.read_text() for p in (SRC / "sdk").glob("*.py"))
+    sources += "\n".join(p.read_text() for p in (SRC / "aas").rglob("*.py"))
+    sources += "\n".join(p.read_text() for p in (SRC / "agents").rglob("*.py"))
     codes = set(re.findall(r'code="([a-z_]+)"', sources))
     codes |= set(re.findall(r'(?:ApiError|IngressError)\(\s*\d+,\s*"([a-z_]+)"', sources))
     edges = "\n".join(p.read_text() for p in (SRC / "adapters").glob("*.py"))

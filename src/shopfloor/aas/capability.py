@@ -17,9 +17,13 @@ from ._store import AasStore
 from ._tables import MIGRATIONS
 
 if TYPE_CHECKING:
-    from shopfloor.core import Platform
+    from shopfloor.core import CoreSettings, Platform
 
 __all__ = ["AasService", "AasSettings"]
+
+
+#: What a multipart upload may add to the file it carries (boundaries, part headers).
+MULTIPART_ROOM = 64 * 1024
 
 
 class AasSettings(Section, section="aas", env_prefix="SHOPFLOOR_AAS_"):
@@ -36,6 +40,14 @@ class AasService(Service, name="aas", needs=("database", "bus", "identity")):
     routes = ("shopfloor.aas.routes:router",)
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
+
+    @classmethod
+    def body_limits(cls, settings: CoreSettings) -> dict[str, int]:
+        """Environment files and attachments may be larger than other bodies: up to the
+        file limit and a multipart envelope's room, so that the routes themselves say a
+        file is too large (`aas_file_too_large`)."""
+        max_bytes = settings.section(AasSettings).max_file_bytes + MULTIPART_ROOM
+        return {"/api/v1/aas/": max_bytes, "/aas/api/": max_bytes}
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)

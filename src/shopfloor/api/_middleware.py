@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -64,20 +65,31 @@ class MetricsMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over `max_bytes` with 413, declared or streamed."""
+    """Refuse bodies over `max_bytes` with 413, declared or streamed; `limits` gives
+    paths of their own limit, by prefix (the longest matching prefix counts)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.limits = sorted((limits or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit(self, path: str) -> int:
+        for prefix, max_bytes in self.limits:
+            if path.startswith(prefix):
+                return max_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit(scope.get("path", ""))
         for name, value in scope["headers"]:
-            too_large = not value.isdigit() or int(value) > self.max_bytes
+            too_large = not value.isdigit() or int(value) > max_bytes
             if name == b"content-length" and too_large:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, max_bytes)
                 return
         received = 0
 
@@ -86,16 +98,16 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # An HTTPException passes FastAPI's body parsing untouched and is
                     # answered by the API's error handler with our JSON shape.
-                    raise HTTPException(413, f"the request body exceeds {self.max_bytes} bytes")
+                    raise HTTPException(413, f"the request body exceeds {max_bytes} bytes")
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = error_response(
-            413, "payload_too_large", f"the request body exceeds {self.max_bytes} bytes"
+            413, "payload_too_large", f"the request body exceeds {max_bytes} bytes"
         )
         await response(scope, receive, send)

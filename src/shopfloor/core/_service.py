@@ -35,6 +35,7 @@ from ._lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from ._platform import Platform
+    from ._settings import CoreSettings
 
 __all__ = ["EDGE_STAGE", "Service", "ServiceError"]
 
@@ -107,6 +108,12 @@ class Service(Lifecycle, Pluggable, registry=_SERVICES):
     async def check(self) -> bool:
         """The `/health` answer of this service (`ready` unless it probes something)."""
         return self.ready
+
+    @classmethod
+    def body_limits(cls, settings: CoreSettings) -> dict[str, int]:
+        """Request body limits of its own, by path prefix, where `max_body_bytes` (for
+        every other route) is too small: the AAS service's environment uploads."""
+        return {}
 
     @classmethod
     def install(cls, app: Any, platform: Platform) -> None:
