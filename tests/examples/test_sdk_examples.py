@@ -152,7 +152,8 @@ async def test_machines_publish_and_the_cell_follows_them(
 
             # The coordinator stops the rest of the cell.
             answers = await observer.call("cell-1", "stop_all")
-            assert answers == {name: {"machine_state": STOPPED} for name in MACHINES}
+            expected = {name: {"machine_state": STOPPED} for name in MACHINES}
+            assert answers == expected, await _what_happened(http, engineer)
             assert machines["mill-2"].state == STOPPED
             state = await cell_state(lambda s: s["running"] == 0)
             assert (state["state"], state["availability"]) == ("down", 0.0)
@@ -173,6 +174,18 @@ async def test_machines_publish_and_the_cell_follows_them(
         for name in (*MACHINES, "cell-1"):
             deleted = await http.delete(f"/api/v1/agents/{name}", headers=engineer)
             assert deleted.status_code == 204, deleted.text
+
+
+async def _what_happened(http: httpx.AsyncClient, auth: dict[str, str]) -> str:
+    """The agents' restarts and last lines, for a failure's message."""
+    agents = (await http.get("/api/v1/agents", headers=auth)).json()["items"]
+    told = []
+    for agent in agents:
+        logs = await http.get(f"/api/v1/agents/{agent['name']}/logs", params={"tail": 30},
+                              headers=auth)  # fmt: skip
+        lines = "\n    ".join(line["text"] for line in logs.json().get("items", []))
+        told.append(f"{agent['name']}: {agent['status']}\n    {lines}")
+    return "\n".join(told)
 
 
 async def _messages(

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shopfloor.core import ErrorKind
 from shopfloor.messaging import Event, EventHub
 
-from ._errors import InvalidAgentState
+from ._errors import AgentNotFound, InvalidAgentState
 from ._store import AgentStore
 from ._tables import agent_states
 
@@ -151,7 +151,11 @@ class AgentStates:
             queue.put_nowait(event)
 
         with self._events.listen(f"agents.{org_id}.{name}.>", heard):  # before reading
-            record = await self._store.get(org_id, name)
+            try:
+                record = await self._store.get(org_id, name)
+            except AgentNotFound:  # deleted since the route looked
+                yield "status", {"state": "deleted"}
+                return
             yield "status", {"state": record.status.state.value, "version": record.status.version}
             held = await self.last(org_id, name)
             if held is not None:

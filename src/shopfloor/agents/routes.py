@@ -348,13 +348,13 @@ async def agent_state(
     org_id = principal.require_org()
     await _may_read_state(platform, principal, org_id, name)
     service = _service(platform)
+    record = await service.agents.store.get(org_id, name)  # 404 before a stream starts
     if follow:
         return StreamingResponse(
             _state_events(service.states.follow(org_id, name)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-    record = await service.agents.store.get(org_id, name)
     held = await service.states.last(org_id, name)
     return AgentStateOut(
         agent=name, status=record.status.state,

@@ -27,6 +27,15 @@ from ._wire import CALL, FOLLOW, GET_STATE, PING, pb
 
 __all__ = ["AgentClient", "Peers", "Resolver", "StateChange"]
 
+#: How soon a channel tries its target again after a failed connection. gRPC's own
+#: backoff grows to 120 s, for the internet; an agent that restarts on a plant's network
+#: is back in seconds, and a call meanwhile would fail on the old failure.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
 #: `resolve(agent_name) -> "host:port"`, or `PeerUnknown`.
 Resolver = Callable[[str], str]
 
@@ -147,7 +156,11 @@ class AgentClient:
         channel = grpc.aio.secure_channel(
             address,
             self.credentials.channel_credentials(),
-            options=[("grpc.ssl_target_name_override", name), ("grpc.default_authority", name)],
+            options=[
+                ("grpc.ssl_target_name_override", name),
+                ("grpc.default_authority", name),
+                *RECONNECT_OPTIONS,
+            ],
         )
         stubs = self._targets[target] = _Stubs(channel, generation)
         return stubs
