@@ -8,8 +8,13 @@ AasError                        every failure of the AAS capability
 ├── AasNotFound                 no such shell, submodel, element, file or operation
 │                               (in this organisation) (not_found)
 ├── AasConflict                 an identifier taken, or a change racing another (conflict)
-└── AasUnavailable              the transport to a Core is down, or a Core does not answer
-                                in time (unavailable, retry)
+├── AasUnavailable              the transport to a Core is down, or a Core does not answer
+│                               in time (unavailable, retry); `aas_peer_not_running` when
+│                               the other side has not reached `running` in time
+├── InvalidAasMessage           a record of a shell's topic that is not a message of the
+│                               protocol (invalid; logged and skipped by the reader)
+└── InvalidTransportUrl         a transport URL no backend takes, or with bad options
+                                (invalid)
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ __all__ = [
     "AasNotFound",
     "AasUnavailable",
     "InvalidAasFile",
+    "InvalidAasMessage",
     "InvalidAasRequest",
+    "InvalidTransportUrl",
 ]
 
 
@@ -64,3 +71,13 @@ class AasConflict(AasError):
 class AasUnavailable(AasError):
     code = "aas_unavailable"
     kind = ErrorKind.UNAVAILABLE
+
+
+class InvalidAasMessage(AasError):
+    code = "invalid_aas_message"
+    kind = ErrorKind.INVALID
+
+
+class InvalidTransportUrl(AasError):
+    code = "invalid_aas_transport_url"
+    kind = ErrorKind.INVALID
