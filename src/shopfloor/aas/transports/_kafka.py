@@ -77,13 +77,10 @@ class KafkaTransport(Transport, scheme="kafka"):
             return
         admin = self._running(self._admin)
         try:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        topic, num_partitions=len(PARTITIONS), replication_factor=self.replication
-                    )
-                ]  # fmt: skip
+            new = NewTopic(
+                topic, num_partitions=len(PARTITIONS), replication_factor=self.replication
             )
+            await admin.create_topics([new])
         except TopicAlreadyExistsError:
             pass
         except KafkaError as exc:
