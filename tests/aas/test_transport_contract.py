@@ -30,8 +30,9 @@ async def test_records_come_back_in_order_per_partition_with_their_keys(broker: 
         zero = await asyncio.wait_for(_take(transport, topic, 0, 2), 10)
         one = await asyncio.wait_for(_take(transport, topic, 1, 1), 10)
     assert [(r.key, r.value) for r in zero] == [
-        ("manager-status", b'{"n":1}'), ("manager-service-request", b'{"n":3}'),
-    ]  # fmt: skip
+        ("manager-status", b'{"n":1}'),
+        ("manager-service-request", b'{"n":3}'),
+    ]
     assert [(r.key, r.value) for r in one] == [("core-status", b'{"n":2}')]
     assert zero[0].offset < zero[1].offset
 

@@ -235,8 +235,11 @@ def _from_smia(side: Side, kind: MessageKind, smia: _Smia) -> Decoded:
     message: Message
     if kind is MessageKind.STATUS:
         state = (data.serviceStatus or "").lower()
-        message = Status(state=State(state) if state in _STATES else State.FAILED,
-                         session=smia.interactionID, timestamp=fields["timestamp"])  # fmt: skip
+        message = Status(
+            state=State(state) if state in _STATES else State.FAILED,
+            session=smia.interactionID,
+            timestamp=fields["timestamp"],
+        )
     elif kind is MessageKind.REQUEST:
         message = Request(parameters=data.serviceParams, **fields)
     else:
@@ -244,8 +247,9 @@ def _from_smia(side: Side, kind: MessageKind, smia: _Smia) -> Decoded:
         raw = (data.serviceStatus or "Completed").capitalize()
         status = ResponseStatus(raw) if raw in _STATUSES else ResponseStatus.FAILED
         error = params.pop("error", None)
-        message = Response(status=status, error=None if error is None else str(error),
-                           result=params, **fields)  # fmt: skip
+        message = Response(
+            status=status, error=None if error is None else str(error), result=params, **fields
+        )
     return Decoded(side, kind, message, smia=context)
 
 

@@ -10,7 +10,7 @@ refused.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -41,8 +41,9 @@ class KafkaTransport(Transport, scheme="kafka"):
 
     @classmethod
     def from_url(cls, url: str) -> Self:
-        options = UrlOptions(url, schemes=("kafka",), what="AAS transport URL",
-                             error=InvalidTransportUrl)  # fmt: skip
+        options = UrlOptions(
+            url, schemes=("kafka",), what="AAS transport URL", error=InvalidTransportUrl
+        )
         servers = [s for s in options.parts.netloc.split(",") if s]
         if not servers:
             raise InvalidTransportUrl("a kafka:// transport URL names at least one host:port")
@@ -120,7 +121,7 @@ class KafkaTransport(Transport, scheme="kafka"):
                 found.extend(_record(m) for m in batches.get(tp, []))
         return found
 
-    async def read(self, topic: str, partition: int) -> AsyncIterator[Record]:
+    async def read(self, topic: str, partition: int) -> AsyncGenerator[Record, None]:
         async with self._consumer() as consumer:
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
@@ -149,9 +150,12 @@ class _Consumer:
 
     def __init__(self, servers: list[str], client_id: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers, client_id=client_id, group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-        )  # fmt: skip
+            bootstrap_servers=servers,
+            client_id=client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
 
     async def __aenter__(self) -> AIOKafkaConsumer:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Self
 
 from shopfloor.core import UrlOptions
@@ -61,8 +61,9 @@ class MemoryTransport(Transport, scheme="memory"):
 
     @classmethod
     def from_url(cls, url: str) -> Self:
-        options = UrlOptions(url, schemes=("memory",), what="AAS transport URL",
-                             error=InvalidTransportUrl)  # fmt: skip
+        options = UrlOptions(
+            url, schemes=("memory",), what="AAS transport URL", error=InvalidTransportUrl
+        )
         options.finish()
         return cls(options.parts.netloc or "default")
 
@@ -89,7 +90,7 @@ class MemoryTransport(Transport, scheme="memory"):
         self._check(partition)
         return self._broker.since(topic, partition, 0)
 
-    async def read(self, topic: str, partition: int) -> AsyncIterator[Record]:
+    async def read(self, topic: str, partition: int) -> AsyncGenerator[Record, None]:
         self._check(partition)
         waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._broker.lock:

@@ -13,7 +13,7 @@ next sequence after a reconnect), from the first message on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Self
 
 import nats
@@ -48,8 +48,9 @@ class NatsTransport(Transport, scheme="nats"):
 
     @classmethod
     def from_url(cls, url: str) -> Self:
-        options = UrlOptions(url, schemes=("nats",), what="AAS transport URL",
-                             error=InvalidTransportUrl)  # fmt: skip
+        options = UrlOptions(
+            url, schemes=("nats",), what="AAS transport URL", error=InvalidTransportUrl
+        )
         hosts = [h for h in options.parts.netloc.split(",") if h]
         if not hosts:
             raise InvalidTransportUrl("a nats:// transport URL names at least one host:port")
@@ -57,8 +58,12 @@ class NatsTransport(Transport, scheme="nats"):
         stream_prefix = options.text("stream_prefix", "AAS")
         replicas = options.integer("replicas", 1, minimum=1, maximum=5)
         options.finish()
-        return cls([f"nats://{h}" for h in hosts], prefix=prefix, stream_prefix=stream_prefix,
-                   replicas=replicas)  # fmt: skip
+        return cls(
+            [f"nats://{h}" for h in hosts],
+            prefix=prefix,
+            stream_prefix=stream_prefix,
+            replicas=replicas,
+        )
 
     def stream(self, topic: str) -> str:
         return f"{self.stream_prefix}_{topic.replace('.', '_')}"
@@ -69,9 +74,13 @@ class NatsTransport(Transport, scheme="nats"):
     async def open(self) -> None:
         try:
             self._nc = await nats.connect(
-                servers=self.servers, name="shopfloor-aas", reconnect_time_wait=1,
-                max_reconnect_attempts=-1, connect_timeout=5, allow_reconnect=True,
-            )  # fmt: skip
+                servers=self.servers,
+                name="shopfloor-aas",
+                reconnect_time_wait=1,
+                max_reconnect_attempts=-1,
+                connect_timeout=5,
+                allow_reconnect=True,
+            )
         except (OSError, nats.errors.Error) as exc:
             raise AasUnavailable(f"NATS at {','.join(self.servers)} is not reachable") from exc
         self._js = self._nc.jetstream()
@@ -92,9 +101,10 @@ class NatsTransport(Transport, scheme="nats"):
             return
         js = self._jetstream()
         config = StreamConfig(
-            name=stream, subjects=[self.subject(topic, p) for p in PARTITIONS],
+            name=stream,
+            subjects=[self.subject(topic, p) for p in PARTITIONS],
             num_replicas=self.replicas,
-        )  # fmt: skip
+        )
         try:
             try:
                 await js.stream_info(stream)
@@ -108,9 +118,11 @@ class NatsTransport(Transport, scheme="nats"):
         await self.ensure_topic(topic)
         try:
             await self._jetstream().publish(
-                self.subject(topic, partition), value, stream=self.stream(topic),
+                self.subject(topic, partition),
+                value,
+                stream=self.stream(topic),
                 headers={KEY_HEADER: key},
-            )  # fmt: skip
+            )
         except (nats.errors.Error, OSError) as exc:
             raise AasUnavailable(f"cannot publish to the NATS stream of {topic}: {exc}") from exc
 
@@ -130,7 +142,7 @@ class NatsTransport(Transport, scheme="nats"):
                 break
         return found
 
-    async def read(self, topic: str, partition: int) -> AsyncIterator[Record]:
+    async def read(self, topic: str, partition: int) -> AsyncGenerator[Record, None]:
         await self.ensure_topic(topic)
         async for msg in self._messages(topic, partition):
             yield _record(msg)
@@ -138,9 +150,11 @@ class NatsTransport(Transport, scheme="nats"):
     async def _messages(self, topic: str, partition: int) -> AsyncIterator[Msg]:
         try:
             subscription = await self._jetstream().subscribe(
-                self.subject(topic, partition), stream=self.stream(topic),
-                ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-            )  # fmt: skip
+                self.subject(topic, partition),
+                stream=self.stream(topic),
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.ALL,
+            )
         except (nats.errors.Error, OSError) as exc:
             raise AasUnavailable(f"cannot read the NATS stream of {topic}: {exc}") from exc
         try:
@@ -151,5 +165,6 @@ class NatsTransport(Transport, scheme="nats"):
 
 
 def _record(msg: Msg) -> Record:
-    return Record(int(msg.metadata.sequence.stream), (msg.headers or {}).get(KEY_HEADER, ""),
-                  msg.data)  # fmt: skip
+    return Record(
+        int(msg.metadata.sequence.stream), (msg.headers or {}).get(KEY_HEADER, ""), msg.data
+    )

@@ -9,7 +9,7 @@ A record has a key, a value and an offset that grows within its partition.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
@@ -79,7 +79,7 @@ class Transport(Pluggable, ABC, registry=_BACKENDS):
         """Every record the partition holds now, oldest first."""
 
     @abstractmethod
-    def read(self, topic: str, partition: int) -> AsyncIterator[Record]:
+    def read(self, topic: str, partition: int) -> AsyncGenerator[Record, None]:
         """Every record of the partition from the earliest on, then each new one as it
         comes, until the iterator is closed (use `contextlib.aclosing`)."""
 
