@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shopfloor.aas import AasStore, ExecutionState, Invocation, Kind
-from shopfloor.aas._manager import Manager
+from shopfloor.aas import AasStore, ExecutionState, Invocation, Kind, Manager
 from shopfloor.aas.core import Core
 from shopfloor.aas.protocol import MessageKind, Request, Response, Side, decode, encode, message_key
 from shopfloor.aas.transports import Transport, create_transport
