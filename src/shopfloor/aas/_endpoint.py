@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -30,7 +31,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from shopfloor.core import Lifecycle
+from shopfloor.core import Backoff, Lifecycle
 
 from ._errors import AasError, AasUnavailable, InvalidAasMessage
 from .protocol import (
@@ -56,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a closing endpoint lets running handlers finish before it cancels them.
 DEFAULT_GRACE = 10.0
+PUBLISH_RETRY = Backoff(base=0.1, cap=5.0, min_fraction=0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,22 +253,41 @@ class Endpoint(Lifecycle):
                 self._handled.add(ref)
                 return
             reply = await self._run_handler(request)
-            response = Response(
-                interaction_id=request.interaction_id,
-                thread=request.thread,
-                service_id=request.service_id,
-                service_type=request.service_type,
-                status=reply.status,
-                result=dict(reply.result),
-                error=reply.error,
-                timestamp=self._clock(),
-            )
-            await self._publish(MessageKind.RESPONSE, response, smia=decoded.smia)
+            await self._answer(decoded, reply)
             self._handled.add(ref)
         except AasError as exc:
             logger.warning("AAS topic %s: could not answer %s: %s", self.topic, ref, exc)
         finally:
             self._running_handlers.pop(ref, None)
+
+    async def _answer(self, decoded: Decoded, reply: Reply) -> None:
+        """Publish the response, again after a failure of the transport until it is
+        published or this side stops (a response lost would leave the request unanswered
+        until the next start)."""
+        request = decoded.message
+        assert isinstance(request, Request)
+        fields = {
+            "interaction_id": request.interaction_id, "thread": request.thread,
+            "service_id": request.service_id, "service_type": request.service_type,
+        }  # fmt: skip
+        response = Response(**fields, status=reply.status, result=dict(reply.result),
+                            error=reply.error, timestamp=self._clock())  # fmt: skip
+        try:
+            value = encode(response, smia=decoded.smia)
+        except (TypeError, ValueError) as exc:
+            failed = Reply.failed(f"the result of {request.service_id} is not JSON: {exc}")
+            response = Response(**fields, status=failed.status, error=failed.error,
+                                timestamp=self._clock())  # fmt: skip
+            value = encode(response, smia=decoded.smia)
+        key = message_key(self.side, MessageKind.RESPONSE)
+        for attempt in itertools.count():
+            try:
+                await self.transport.publish(self.topic, self.side.writes, key, value)
+                return
+            except AasUnavailable:
+                if self._gone.is_set():
+                    raise
+                await asyncio.sleep(PUBLISH_RETRY.delay(attempt + 1))
 
     async def _run_handler(self, request: Request) -> Reply:
         try:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopfloor.core import Backoff, Lifecycle
 
-from ._errors import AasConflict, AasNotFound
+from ._errors import AasConflict, AasNotFound, AasUnavailable
 from ._invoke import ExecutionState, Invocation, InvocationResult, Unmanaged
 from ._manager import Manager
 from ._store import AasStore, Kind
@@ -66,6 +66,8 @@ class Managers(Lifecycle):
         self._known: set[Key] = set()
         self._running: dict[Key, Manager] = {}
         self._failed: dict[Key, str] = {}
+        #: Why the transport cannot be opened, while it cannot.
+        self._transport_error: str | None = None
         self._changed = asyncio.Event()
         #: Notified whenever a Manager starts or stops.
         self._roster = asyncio.Condition()
@@ -130,7 +132,7 @@ class Managers(Lifecycle):
     def _info(self, row: dict[str, object]) -> ManagerInfo:
         key = (str(row["org_id"]), str(row["aas_id"]))
         manager = self._running.get(key)
-        error = self._failed.get(key)
+        error = self._failed.get(key) or self._transport_error
         created = row["created_at"]
         assert isinstance(created, datetime)
         return ManagerInfo(
@@ -153,7 +155,7 @@ class Managers(Lifecycle):
             if manager is None and key in self._known:
                 manager = await self._started(key, within=invocation.timeout)
             if manager is None and key in self._known:
-                reason = self._failed.get(key, "it is starting")
+                reason = self._failed.get(key) or self._transport_error or "it is starting"
                 return InvocationResult(
                     execution_state=ExecutionState.FAILED,
                     success=False,
@@ -185,29 +187,35 @@ class Managers(Lifecycle):
     # -- running them ----------------------------------------------------------------
 
     async def _run(self, stopping: asyncio.Event) -> None:
-        async with create_transport(self._transport_url) as transport:
-            stops: dict[Key, asyncio.Event] = {}
-            try:
-                async with asyncio.TaskGroup() as group:
-                    while not stopping.is_set():
-                        self._changed.clear()
-                        wanted = await self._wanted()
-                        self._known = set(wanted)
-                        for key, topic in wanted.items():
-                            if key not in stops:
-                                stops[key] = stop = asyncio.Event()
-                                group.create_task(
-                                    self._run_one(transport, key, topic, stop),
-                                    name=f"aas-manager-{topic}",
-                                )
-                        for key in set(stops) - set(wanted):
-                            stops.pop(key).set()
-                        await _first(self._changed, stopping, within=self._poll)
-                    for stop in stops.values():
-                        stop.set()
-            finally:
+        transport = create_transport(self._transport_url)
+        try:
+            await transport.open()
+        except AasUnavailable as exc:
+            self._transport_error = str(exc)
+            raise
+        self._transport_error = None
+        stops: dict[Key, asyncio.Event] = {}
+        try:
+            async with asyncio.TaskGroup() as group:
+                while not stopping.is_set():
+                    self._changed.clear()
+                    wanted = await self._wanted()
+                    self._known = set(wanted)
+                    for key, topic in wanted.items():
+                        if key not in stops:
+                            stops[key] = stop = asyncio.Event()
+                            group.create_task(
+                                self._run_one(transport, key, topic, stop),
+                                name=f"aas-manager-{topic}",
+                            )
+                    for key in set(stops) - set(wanted):
+                        stops.pop(key).set()
+                    await _first(self._changed, stopping, within=self._poll)
+                # Each Manager says `stopping` and `idle` before the transport closes.
                 for stop in stops.values():
                     stop.set()
+        finally:
+            await transport.close()
 
     async def _wanted(self) -> dict[Key, str]:
         t = aas_topics

@@ -10,6 +10,7 @@ refused.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Self, TypeVar
 
@@ -26,6 +27,8 @@ __all__ = ["KafkaTransport"]
 
 T = TypeVar("T")
 
+#: The longest reading a partition back (at a start) may take.
+SNAPSHOT_SECONDS = 60.0
 #: How long one poll of a reader waits for records before it polls again (ms).
 POLL_MS = 500
 
@@ -114,11 +117,19 @@ class KafkaTransport(Transport, scheme="kafka"):
         async with self._consumer() as consumer:
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            await consumer.seek_to_beginning(tp)
-            while end and (not found or found[-1].offset < end - 1):
-                batches = await consumer.getmany(tp, timeout_ms=POLL_MS)
-                found.extend(_record(m) for m in batches.get(tp, []))
+            try:
+                end = (await consumer.end_offsets([tp]))[tp]
+                await consumer.seek_to_beginning(tp)
+                async with asyncio.timeout(SNAPSHOT_SECONDS):
+                    while await consumer.position(tp) < end:
+                        batches = await consumer.getmany(tp, timeout_ms=POLL_MS)
+                        found.extend(_record(m) for m in batches.get(tp, []) if m.offset < end)
+            except TimeoutError:
+                raise AasUnavailable(
+                    f"reading back the Kafka topic {topic} took over {SNAPSHOT_SECONDS} s"
+                ) from None
+            except KafkaError as exc:
+                raise AasUnavailable(f"cannot read the Kafka topic {topic}: {exc}") from exc
         return found
 
     async def read(self, topic: str, partition: int) -> AsyncGenerator[Record, None]:
