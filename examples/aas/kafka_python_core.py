@@ -154,9 +154,12 @@ def set_speed() -> None:
         return
     answer = request_manager(
         "SetSubmodelElementValue",
-        {"submodel_id": Globals.SUBMODEL_ID, "path": "Controls.speed",
-         "value": int(Globals.PRESS_SPEED)},
-    )  # fmt: skip
+        {
+            "submodel_id": Globals.SUBMODEL_ID,
+            "path": "Controls.speed",
+            "value": int(Globals.PRESS_SPEED),
+        },
+    )
     print("the Manager answered", answer["status"], flush=True)
 
 

@@ -46,10 +46,14 @@ async def test_a_hand_written_kafka_python_core_runs_operations_and_writes_value
             await eventually(core_is(State.RUNNING), within=30)
             result = await shop.service.invoker.invoke(
                 Invocation(
-                    org_id=shop.org_id, aas_id=AAS_ID, submodel_id=SUBMODEL_ID,
-                    path="Controls.start", input_arguments={"speed": 4}, timeout=20,
+                    org_id=shop.org_id,
+                    aas_id=AAS_ID,
+                    submodel_id=SUBMODEL_ID,
+                    path="Controls.start",
+                    input_arguments={"speed": 4},
+                    timeout=20,
                 )
-            )  # fmt: skip
+            )
 
             async def speed() -> Any:
                 stored = await shop.service.store.get(shop.org_id, Kind.SUBMODEL, SUBMODEL_ID)

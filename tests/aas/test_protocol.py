@@ -50,9 +50,13 @@ def test_keys_name_the_sender_and_the_kind() -> None:
 
 def test_native_messages_round_trip_as_utf8_json() -> None:
     request = Request(
-        interaction_id=4, thread="t", service_id="Controls.start",
-        service_type="AssetRelatedService", parameters={"label": "Größe"}, timestamp=1.5,
-    )  # fmt: skip
+        interaction_id=4,
+        thread="t",
+        service_id="Controls.start",
+        service_type="AssetRelatedService",
+        parameters={"label": "Größe"},
+        timestamp=1.5,
+    )
     value = encode(request)
     assert "Größe".encode() in value
     decoded = decode("manager-service-request", value)
@@ -68,14 +72,23 @@ def test_native_messages_round_trip_as_utf8_json() -> None:
         ("core-status", b"\xff", "not UTF-8 JSON"),
         ("core-status", b"[1]", "not a JSON object"),
         ("core-status", b'{"state": "dancing", "session": "s", "timestamp": 1}', "state"),
-        ("core-service-request", b'{"interaction_id": "4", "service_id": "x", '
-         b'"service_type": "t", "timestamp": 1}', "interaction_id"),
-        ("core-service-request", b'{"interaction_id": 0, "service_id": "x", '
-         b'"service_type": "t", "timestamp": 1}', "interaction_id"),
-        ("core-service-response", b'{"interaction_id": 3, "service_id": "x", '
-         b'"service_type": "t", "timestamp": 1}', "status"),
+        (
+            "core-service-request",
+            b'{"interaction_id": "4", "service_id": "x", "service_type": "t", "timestamp": 1}',
+            "interaction_id",
+        ),
+        (
+            "core-service-request",
+            b'{"interaction_id": 0, "service_id": "x", "service_type": "t", "timestamp": 1}',
+            "interaction_id",
+        ),
+        (
+            "core-service-response",
+            b'{"interaction_id": 3, "service_id": "x", "service_type": "t", "timestamp": 1}',
+            "status",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_is_not_a_message_is_refused_saying_why(key: str, value: bytes, reason: str) -> None:
     with pytest.raises(InvalidAasMessage, match=reason):
         decode(key, value)
@@ -83,30 +96,47 @@ def test_what_is_not_a_message_is_refused_saying_why(key: str, value: bytes, rea
 
 def test_a_smia_request_is_read_and_its_answer_goes_back_in_kind() -> None:
     smia = {
-        "interactionID": "core-3", "thread": "t-1", "serviceID": "GetSubmodelElementValue",
+        "interactionID": "core-3",
+        "thread": "t-1",
+        "serviceID": "GetSubmodelElementValue",
         "serviceType": "SubmodelService",
-        "serviceData": {"serviceCategory": "service-request", "timestamp": 1700000000,
-                        "serviceParams": {"submodel_id": "sm", "path": "a.b"}},
-    }  # fmt: skip
+        "serviceData": {
+            "serviceCategory": "service-request",
+            "timestamp": 1700000000,
+            "serviceParams": {"submodel_id": "sm", "path": "a.b"},
+        },
+    }
     decoded = decode("core-service-request", json.dumps(smia).encode())
     assert isinstance(decoded.message, Request)
     assert decoded.message.interaction_id == 3 and decoded.ref == "smia:core-3"
     assert decoded.message.parameters == {"submodel_id": "sm", "path": "a.b"}
     answer = Response(
-        interaction_id=3, service_id="GetSubmodelElementValue", service_type="SubmodelService",
-        status=ResponseStatus.FAILED, error="no element", result={}, timestamp=2.0,
-    )  # fmt: skip
+        interaction_id=3,
+        service_id="GetSubmodelElementValue",
+        service_type="SubmodelService",
+        status=ResponseStatus.FAILED,
+        error="no element",
+        result={},
+        timestamp=2.0,
+    )
     body = json.loads(encode(answer, smia=decoded.smia))
     assert body == {
-        "interactionID": "core-3", "thread": "t-1", "serviceID": "GetSubmodelElementValue",
+        "interactionID": "core-3",
+        "thread": "t-1",
+        "serviceID": "GetSubmodelElementValue",
         "serviceType": "SubmodelService",
-        "serviceData": {"serviceCategory": "service-response", "serviceStatus": "Failed",
-                        "serviceParams": {"error": "no element"}, "timestamp": 2.0},
-    }  # fmt: skip
+        "serviceData": {
+            "serviceCategory": "service-response",
+            "serviceStatus": "Failed",
+            "serviceParams": {"error": "no element"},
+            "timestamp": 2.0,
+        },
+    }
     back = decode("manager-service-response", json.dumps(body).encode())
     assert isinstance(back.message, Response) and back.message.error == "no element"
-    status = decode("manager-status", b'{"interactionID": "m-1", "serviceData": '
-                                      b'{"serviceStatus": "Running"}}')  # fmt: skip
+    status = decode(
+        "manager-status", b'{"interactionID": "m-1", "serviceData": {"serviceStatus": "Running"}}'
+    )
     assert isinstance(status.message, Status) and status.message.state is State.RUNNING
 
 

@@ -20,9 +20,13 @@ ORG = "org-restarts"
 
 def _start(speed: int, *, timeout: float = 30.0) -> Invocation:
     return Invocation(
-        org_id=ORG, aas_id=AAS_ID, submodel_id=SUBMODEL_ID, path="Controls.start",
-        input_arguments={"speed": speed}, timeout=timeout,
-    )  # fmt: skip
+        org_id=ORG,
+        aas_id=AAS_ID,
+        submodel_id=SUBMODEL_ID,
+        path="Controls.start",
+        input_arguments={"speed": speed},
+        timeout=timeout,
+    )
 
 
 async def _records(transport: Transport, topic: str, side: Side, kind: MessageKind) -> list[Any]:
@@ -141,10 +145,13 @@ async def test_a_core_request_left_while_the_manager_was_down_is_answered_once(
                 await core.wait_running(within=20)
             # A hand-written Core may ask while the Manager is down: the log keeps it.
             left = Request(
-                interaction_id=101, service_id="SetSubmodelElementValue",
-                service_type="SubmodelService", timestamp=0, timeout=10**10,
+                interaction_id=101,
+                service_id="SetSubmodelElementValue",
+                service_type="SubmodelService",
+                timestamp=0,
+                timeout=10**10,
                 parameters={"submodel_id": SUBMODEL_ID, "path": "Controls.speed", "value": 5},
-            )  # fmt: skip
+            )
             key = message_key(Side.CORE, MessageKind.REQUEST)
             await transport.publish(topic, Side.CORE.writes, key, encode(left))
             async with manager():

@@ -21,9 +21,13 @@ ORG = "org-timeouts"
 
 def _start(org_id: str, *, timeout: float) -> Invocation:
     return Invocation(
-        org_id=org_id, aas_id=AAS_ID, submodel_id=SUBMODEL_ID, path="Controls.start",
-        input_arguments={"speed": 1}, timeout=timeout,
-    )  # fmt: skip
+        org_id=org_id,
+        aas_id=AAS_ID,
+        submodel_id=SUBMODEL_ID,
+        path="Controls.start",
+        input_arguments={"speed": 1},
+        timeout=timeout,
+    )
 
 
 async def test_a_core_that_does_not_answer_makes_the_invocation_time_out(

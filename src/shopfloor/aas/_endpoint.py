@@ -267,17 +267,25 @@ class Endpoint(Lifecycle):
         request = decoded.message
         assert isinstance(request, Request)
         fields = {
-            "interaction_id": request.interaction_id, "thread": request.thread,
-            "service_id": request.service_id, "service_type": request.service_type,
-        }  # fmt: skip
-        response = Response(**fields, status=reply.status, result=dict(reply.result),
-                            error=reply.error, timestamp=self._clock())  # fmt: skip
+            "interaction_id": request.interaction_id,
+            "thread": request.thread,
+            "service_id": request.service_id,
+            "service_type": request.service_type,
+        }
+        response = Response(
+            **fields,
+            status=reply.status,
+            result=dict(reply.result),
+            error=reply.error,
+            timestamp=self._clock(),
+        )
         try:
             value = encode(response, smia=decoded.smia)
         except (TypeError, ValueError) as exc:
             failed = Reply.failed(f"the result of {request.service_id} is not JSON: {exc}")
-            response = Response(**fields, status=failed.status, error=failed.error,
-                                timestamp=self._clock())  # fmt: skip
+            response = Response(
+                **fields, status=failed.status, error=failed.error, timestamp=self._clock()
+            )
             value = encode(response, smia=decoded.smia)
         key = message_key(self.side, MessageKind.RESPONSE)
         for attempt in itertools.count():

@@ -28,6 +28,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from basyx.aas import model
+from basyx.aas.adapter import json as aas_json
+from basyx.aas.adapter import xml as aas_xml
+
 from ._endpoint import Endpoint, Reply
 from ._errors import AasError, InvalidAasRequest
 from ._manager import SUBMODEL_SERVICE
@@ -104,6 +108,28 @@ class CoreConfig:
                 code="invalid_core_config",
             )
         return cls(**values)
+
+    def read_aas(self) -> list[model.Identifiable]:
+        """The identifiables of `aas_file` (XML, or JSON by its `.json` suffix), read
+        strictly: a definition the metamodel refuses is `InvalidAasRequest`."""
+        if self.aas_file is None:
+            raise InvalidAasRequest(
+                "the Core was given no AAS file (SHOPFLOOR_CORE_AAS_FILE)",
+                code="invalid_core_config",
+            )
+        path = Path(self.aas_file)
+        read = (
+            aas_json.read_aas_json_file
+            if path.suffix.lower() == ".json"
+            else aas_xml.read_aas_xml_file
+        )
+        try:
+            return list(read(path, failsafe=False))
+        # lxml's XMLSyntaxError is a SyntaxError; basyx raises the others.
+        except (OSError, SyntaxError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidAasRequest(
+                f"cannot read the AAS file {path}: {exc}", code="invalid_core_config"
+            ) from exc
 
     def environment(self) -> dict[str, str]:
         """The variables `from_env` reads, for a container's environment."""
