@@ -13,8 +13,10 @@ AasError                        every failure of the AAS capability
 │                               the other side has not reached `running` in time
 ├── InvalidAasMessage           a record of a shell's topic that is not a message of the
 │                               protocol (invalid; logged and skipped by the reader)
-└── InvalidTransportUrl         a transport URL no backend takes, or with bad options
-                                (invalid)
+├── InvalidTransportUrl         a transport URL no backend takes, or with bad options
+│                               (invalid)
+└── ServiceFailed               the other side of a shell's topic answered a request
+                                `Failed` or `Timeout`, with its reason (conflict)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "InvalidAasMessage",
     "InvalidAasRequest",
     "InvalidTransportUrl",
+    "ServiceFailed",
 ]
 
 
@@ -81,3 +84,8 @@ class InvalidAasMessage(AasError):
 class InvalidTransportUrl(AasError):
     code = "invalid_aas_transport_url"
     kind = ErrorKind.INVALID
+
+
+class ServiceFailed(AasError):
+    code = "aas_service_failed"
+    kind = ErrorKind.CONFLICT
