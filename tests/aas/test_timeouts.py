@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from shopfloor.aas import AasStore, AasUnavailable, Core, ExecutionState, Invocation, Manager
-from shopfloor.aas.protocol import State
+from shopfloor.aas.protocol import MessageKind, Request, Side, State, Status, encode, message_key
 from shopfloor.aas.transports import create_transport
 from tests.messaging.bus_testkit import eventually
 
@@ -76,3 +77,40 @@ async def test_managers_whose_broker_is_down_are_failed_and_say_why(
     assert result.execution_state is ExecutionState.FAILED
     assert "is not running: Kafka at 127.0.0.1" in result.messages[0]
     assert info.state is State.FAILED and "not reachable" in (info.error or "")
+
+
+async def test_a_request_read_after_its_requester_gave_up_is_not_run(broker: Broker) -> None:
+    topic = broker.topic()
+    calls: list[int] = []
+    async with create_transport(broker.url) as transport:
+        await transport.ensure_topic(topic)
+        for interaction_id, timestamp in ((2, 0.0), (4, time.time())):
+            request = Request(
+                interaction_id=interaction_id,
+                service_id="Controls.start",
+                service_type="AssetRelatedService",
+                timestamp=timestamp,
+                timeout=60,
+                parameters={"input_arguments": {"speed": interaction_id}},
+            )
+            key = message_key(Side.MANAGER, MessageKind.REQUEST)
+            await transport.publish(topic, Side.MANAGER.writes, key, encode(request))
+        status = Status(state=State.RUNNING, session="gone", timestamp=time.time())
+        key = message_key(Side.MANAGER, MessageKind.STATUS)
+        await transport.publish(topic, Side.MANAGER.writes, key, encode(status))
+        core = Core(topic=topic, transport=broker.url)
+
+        @core.operation("Controls.start")
+        async def start(arguments: dict[str, Any]) -> dict[str, Any]:
+            calls.append(arguments["speed"])
+            return {}
+
+        async with core:
+            await eventually(lambda: calls == [4], within=20)
+        responses = [
+            r
+            for r in await transport.snapshot(topic, Side.CORE.writes)
+            if r.key == message_key(Side.CORE, MessageKind.RESPONSE)
+        ]
+    # The late one (older than its 60 s) was read first, and skipped unanswered.
+    assert calls == [4] and len(responses) == 1
