@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -13,6 +13,8 @@ from shopfloor.aas import AasStore
 from shopfloor.aas.capability import AasService
 from shopfloor.app import create_app
 from tests.api.conftest import Api
+
+from .brokers import TRANSPORTS, Broker, tansu
 
 
 @pytest.fixture
@@ -27,3 +29,20 @@ async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
 @pytest.fixture
 def store(api: Api) -> AasStore:
     return api.platform.get(AasService).store
+
+
+@pytest.fixture(scope="session")
+def kafka_address() -> Iterator[str]:
+    """One Tansu broker for the session (memory storage: tests use fresh topics)."""
+    with tansu() as address:
+        yield address
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    kafka = request.getfixturevalue("kafka_address") if request.param == "kafka" else None
+    broker = Broker(request.param, kafka)
+    try:
+        yield broker
+    finally:
+        await broker.cleanup()

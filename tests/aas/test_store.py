@@ -19,9 +19,10 @@ ORG, OTHER = "org-1", "org-2"
 
 def _submodel(sm_id: str = "https://example.org/sm/1", value: int = 1) -> model.Submodel:
     return model.Submodel(
-        sm_id, id_short="Speed",
+        sm_id,
+        id_short="Speed",
         submodel_element=[model.Property("rpm", model.datatypes.Int, value=value)],
-    )  # fmt: skip
+    )
 
 
 async def test_the_full_example_round_trips_unchanged(store: AasStore) -> None:

@@ -8,8 +8,15 @@ AasError                        every failure of the AAS capability
 ├── AasNotFound                 no such shell, submodel, element, file or operation
 │                               (in this organisation) (not_found)
 ├── AasConflict                 an identifier taken, or a change racing another (conflict)
-└── AasUnavailable              the transport to a Core is down, or a Core does not answer
-                                in time (unavailable, retry)
+├── AasUnavailable              the transport to a Core is down, or a Core does not answer
+│                               in time (unavailable, retry); `aas_peer_not_running` when
+│                               the other side has not reached `running` in time
+├── InvalidAasMessage           a record of a shell's topic that is not a message of the
+│                               protocol (invalid; logged and skipped by the reader)
+├── InvalidTransportUrl         a transport URL no backend takes, or with bad options
+│                               (invalid)
+└── ServiceFailed               the other side of a shell's topic answered a request
+                                `Failed` or `Timeout`, with its reason (conflict)
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ __all__ = [
     "AasNotFound",
     "AasUnavailable",
     "InvalidAasFile",
+    "InvalidAasMessage",
     "InvalidAasRequest",
+    "InvalidTransportUrl",
+    "ServiceFailed",
 ]
 
 
@@ -64,3 +74,18 @@ class AasConflict(AasError):
 class AasUnavailable(AasError):
     code = "aas_unavailable"
     kind = ErrorKind.UNAVAILABLE
+
+
+class InvalidAasMessage(AasError):
+    code = "invalid_aas_message"
+    kind = ErrorKind.INVALID
+
+
+class InvalidTransportUrl(AasError):
+    code = "invalid_aas_transport_url"
+    kind = ErrorKind.INVALID
+
+
+class ServiceFailed(AasError):
+    code = "aas_service_failed"
+    kind = ErrorKind.CONFLICT

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from shopfloor.core import MigrationChain
 
-__all__ = ["MIGRATIONS", "aas_files", "aas_objects"]
+__all__ = ["MIGRATIONS", "aas_files", "aas_objects", "aas_topics"]
 
 MIGRATIONS = MigrationChain("aas", Path(__file__).parent / "migrations", "alembic_version_aas")
 
@@ -36,4 +36,14 @@ aas_files = sa.Table(
     sa.Column("content_type", sa.String(255), nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("updated_at", TIMESTAMP, nullable=False),
+)
+
+#: A row per shell that has a Manager: the topic it talks to its Core on (and back).
+aas_topics = sa.Table(
+    "aas_topics",
+    _metadata,
+    sa.Column("org_id", sa.String(36), primary_key=True),
+    sa.Column("aas_id", sa.String(2048), primary_key=True),
+    sa.Column("topic", sa.String(249), nullable=False, unique=True),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
 )

@@ -12,7 +12,8 @@ from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging.capability import BusService
 
-from ._invoke import Invoker, Unmanaged
+from ._invoke import Invoker
+from ._managers import Managers
 from ._store import AasStore
 from ._tables import MIGRATIONS
 
@@ -31,13 +32,28 @@ class AasSettings(Section, section="aas", env_prefix="SHOPFLOOR_AAS_"):
         default=64 * 1024 * 1024, ge=1024,
         description="Largest environment file (XML, JSON, AASX) or attachment accepted.",
     )  # fmt: skip
+    transport_url: str = Field(
+        default="memory://aas",
+        description="Where Managers and Cores talk: memory://name (this process), "
+        "kafka://host:9092 or nats://host:4222 (docs/aas-protocol.md).",
+    )
+    core_transport_url: str | None = Field(
+        default=None,
+        description="The transport URL Cores are told to use (when they reach the broker "
+        "by another address); the transport URL when unset.",
+    )
+    manager_poll: float = Field(
+        default=10.0, gt=0,
+        description="Seconds between looks at the list of Managers for changes made "
+        "through another process.",
+    )  # fmt: skip
 
 
 class AasService(Service, name="aas", needs=("database", "bus", "identity")):
     """Asset Administration Shells: model store, AAS HTTP API (IDTA Part 2), Managers."""
 
     health = "aas"
-    routes = ("shopfloor.aas.routes:router",)
+    routes = ("shopfloor.aas.routes:router", "shopfloor.aas.manager_routes:router")
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
 
@@ -55,11 +71,20 @@ class AasService(Service, name="aas", needs=("database", "bus", "identity")):
         self.store = AasStore(
             platform.get(DatabaseService).engine, announce=platform.get(BusService).events.emit
         )
-        #: Who runs Operations (`/invoke`): the Managers, once they run.
-        self.invoker: Invoker = Unmanaged()
+        engine = platform.get(DatabaseService).engine
+        self.managers = Managers(
+            engine, self.store, self.settings.transport_url, poll=self.settings.manager_poll
+        )
+        #: Who runs Operations (`/invoke`): the Manager of the shell, if it has one.
+        self.invoker: Invoker = self.managers
 
     async def _start(self, stack: AsyncExitStack) -> None:
-        return None
+        await stack.enter_async_context(self.managers)
+
+    @property
+    def core_transport_url(self) -> str:
+        """The transport URL a Core of this platform uses."""
+        return self.settings.core_transport_url or self.settings.transport_url
 
     @property
     def ready(self) -> bool:
