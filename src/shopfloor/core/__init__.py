@@ -11,7 +11,7 @@ from ._database import DatabaseError, MigrationChain, async_url, create_engine, 
 from ._discovery import ENTRY_POINT_GROUP, discover
 from ._errors import ErrorKind, ShopfloorError, http_status
 from ._files import DataDirInUse, lock_data_dir, private_dir, private_file
-from ._lifecycle import Lifecycle, Loop
+from ._lifecycle import Lifecycle, Loop, Opened
 from ._platform import Health, HealthCheck, Platform, plan, selectable_services
 from ._service import EDGE_STAGE, Service, ServiceError
 from ._settings import (
@@ -41,6 +41,7 @@ __all__ = [
     "Lifecycle",
     "Loop",
     "MigrationChain",
+    "Opened",
     "Platform",
     "Pluggable",
     "Section",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -29,7 +30,7 @@ from typing import Any, Self
 
 from ._backoff import Backoff
 
-__all__ = ["Lifecycle", "Loop"]
+__all__ = ["Lifecycle", "Loop", "Opened"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +135,27 @@ class Lifecycle:
 
 async def _as_coroutine(awaitable: Awaitable[None]) -> None:
     await awaitable
+
+
+class Opened(ABC):
+    """A connection to an engine, opened by `open()` and closed by `close()`, or by
+    `async with`, which closes it whatever happens inside: the bus and AAS transport
+    backends. (Unlike a `Lifecycle` it may be opened again after a close.)"""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...

@@ -19,12 +19,11 @@ on the bus, and keeps nothing.
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import ClassVar, Self
 
-from shopfloor.core import Backends, Pluggable
+from shopfloor.core import Backends, Opened, Pluggable
 
 from ._envelope import Envelope
 from ._errors import InvalidBusUrl
@@ -39,7 +38,7 @@ _BACKENDS: Backends[Bus] = Backends("bus", keyword="scheme", error=InvalidBusUrl
 logger = logging.getLogger(__name__)
 
 
-class Bus(Pluggable, ABC, registry=_BACKENDS):
+class Bus(Pluggable, Opened, registry=_BACKENDS):
     """A message bus: publish envelopes, subscribe to them, consume them durably.
 
     Backends register by class keyword, `class MemoryBus(Bus, scheme="memory")`, and
@@ -53,18 +52,6 @@ class Bus(Pluggable, ABC, registry=_BACKENDS):
     @abstractmethod
     def from_url(cls, url: str) -> Self:
         """Create the backend from its URL; raise `InvalidBusUrl` on bad options."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @abstractmethod
     async def open(self) -> None:

@@ -8,13 +8,12 @@ A record has a key, a value and an offset that grows within its partition.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import ClassVar, Self
 
-from shopfloor.core import Backends, Pluggable
+from shopfloor.core import Backends, Opened, Pluggable
 
 from .._errors import InvalidTransportUrl
 
@@ -35,7 +34,7 @@ class Record:
     value: bytes
 
 
-class Transport(Pluggable, ABC, registry=_BACKENDS):
+class Transport(Pluggable, Opened, registry=_BACKENDS):
     """Two-partition logs per shell. An async context manager: entering connects,
     leaving ends the readers and disconnects. Failures of the broker are
     `AasUnavailable`."""
@@ -46,18 +45,6 @@ class Transport(Pluggable, ABC, registry=_BACKENDS):
     @abstractmethod
     def from_url(cls, url: str) -> Self:
         """Create the backend from its URL; raise `InvalidTransportUrl` on bad options."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @abstractmethod
     async def open(self) -> None: ...
