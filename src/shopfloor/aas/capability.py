@@ -33,6 +33,7 @@ class AasService(Service, name="aas", needs=("database", "bus", "identity")):
     """Asset Administration Shells: model store, AAS HTTP API (IDTA Part 2), Managers."""
 
     health = "aas"
+    routes = ("shopfloor.aas.part2.routes:router",)
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
 
