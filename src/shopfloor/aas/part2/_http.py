@@ -120,22 +120,28 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 # -- the metamodel's JSON -----------------------------------------------------------
 
 
+#: Arrays that basyx holds as sets, so in no order: sorted, so an object reads the same
+#: every time (a shell's submodel references, a concept description's cases, the pairs
+#: of a value list).
+_SETS = ("submodels", "isCaseOf", "valueReferencePairs")
+
+
 def to_json(obj: object) -> Any:
     """basyx objects as the metamodel's JSON (plain dicts and lists), without empty
     arrays: the schema allows none (every array has `minItems: 1`), but basyx's encoder
-    writes some (an Entity's `specificAssetIds`). A shell's submodel references (a set
-    in basyx, so in no order) are sorted, so a shell reads the same every time."""
-    data = _without_empty_arrays(json.loads(json.dumps(obj, cls=AASToJsonEncoder)))
-    if isinstance(data, dict) and "submodels" in data:
-        data["submodels"].sort(key=lambda ref: json.dumps(ref, sort_keys=True))
-    return data
+    writes some (an Entity's `specificAssetIds`)."""
+    return _normalised(json.loads(json.dumps(obj, cls=AASToJsonEncoder)))
 
 
-def _without_empty_arrays(data: Any) -> Any:
+def _normalised(data: Any) -> Any:
     if isinstance(data, dict):
-        return {k: _without_empty_arrays(v) for k, v in data.items() if v != []}
+        found = {k: _normalised(v) for k, v in data.items() if v != []}
+        for key in _SETS:
+            if isinstance(found.get(key), list):
+                found[key].sort(key=lambda item: json.dumps(item, sort_keys=True))
+        return found
     if isinstance(data, list):
-        return [_without_empty_arrays(item) for item in data]
+        return [_normalised(item) for item in data]
     return data
 
 
