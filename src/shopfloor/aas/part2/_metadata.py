@@ -58,12 +58,13 @@ def metadata(obj: Json) -> Json:
 
 
 def with_metadata(held: Json, body: Any) -> Json:
-    """`body` (metadata) with the value of `held`; the modelType and the idShort (and a
-    submodel's id) stay what they are."""
+    """`body` (metadata) with the value of `held`; the modelType, a submodel's id and an
+    element's idShort (its place in the path) stay what they are."""
     if not isinstance(body, dict):
         raise InvalidAasRequest("$metadata is a JSON object", code="invalid_aas_metadata")
     kind = _kind(held)
-    for key in ("modelType", "idShort", "id"):
+    fixed = ("modelType", "id") if kind == "Submodel" else ("modelType", "idShort")
+    for key in fixed:
         if key in body and body[key] != held.get(key):
             raise InvalidAasRequest(
                 f"$metadata may not change the {key} ({held.get(key)!r})",
@@ -71,7 +72,7 @@ def with_metadata(held: Json, body: Any) -> Json:
             )
     kept = VALUE_KEYS.get(kind, ())
     merged = {key: value for key, value in body.items() if key not in kept}
-    for key in ("modelType", "idShort", "id"):
+    for key in fixed:
         if key in held:
             merged[key] = held[key]
     merged.update({key: held[key] for key in kept if key in held})
