@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from basyx.aas import model
-from fastapi import BackgroundTasks, Body, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
 from shopfloor.api import PlatformDep
 
@@ -27,13 +27,15 @@ from .._errors import AasNotFound, InvalidAasRequest
 from .._invoke import ExecutionState, Invocation, InvocationResult
 from ..capability import AasService
 from . import _values
-from ._http import Json, json_response, to_json
+from ._http import Json, Part2Route, json_response, to_json
 from ._ids import decode_id, encode_id
 from ._paths import format_path
 from ._shells import shells_of
-from ._submodels import ReadTarget, Target, WriteTarget, submodel_router
+from ._submodels import ReadTarget, Target, WriteTarget
 
-__all__ = ["KEPT_HANDLES", "parse_duration"]
+__all__ = ["KEPT_HANDLES", "parse_duration", "router"]
+
+router = APIRouter(route_class=Part2Route, tags=["AAS operations (IDTA Part 2)"])
 
 KEPT_HANDLES = 1000
 DEFAULT_TIMEOUT = 30.0
@@ -191,7 +193,7 @@ async def _invoke_async(
     return Response(status_code=202, headers={"Location": location})
 
 
-@submodel_router.post("/submodel-elements/{idShortPath}/invoke")
+@router.post("/submodel-elements/{idShortPath}/invoke")
 async def invoke_operation(
     idShortPath: str, target: WriteTarget, platform: PlatformDep,
     body: Annotated[Any, Body()],
@@ -199,7 +201,7 @@ async def invoke_operation(
     return await _invoke(platform, target, idShortPath, body, False)
 
 
-@submodel_router.post("/submodel-elements/{idShortPath}/invoke/$value")
+@router.post("/submodel-elements/{idShortPath}/invoke/$value")
 async def invoke_operation_value_only(
     idShortPath: str, target: WriteTarget, platform: PlatformDep,
     body: Annotated[Any, Body()],
@@ -207,7 +209,7 @@ async def invoke_operation_value_only(
     return await _invoke(platform, target, idShortPath, body, True)
 
 
-@submodel_router.post("/submodel-elements/{idShortPath}/invoke-async", status_code=202)
+@router.post("/submodel-elements/{idShortPath}/invoke-async", status_code=202)
 async def invoke_operation_async(
     idShortPath: str, target: WriteTarget, platform: PlatformDep, request: Request,
     tasks: BackgroundTasks, body: Annotated[Any, Body()],
@@ -215,7 +217,7 @@ async def invoke_operation_async(
     return await _invoke_async(request, platform, target, idShortPath, body, tasks, False)
 
 
-@submodel_router.post("/submodel-elements/{idShortPath}/invoke-async/$value", status_code=202)
+@router.post("/submodel-elements/{idShortPath}/invoke-async/$value", status_code=202)
 async def invoke_operation_async_value_only(
     idShortPath: str, target: WriteTarget, platform: PlatformDep, request: Request,
     tasks: BackgroundTasks, body: Annotated[Any, Body()],
@@ -230,7 +232,7 @@ def _handle(request: Request, target: Target, handle_id: str) -> _Handle:
     return handle
 
 
-@submodel_router.get("/submodel-elements/{idShortPath}/operation-status/{handleId}")
+@router.get("/submodel-elements/{idShortPath}/operation-status/{handleId}")
 async def get_operation_status(
     idShortPath: str,
     handleId: str,
@@ -247,7 +249,7 @@ async def get_operation_status(
     return json_response(body)
 
 
-@submodel_router.get("/submodel-elements/{idShortPath}/operation-results/{handleId}")
+@router.get("/submodel-elements/{idShortPath}/operation-results/{handleId}")
 async def get_operation_result(
     idShortPath: str,
     handleId: str,

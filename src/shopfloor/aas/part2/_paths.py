@@ -116,7 +116,8 @@ def add_child(
 
 
 def _conflict_or_invalid(exc: Exception) -> Exception:
-    if isinstance(exc, KeyError) or "already" in str(exc):
+    # AASd-022: idShorts are unique among the elements one container holds.
+    if isinstance(exc, model.AASConstraintViolation) and exc.constraint_id == 22:
         return AasConflict(f"the idShort is taken here: {exc}", code="aas_id_short_taken")
     return InvalidAasRequest(f"the element does not fit here: {exc}", code="invalid_aas_element")
 

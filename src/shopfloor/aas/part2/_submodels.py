@@ -1,11 +1,12 @@
 """The submodel repository and the submodel interface (Part 2's
 SubmodelRepositoryServiceSpecification and SubmodelServiceSpecification): `/submodels`,
-and under one submodel its `$metadata`, `$value`, `$reference`, `$path` and its elements
-by idShortPath, with attachments of File elements.
+and under one submodel its `$metadata`, `$value`, `$reference` and `$path` (its elements
+are `_elements.py`'s); the request's `Target`, which every route under a submodel uses.
 
-`submodel_router` is mounted twice: under `/submodels/{submodelIdentifier}` and under
+`submodel_router`, `_elements.router` and `_operations.router` are mounted twice:
+under `/submodels/{submodelIdentifier}` and under
 `/shells/{aasIdentifier}/submodels/{submodelIdentifier}` (the superpath, which answers
-404 unless the shell refers to the submodel). Every element write is one
+404 unless the shell refers to the submodel). Every change of a submodel is one
 `AasStore.update`: read, change in place, write over the version read.
 """
 
@@ -31,12 +32,10 @@ from ._http import (
     decode_object,
     json_response,
     page_out,
-    read_upload,
-    slice_page,
     to_json,
 )
 from ._ids import decode_id, encode_id
-from ._paths import Segment, Slot, add_child, format_path, parse, resolve, walk
+from ._paths import Segment, Slot, format_path, parse, resolve, walk
 from ._shape import Extent, Level, shaped
 
 __all__ = ["ReadTarget", "Target", "WriteTarget", "repository_router", "submodel_router"]
@@ -100,15 +99,15 @@ WriteTarget = Annotated[Target, Depends(_write_target)]
 AnyBody = Annotated[Any, Body()]
 
 
-def _element(data: Any) -> model.SubmodelElement:
+def element_from(data: Any) -> model.SubmodelElement:
     return decode_object(data, model.SubmodelElement, "SubmodelElement")  # type: ignore[type-abstract]
 
 
-def _reference(element: model.Referable) -> Any:
+def reference_to(element: model.Referable) -> Any:
     return to_json(model.ModelReference.from_referable(element))
 
 
-def _paths(elements: Sequence[model.SubmodelElement], prefix: tuple[Segment, ...],
+def paths_of(elements: Sequence[model.SubmodelElement], prefix: tuple[Segment, ...],
            *, in_list: bool, level: Level) -> list[str]:  # fmt: skip
     return [format_path(p) for p, _ in walk(elements, prefix, in_list=in_list, depth=level.depth)]
 
@@ -153,7 +152,7 @@ _SHOWN: dict[str, Callable[[model.Submodel, Level, Extent], Any]] = {
             to_json(sm), depth=level.depth, with_blob=extent.with_blob
         )
     },
-    "$reference": lambda sm, level, extent: _reference(sm),
+    "$reference": lambda sm, level, extent: reference_to(sm),
 }
 
 
@@ -163,7 +162,7 @@ def _all_paths(found: list[model.Submodel], level: Level) -> list[str]:
     in the order of the page."""
     return [
         path for sm in found
-        for path in _paths(list(sm.submodel_element), (), in_list=False, level=level)
+        for path in paths_of(list(sm.submodel_element), (), in_list=False, level=level)
     ]  # fmt: skip
 
 
@@ -227,13 +226,13 @@ async def get_submodel_value(
 
 @submodel_router.get("/$reference")
 async def get_submodel_reference(target: ReadTarget) -> Response:
-    return json_response(_reference(await target.submodel()))
+    return json_response(reference_to(await target.submodel()))
 
 
 @submodel_router.get("/$path")
 async def get_submodel_paths(target: ReadTarget, level: Level = Level.DEEP) -> Response:
     submodel = await target.submodel()
-    return json_response(_paths(list(submodel.submodel_element), (), in_list=False, level=level))
+    return json_response(paths_of(list(submodel.submodel_element), (), in_list=False, level=level))
 
 
 def _replace_submodel(held: model.Submodel, new: model.Submodel) -> None:
@@ -271,7 +270,7 @@ def _merged_submodel(held: model.Submodel, body: Any, merge: Callable[[Json, Any
     _replace_submodel(held, decode_object(merge(to_json(held), body), model.Submodel, "Submodel"))
 
 
-def _patched(held: Json, body: Any) -> Json:
+def patched(held: Json, body: Any) -> Json:
     if not isinstance(body, dict):
         raise InvalidAasRequest("a PATCH body is a JSON object", code="invalid_aas_body")
     return {**held, **body}
@@ -279,7 +278,7 @@ def _patched(held: Json, body: Any) -> Json:
 
 @submodel_router.patch("", status_code=204)
 async def patch_submodel(target: WriteTarget, body: AnyBody) -> Response:
-    await target.change(lambda held: _merged_submodel(held, body, _patched))
+    await target.change(lambda held: _merged_submodel(held, body, patched))
     return Response(status_code=204)
 
 
@@ -298,213 +297,4 @@ async def patch_submodel_value(target: WriteTarget, body: AnyBody) -> Response:
 @submodel_router.delete("", status_code=204)
 async def delete_submodel(target: WriteTarget) -> Response:
     await target.store.delete(target.org_id, Kind.SUBMODEL, target.submodel_id)
-    return Response(status_code=204)
-
-
-# -- its elements --------------------------------------------------------------------
-
-
-def _show_element(
-    element: model.SubmodelElement, path: tuple[Segment, ...], suffix: str, level: Level,
-    extent: Extent,
-) -> Any:  # fmt: skip
-    data = to_json(element)
-    if suffix == "":
-        return shaped(data, depth=level.depth, with_blob=extent.with_blob)
-    if suffix == "$metadata":
-        return _metadata.metadata(data)
-    if suffix == "$value":
-        return _values.value_of(data, depth=level.depth, with_blob=extent.with_blob)
-    if suffix == "$reference":
-        return _reference(element)
-    if not isinstance(element, model.SubmodelElementCollection | model.SubmodelElementList
-                      | model.Entity):  # fmt: skip
-        raise InvalidAasRequest(
-            f"a {type(element).__name__} holds no elements, so has no $path",
-            code="aas_no_path",
-        )
-    held = list(element.value if not isinstance(element, model.Entity) else element.statement)
-    in_list = isinstance(element, model.SubmodelElementList)
-    return [format_path(path), *_paths(held, path, in_list=in_list, level=level)]
-
-
-def _element_listing(suffix: str) -> Callable[..., Any]:
-    async def get_all_submodel_elements(
-        target: ReadTarget, limit: Limit = 100, cursor: str | None = None,
-        level: Level = Level.DEEP, extent: Extent = Extent.WITHOUT_BLOB_VALUE,
-    ) -> Response:  # fmt: skip
-        submodel = await target.submodel()
-        elements = list(submodel.submodel_element)
-        if suffix in ("$metadata", "$value"):
-            # Operations and Capabilities have neither: a listing leaves them out.
-            elements = [e for e in elements if _values.has_value(to_json(e))]
-        if suffix == "$path":
-            # A page of paths, not of elements: `limit` counts what the result holds.
-            paths, next_cursor = slice_page(
-                _paths(elements, (), in_list=False, level=level), cursor, limit
-            )
-            return json_response(page_out(paths, next_cursor))
-        page, next_cursor = slice_page(elements, cursor, limit)
-        if suffix == "$value":
-            shown: list[Any] = [
-                {str(e.id_short): _show_element(e, (), suffix, level, extent)} for e in page
-            ]
-        else:
-            shown = [_show_element(e, (), suffix, level, extent) for e in page]
-        return json_response(page_out(shown, next_cursor))
-
-    return get_all_submodel_elements
-
-
-def _element_getter(suffix: str) -> Callable[..., Any]:
-    async def get_submodel_element(
-        idShortPath: str, target: ReadTarget, level: Level = Level.DEEP,
-        extent: Extent = Extent.WITHOUT_BLOB_VALUE,
-    ) -> Response:  # fmt: skip
-        slot = await target.element(idShortPath)
-        return json_response(_show_element(slot.element, slot.path, suffix, level, extent))
-
-    return get_submodel_element
-
-
-for _suffix in ("", "$metadata", "$value", "$reference", "$path"):
-    _name = _suffix.replace("$", "_")
-    submodel_router.add_api_route(
-        f"/submodel-elements/{_suffix}".rstrip("/"), _element_listing(_suffix),
-        methods=["GET"], name=f"get_all_submodel_elements{_name}",
-    )  # fmt: skip
-for _suffix in ("", "$metadata", "$value", "$reference", "$path"):
-    _name = _suffix.replace("$", "_")
-    submodel_router.add_api_route(
-        f"/submodel-elements/{{idShortPath}}/{_suffix}".rstrip("/"), _element_getter(_suffix),
-        methods=["GET"], name=f"get_submodel_element{_name}",
-    )  # fmt: skip
-
-
-@submodel_router.post("/submodel-elements", status_code=201)
-async def post_submodel_element(target: WriteTarget, body: AnyBody) -> Response:
-    element = _element(body)
-    await target.change(lambda submodel: add_child(submodel, _element(body)))
-    return json_response(to_json(element), 201)
-
-
-@submodel_router.post("/submodel-elements/{idShortPath}", status_code=201)
-async def post_submodel_element_by_path(
-    idShortPath: str,
-    target: WriteTarget,
-    body: AnyBody,
-) -> Response:
-    element = _element(body)
-    await target.change_element(idShortPath, lambda slot: add_child(slot.element, _element(body)))
-    return json_response(to_json(element), 201)
-
-
-def _replace_with(body: Any, merge: Callable[[Json, Any], Json]) -> Callable[[Slot], None]:
-    def change(slot: Slot) -> None:
-        slot.replace(_element(merge(to_json(slot.element), body)))
-
-    return change
-
-
-def _put(held: Json, body: Any) -> Json:
-    if not isinstance(body, dict) or body.get("idShort") != held.get("idShort"):
-        raise InvalidAasRequest(
-            f"the body's idShort is not the path's {held.get('idShort')!r}",
-            code="aas_id_mismatch",
-        )
-    return body
-
-
-@submodel_router.put("/submodel-elements/{idShortPath}", status_code=204)
-async def put_submodel_element(idShortPath: str, target: WriteTarget, body: AnyBody) -> Response:
-    await target.change_element(idShortPath, _replace_with(body, _put))
-    return Response(status_code=204)
-
-
-def _patched_element(held: Json, body: Any) -> Json:
-    merged = _patched(held, body)
-    return _put(held, merged)
-
-
-@submodel_router.patch("/submodel-elements/{idShortPath}", status_code=204)
-async def patch_submodel_element(idShortPath: str, target: WriteTarget, body: AnyBody) -> Response:
-    await target.change_element(idShortPath, _replace_with(body, _patched_element))
-    return Response(status_code=204)
-
-
-@submodel_router.patch("/submodel-elements/{idShortPath}/$metadata", status_code=204)
-async def patch_submodel_element_metadata(
-    idShortPath: str,
-    target: WriteTarget,
-    body: AnyBody,
-) -> Response:
-    await target.change_element(idShortPath, _replace_with(body, _metadata.with_metadata))
-    return Response(status_code=204)
-
-
-@submodel_router.patch("/submodel-elements/{idShortPath}/$value", status_code=204)
-async def patch_submodel_element_value(
-    idShortPath: str,
-    target: WriteTarget,
-    body: AnyBody,
-) -> Response:
-    await target.change_element(idShortPath, _replace_with(body, _values.with_value))
-    return Response(status_code=204)
-
-
-@submodel_router.delete("/submodel-elements/{idShortPath}", status_code=204)
-async def delete_submodel_element(idShortPath: str, target: WriteTarget) -> Response:
-    await target.change_element(idShortPath, lambda slot: slot.remove())
-    return Response(status_code=204)
-
-
-# -- attachments of File elements ----------------------------------------------------
-
-
-def _file(slot: Slot) -> model.File:
-    if not isinstance(slot.element, model.File):
-        raise InvalidAasRequest(
-            f"{format_path(slot.path)!r} is a {type(slot.element).__name__}, not a File",
-            code="aas_not_a_file",
-        )
-    return slot.element
-
-
-@submodel_router.get("/submodel-elements/{idShortPath}/attachment")
-async def get_attachment(idShortPath: str, target: ReadTarget) -> Response:
-    file = _file(await target.element(idShortPath))
-    if not file.value:
-        raise AasNotFound("the File element names no file", code="aas_file_not_found")
-    stored = await target.store.file(target.org_id, file.value)
-    return Response(stored.data, media_type=file.content_type or stored.content_type)
-
-
-@submodel_router.put("/submodel-elements/{idShortPath}/attachment", status_code=204)
-async def put_attachment(idShortPath: str, target: WriteTarget, request: Request) -> Response:
-    file_name, content_type, data = await read_upload(request)
-    # One path per File element: another element's file is never overwritten.
-    path = f"/aasx/files/{encode_id(target.submodel_id)}/{idShortPath}/{file_name}"
-    _file(await target.element(idShortPath))  # a File, before the bytes are kept
-    await target.store.put_file(target.org_id, path, content_type, data)
-
-    def point_at(slot: Slot) -> None:
-        file = _file(slot)
-        file.value = path
-        file.content_type = content_type
-
-    await target.change_element(idShortPath, point_at)
-    return Response(status_code=204)
-
-
-@submodel_router.delete("/submodel-elements/{idShortPath}/attachment", status_code=204)
-async def delete_attachment(idShortPath: str, target: WriteTarget) -> Response:
-    file = _file(await target.element(idShortPath))
-    if not file.value:
-        raise AasNotFound("the File element names no file", code="aas_file_not_found")
-    await target.store.delete_file(target.org_id, file.value)
-
-    def forget(slot: Slot) -> None:
-        _file(slot).value = None
-
-    await target.change_element(idShortPath, forget)
     return Response(status_code=204)

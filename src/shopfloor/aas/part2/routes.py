@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from . import _operations  # noqa: F401  (its routes join the submodel router)
+from ._elements import router as elements_router
 from ._http import Part2Route, json_response
+from ._operations import router as operations_router
 from ._serialization import router as serialization_router
 from ._shells import router as shells_router
 from ._submodels import repository_router, submodel_router
@@ -41,10 +42,12 @@ async def get_description() -> Response:
 _api.include_router(shells_router)
 _api.include_router(serialization_router)
 _api.include_router(repository_router)
-_api.include_router(submodel_router, prefix="/submodels/{submodelIdentifier}")
-_api.include_router(
-    submodel_router, prefix="/shells/{aasIdentifier}/submodels/{submodelIdentifier}"
-)
+for _prefix in (
+    "/submodels/{submodelIdentifier}",
+    "/shells/{aasIdentifier}/submodels/{submodelIdentifier}",
+):
+    for _router in (submodel_router, elements_router, operations_router):
+        _api.include_router(_router, prefix=_prefix)
 
 router = APIRouter()
 router.include_router(_api, prefix="/aas/api/v3.0")
