@@ -8,12 +8,21 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
-from shopfloor.aas import AasStore, ExecutionState, Invocation, InvocationResult, Unmanaged
+from shopfloor.aas import (
+    AasStore,
+    AasUnavailable,
+    ExecutionState,
+    Invocation,
+    InvocationResult,
+    Unmanaged,
+)
 from shopfloor.aas.capability import AasService
 from tests.api.conftest import Api
 
+from ..relations.conftest import served
 from ._part2 import BASE, SHELL, TEST_SUBMODEL, Example, assert_part2_error, load_example
 
 OPERATION = "ExampleOperation"
@@ -174,3 +183,62 @@ async def test_concurrent_invocations_each_get_their_own_answer(
         return response.json()["outputArguments"]["ExamplePropertyOutput"]
 
     assert await asyncio.gather(*(one(n) for n in range(5))) == [str(n) for n in range(5)]
+
+
+@dataclass
+class Held:
+    """Runs an Operation until told to finish; or fails as a transport that is down."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    down: bool = False
+
+    async def invoke(self, invocation: Invocation) -> InvocationResult:
+        self.started.set()
+        if self.down:
+            raise AasUnavailable("the Core does not answer", retry_after=2)
+        await self.release.wait()
+        return InvocationResult(execution_state=ExecutionState.COMPLETED, success=True)
+
+
+async def test_an_async_invocation_is_running_until_it_is_done(api: Api, example: Example) -> None:
+    held = Held()
+    api.platform.get(AasService).invoker = held
+    # Over real HTTP: the 202 reaches the client while the Operation still runs.
+    async with served(api) as url, httpx.AsyncClient(base_url=url) as http:
+        accepted = await http.post(_url(example, "invoke-async"), json={}, headers=example.engineer)
+        assert accepted.status_code == 202, accepted.text
+        await asyncio.wait_for(held.started.wait(), 10)
+        running = await http.get(accepted.headers["location"], headers=example.viewer)
+        assert running.status_code == 200
+        assert running.json()["executionState"] == "Running"
+        early = await http.get(
+            accepted.headers["location"].replace("operation-status", "operation-results"),
+            headers=example.viewer,
+        )
+        assert early.json() == {"executionState": "Running", "success": False, "messages": []}
+        held.release.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while (
+            done := await http.get(accepted.headers["location"], headers=example.viewer)
+        ).status_code == 200:
+            assert loop.time() < deadline, "the invocation did not finish"
+            await asyncio.sleep(0.01)
+        assert done.status_code == 302
+        result = await http.get(done.headers["location"], headers=example.viewer)
+        assert result.json()["executionState"] == "Completed"
+
+
+async def test_a_core_that_does_not_answer(api: Api, example: Example) -> None:
+    api.platform.get(AasService).invoker = Held(down=True)
+    sync = await example.http.post(_url(example, "invoke"), json={}, headers=example.engineer)
+    assert_part2_error(sync, 503, "aas_unavailable")
+    assert sync.headers["retry-after"] == "2"
+    accepted = await example.http.post(
+        _url(example, "invoke-async"), json={}, headers=example.engineer
+    )
+    status = await example.http.get(accepted.headers["location"], headers=example.viewer)
+    result = await example.http.get(status.headers["location"], headers=example.viewer)
+    assert result.json()["executionState"] == "Failed"
+    assert result.json()["messages"][0]["text"] == "the Core does not answer"

@@ -11,6 +11,7 @@ state), the newest `KEPT_HANDLES`, and are gone after a restart.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from basyx.aas import model
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
 from shopfloor.api import PlatformDep
+from shopfloor.core import ShopfloorError
 
 from .._errors import AasNotFound, InvalidAasRequest
 from .._invoke import ExecutionState, Invocation, InvocationResult
@@ -36,6 +38,7 @@ from ._submodels import ReadTarget, Target, WriteTarget
 __all__ = ["KEPT_HANDLES", "parse_duration", "router"]
 
 router = APIRouter(route_class=Part2Route, tags=["AAS operations (IDTA Part 2)"])
+logger = logging.getLogger(__name__)
 
 KEPT_HANDLES = 1000
 DEFAULT_TIMEOUT = 30.0
@@ -182,7 +185,17 @@ async def _invoke_async(
         handles.popitem(last=False)
 
     async def run() -> None:
-        result = await platform.get(AasService).invoker.invoke(invocation)
+        try:
+            result = await platform.get(AasService).invoker.invoke(invocation)
+        except ShopfloorError as exc:
+            # Nobody waits on this request any more: the failure goes into the handle
+            # (a synchronous /invoke answers it as an error instead).
+            logger.warning(
+                "invoking %s of %s failed: %s", invocation.path, invocation.submodel_id, exc
+            )
+            result = InvocationResult(
+                execution_state=ExecutionState.FAILED, success=False, messages=(exc.message,)
+            )
         handle.result = _result_json(operation, result, value_only=value_only)
         handle.state = result.execution_state
 
