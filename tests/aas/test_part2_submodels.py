@@ -467,6 +467,13 @@ async def test_a_submodel_answers_under_its_shell_too(example: Example) -> None:
     no_shell = f"/shells/{encode_id('urn:no:shell')}{example.submodel()}"
     assert_part2_error(await example.get(no_shell), 404, "aas_not_found")
 
+    # Deleted by the superpath, the submodel goes from the shell's references too.
+    deleted = await example.http.delete(BASE + under_shell, headers=example.engineer)
+    assert deleted.status_code == 204
+    assert_part2_error(await example.get(example.submodel()), 404, "aas_not_found")
+    refs = (await example.get(f"/shells/{encode_id(SHELL)}/submodel-refs")).json()["result"]
+    assert TEST_SUBMODEL not in [ref["keys"][0]["value"] for ref in refs] and len(refs) == 2
+
 
 async def test_viewers_read_members_of_others_find_nothing(api: Api, example: Example) -> None:
     url = example.element("ManufacturerName", IDENTIFICATION)

@@ -51,6 +51,8 @@ class Target:
     org_id: str
     submodel_id: str
     store: AasStore
+    #: The shell of the superpath the request came by, if it came by one.
+    aas_id: str | None = None
 
     async def submodel(self) -> model.Submodel:
         held = await self.store.get(self.org_id, Kind.SUBMODEL, self.submodel_id)
@@ -74,16 +76,17 @@ class Target:
 
 async def _target(request: Request, org_id: str, store: AasStore) -> Target:
     submodel_id = decode_id(request.path_params["submodelIdentifier"])
-    aas_id = request.path_params.get("aasIdentifier")
+    encoded_aas_id = request.path_params.get("aasIdentifier")
+    aas_id = None if encoded_aas_id is None else decode_id(encoded_aas_id)
     if aas_id is not None:
-        shell = await store.get(org_id, Kind.SHELL, decode_id(aas_id))
+        shell = await store.get(org_id, Kind.SHELL, aas_id)
         assert isinstance(shell.obj, model.AssetAdministrationShell)
         if not any(ref.key and ref.key[0].value == submodel_id for ref in shell.obj.submodel):
             raise AasNotFound(
                 f"the shell {shell.id!r} refers to no submodel {submodel_id!r}",
                 code="aas_not_found",
             )
-    return Target(org_id, submodel_id, store)
+    return Target(org_id, submodel_id, store, aas_id)
 
 
 async def _read_target(request: Request, org_id: ReadOrg, store: StoreDep) -> Target:
@@ -296,5 +299,17 @@ async def patch_submodel_value(target: WriteTarget, body: AnyBody) -> Response:
 
 @submodel_router.delete("", status_code=204)
 async def delete_submodel(target: WriteTarget) -> Response:
+    """Deleted by its shell's superpath, the submodel goes from the shell's references too."""
     await target.store.delete(target.org_id, Kind.SUBMODEL, target.submodel_id)
+    if target.aas_id is not None:
+
+        def forget(shell: model.Identifiable) -> None:
+            assert isinstance(shell, model.AssetAdministrationShell)
+            shell.submodel = {
+                ref
+                for ref in shell.submodel
+                if not ref.key or ref.key[0].value != target.submodel_id
+            }
+
+        await target.store.update(target.org_id, Kind.SHELL, target.aas_id, forget)
     return Response(status_code=204)
