@@ -242,3 +242,15 @@ async def test_a_core_that_does_not_answer(api: Api, example: Example) -> None:
     result = await example.http.get(status.headers["location"], headers=example.viewer)
     assert result.json()["executionState"] == "Failed"
     assert result.json()["messages"][0]["text"] == "the Core does not answer"
+
+
+class Broken:
+    async def invoke(self, invocation: Invocation) -> InvocationResult:
+        raise RuntimeError("a bug")
+
+
+async def test_a_bug_is_a_500_in_part2_shape_and_tells_nothing(api: Api, example: Example) -> None:
+    api.platform.get(AasService).invoker = Broken()
+    response = await example.http.post(_url(example, "invoke"), json={}, headers=example.engineer)
+    assert_part2_error(response, 500, "internal_error")
+    assert "a bug" not in response.text

@@ -10,6 +10,7 @@ the rest of the API keeps its own shape.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ __all__ = [
 
 Json = dict[str, Any]
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def error_response(
@@ -90,6 +92,10 @@ class Part2Route(APIRoute):
             except HTTPException as exc:
                 text = exc.detail if isinstance(exc.detail, str) else "the request failed"
                 return error_response(exc.status_code, "http_error", text, dict(exc.headers or {}))
+            except Exception:
+                # What no one meant to raise: logged whole, answered without detail.
+                logger.exception("unexpected error on %s %s", request.method, request.url.path)
+                return error_response(500, "internal_error", "an unexpected error occurred")
 
         return route
 
