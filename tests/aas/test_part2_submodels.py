@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from shopfloor.aas import AasStore, Kind
+from shopfloor.aas import AasNotFound, AasStore, Kind
+from shopfloor.aas.capability import AasService
 from shopfloor.aas.part2 import encode_id
 from tests.api.conftest import Api
 
@@ -424,7 +425,9 @@ async def test_a_write_keeps_what_another_write_changed(example: Example, store:
 # -- attachments -----------------------------------------------------------------------
 
 
-async def test_a_file_element_takes_an_attachment_and_gives_it_back(example: Example) -> None:
+async def test_a_file_element_takes_an_attachment_and_gives_it_back(
+    example: Example, store: AasStore
+) -> None:
     url = example.element(f"{COLLECTION}.ExampleFile")
     assert_part2_error(await example.get(f"{url}/attachment"), 404, "aas_file_not_found")
     uploaded = await example.http.put(
@@ -438,11 +441,36 @@ async def test_a_file_element_takes_an_attachment_and_gives_it_back(example: Exa
     assert got.headers["content-type"] == "application/pdf"
     value = await _value(example, TEST_SUBMODEL, f"{COLLECTION}.ExampleFile")
     assert value["value"].endswith("/manual.pdf") and value["contentType"] == "application/pdf"
+    first_path = value["value"]
+    assert (await store.file(example.org_id, first_path)).data == b"%PDF-1.7 bytes"
+
+    # Another upload takes the place of the first; a name is only a name.
+    again = await example.http.put(
+        f"{BASE}{url}/attachment", headers=example.engineer,
+        files={"file": ("../../etc/passwd", b"second", "text/plain")},
+    )  # fmt: skip
+    assert again.status_code == 204, again.text
+    assert (await example.get(f"{url}/attachment")).content == b"second"
+    value = await _value(example, TEST_SUBMODEL, f"{COLLECTION}.ExampleFile")
+    assert value == {
+        "contentType": "text/plain",
+        "value": f"/aasx/files/{encode_id(TEST_SUBMODEL)}/{COLLECTION}.ExampleFile/passwd",
+    }
+    with pytest.raises(AasNotFound):
+        await store.file(example.org_id, first_path)
 
     deleted = await example.http.delete(f"{BASE}{url}/attachment", headers=example.engineer)
     assert deleted.status_code == 204
     assert_part2_error(await example.get(f"{url}/attachment"), 404, "aas_file_not_found")
     assert "value" not in await _value(example, TEST_SUBMODEL, f"{COLLECTION}.ExampleFile")
+
+    service = example.api.platform.get(AasService)
+    service.settings = service.settings.model_copy(update={"max_file_bytes": 1024})
+    too_large = await example.http.put(
+        f"{BASE}{url}/attachment", headers=example.engineer,
+        files={"file": ("big.bin", b"x" * 1025, "application/octet-stream")},
+    )  # fmt: skip
+    assert_part2_error(too_large, 413, "aas_file_too_large")
 
     not_a_file = example.element(f"{COLLECTION}.ExampleBlob")
     assert_part2_error(await example.get(f"{not_a_file}/attachment"), 400, "aas_not_a_file")

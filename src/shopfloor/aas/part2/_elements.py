@@ -5,13 +5,20 @@ request's `Target`."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable
+from pathlib import PurePosixPath
 from typing import Any
 
 from basyx.aas import model
 from fastapi import APIRouter, Request, Response
 
+from shopfloor.api import PlatformDep
+from shopfloor.core import ErrorKind
+
 from .._errors import AasNotFound, InvalidAasRequest
+from ..capability import AasService
 from . import _metadata, _values
 from ._http import (
     Json,
@@ -124,6 +131,7 @@ for _suffix in ("", "$metadata", "$value", "$reference", "$path"):
 @router.post("/submodel-elements", status_code=201)
 async def post_submodel_element(target: WriteTarget, body: AnyBody) -> Response:
     element = element_from(body)
+    # A fresh element for every attempt of the update: adding one gives it its parent.
     await target.change(lambda submodel: add_child(submodel, element_from(body)))
     return json_response(to_json(element), 201)
 
@@ -221,20 +229,46 @@ async def get_attachment(idShortPath: str, target: ReadTarget) -> Response:
     return Response(stored.data, media_type=file.content_type or stored.content_type)
 
 
+def _safe_name(file_name: str) -> str:
+    """The last part of an uploaded file's name, in letters, digits, `.`, `-` and `_`:
+    it becomes part of a path inside an AASX package on export."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", PurePosixPath(file_name.replace("\\", "/")).name)
+    return name.strip(".") or "attachment"
+
+
 @router.put("/submodel-elements/{idShortPath}/attachment", status_code=204)
-async def put_attachment(idShortPath: str, target: WriteTarget, request: Request) -> Response:
+async def put_attachment(
+    idShortPath: str, target: WriteTarget, request: Request, platform: PlatformDep
+) -> Response:
     file_name, content_type, data = await read_upload(request)
-    # One path per File element: another element's file is never overwritten.
-    path = f"/aasx/files/{encode_id(target.submodel_id)}/{idShortPath}/{file_name}"
-    _file(await target.element(idShortPath))  # a File, before the bytes are kept
+    # Under the API's body limit (SHOPFLOOR_MAX_BODY_BYTES) for the whole request, too.
+    largest = platform.get(AasService).settings.max_file_bytes
+    if len(data) > largest:
+        raise InvalidAasRequest(
+            f"an attachment is at most {largest} bytes (SHOPFLOOR_AAS_MAX_FILE_BYTES)",
+            code="aas_file_too_large",
+            kind=ErrorKind.TOO_LARGE,
+        )
+    held = _file(await target.element(idShortPath))  # a File, before the bytes are kept
+    # One folder per File element: another element's file is never overwritten.
+    folder = f"/aasx/files/{encode_id(target.submodel_id)}/{idShortPath}/"
+    path = folder + _safe_name(file_name)
+    content_type = content_type or held.content_type or "application/octet-stream"
     await target.store.put_file(target.org_id, path, content_type, data)
+    replaced: list[str] = []
 
     def point_at(slot: Slot) -> None:
         file = _file(slot)
+        replaced[:] = [file.value] if file.value and file.value != path else []
         file.value = path
         file.content_type = content_type
 
     await target.change_element(idShortPath, point_at)
+    # The element's earlier upload (under its folder) is nobody's now.
+    for old in replaced:
+        if old.startswith(folder):
+            with contextlib.suppress(AasNotFound):
+                await target.store.delete_file(target.org_id, old)
     return Response(status_code=204)
 
 

@@ -194,9 +194,10 @@ def slice_page(items: Sequence[T], cursor: str | None, limit: int) -> tuple[list
 # -- uploads -------------------------------------------------------------------------
 
 
-async def read_upload(request: Request) -> tuple[str, str, bytes]:
+async def read_upload(request: Request) -> tuple[str, str | None, bytes]:
     """The `file` part of a multipart/form-data body (Part 2's attachment upload):
-    its file name (the `fileName` field if sent, else the part's), type and bytes.
+    its file name (the `fileName` field if sent, else the part's), type (None if the
+    part names none) and bytes.
 
     The standard library's MIME parser reads it: the body is a MIME message once its
     Content-Type is put in front, and the API needs no multipart package for one field.
@@ -222,4 +223,5 @@ async def read_upload(request: Request) -> tuple[str, str, bytes]:
         str(named.get_payload(decode=True).decode()) if named is not None  # type: ignore[union-attr]
         else upload.get_filename() or "attachment"
     )  # fmt: skip
-    return file_name, upload.get_content_type(), data if isinstance(data, bytes) else b""
+    part_type = upload.get_content_type() if "content-type" in upload else None
+    return file_name, part_type, data if isinstance(data, bytes) else b""
