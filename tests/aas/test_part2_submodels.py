@@ -4,6 +4,7 @@ elements by idShortPath into collections and lists, writes, attachments, superpa
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -514,3 +515,20 @@ async def test_viewers_read_members_of_others_find_nothing(api: Api, example: Ex
     patched = await api.http.patch(f"{BASE}{url}/$value", json="x", headers=stranger)
     assert_part2_error(patched, 404, "aas_not_found")
     assert await _value(example, IDENTIFICATION, "ManufacturerName") == "ACPLT"
+
+
+async def test_concurrent_replacements_each_write_the_whole_body(example: Example) -> None:
+    url = example.submodel(IDENTIFICATION)
+    body = (await example.get(url)).json()
+
+    async def put(n: int) -> None:
+        response = await example.http.put(
+            BASE + url, json={**body, "idShort": f"Identification{n}"}, headers=example.engineer
+        )
+        assert response.status_code == 204, response.text
+
+    # Writers that collide read again and apply their change again: from the body each time.
+    await asyncio.gather(*(put(n) for n in range(12)))
+    after = (await example.get(url)).json()
+    assert after["submodelElements"] == body["submodelElements"]
+    assert after["idShort"].startswith("Identification")

@@ -38,7 +38,18 @@ from ._ids import decode_id, encode_id
 from ._paths import Segment, Slot, format_path, parse, resolve, walk
 from ._shape import Extent, Level, shaped
 
-__all__ = ["ReadTarget", "Target", "WriteTarget", "repository_router", "submodel_router"]
+__all__ = [
+    "AnyBody",
+    "ReadTarget",
+    "Target",
+    "WriteTarget",
+    "element_from",
+    "patched",
+    "paths_of",
+    "reference_to",
+    "repository_router",
+    "submodel_router",
+]
 
 repository_router = APIRouter(route_class=Part2Route, tags=["AAS submodels (IDTA Part 2)"])
 submodel_router = APIRouter(route_class=Part2Route, tags=["AAS submodels (IDTA Part 2)"])
@@ -264,8 +275,11 @@ def _replace_submodel(held: model.Submodel, new: model.Submodel) -> None:
 
 @submodel_router.put("", status_code=204)
 async def put_submodel(target: WriteTarget, body: AnyBody) -> Response:
-    new = decode_object(body, model.Submodel, "Submodel")
-    await target.change(lambda held: _replace_submodel(held, new))
+    decode_object(body, model.Submodel, "Submodel")  # a 400 before the store is asked
+    # Read anew for every attempt of the update: one attempt moves its elements out.
+    await target.change(
+        lambda held: _replace_submodel(held, decode_object(body, model.Submodel, "Submodel"))
+    )
     return Response(status_code=204)
 
 
