@@ -20,6 +20,7 @@ from shopfloor.aas import (
     Unmanaged,
 )
 from shopfloor.aas.capability import AasService
+from shopfloor.aas.part2 import encode_id
 from tests.api.conftest import Api
 
 from ..relations.conftest import served
@@ -254,3 +255,21 @@ async def test_a_bug_is_a_500_in_part2_shape_and_tells_nothing(api: Api, example
     response = await example.http.post(_url(example, "invoke"), json={}, headers=example.engineer)
     assert_part2_error(response, 500, "internal_error")
     assert "a bug" not in response.text
+
+
+async def test_invoked_under_a_shell_the_invocation_is_that_shells(
+    example: Example, echo: Echo
+) -> None:
+    second = {
+        "modelType": "AssetAdministrationShell", "id": "urn:shell:second",
+        "assetInformation": {"assetKind": "Instance", "globalAssetId": "urn:asset:2"},
+        "submodels": [{"type": "ModelReference",
+                       "keys": [{"type": "Submodel", "value": TEST_SUBMODEL}]}],
+    }  # fmt: skip
+    posted = await example.http.post(f"{BASE}/shells", json=second, headers=example.engineer)
+    assert posted.status_code == 201, posted.text
+    under = f"{BASE}/shells/{encode_id('urn:shell:second')}{example.element(OPERATION)}/invoke"
+    response = await example.http.post(under, json={}, headers=example.engineer)
+    assert response.status_code == 200, response.text
+    await example.http.post(_url(example, "invoke"), json={}, headers=example.engineer)
+    assert [asked.aas_id for asked in echo.asked] == ["urn:shell:second", SHELL]

@@ -15,7 +15,7 @@ import logging
 import re
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -70,7 +70,6 @@ class _Handle:
     submodel_id: str
     state: ExecutionState = ExecutionState.RUNNING
     result: Json | None = None
-    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def _handles(request: Request) -> OrderedDict[str, _Handle]:
@@ -152,10 +151,15 @@ async def _prepare(
     if not isinstance(body, dict):
         raise InvalidAasRequest("an OperationRequest is a JSON object", code="invalid_aas_body")
     timeout = body.get("clientTimeoutDuration")
-    shells = await shells_of(target.store, target.org_id, target.submodel_id)
+    aas_id = target.aas_id
+    if aas_id is None:
+        # The Manager is the shell's: asked by the submodel alone, the (first) shell that
+        # refers to it. The store keeps no index of references, so this reads the shells.
+        shells = await shells_of(target.store, target.org_id, target.submodel_id)
+        aas_id = shells[0] if shells else None
     invocation = Invocation(
         org_id=target.org_id,
-        aas_id=shells[0] if shells else None,
+        aas_id=aas_id,
         submodel_id=target.submodel_id,
         path=format_path(slot.path),
         input_arguments=_arguments(body, "inputArguments", value_only=value_only),
