@@ -128,7 +128,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 
 #: Arrays that basyx holds as sets, so in no order: sorted, so an object reads the same
 #: every time (a shell's submodel references, a concept description's cases, the pairs
-#: of a value list).
+#: of a value list; an annotated relationship's annotations, by idShort).
 _SETS = ("submodels", "isCaseOf", "valueReferencePairs")
 
 
@@ -145,6 +145,8 @@ def _normalised(data: Any) -> Any:
         for key in _SETS:
             if isinstance(found.get(key), list):
                 found[key].sort(key=lambda item: json.dumps(item, sort_keys=True))
+        if found.get("modelType") == "AnnotatedRelationshipElement" and "annotations" in found:
+            found["annotations"].sort(key=lambda item: str(item.get("idShort")))
         return found
     if isinstance(data, list):
         return [_normalised(item) for item in data]

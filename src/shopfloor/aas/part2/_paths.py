@@ -53,9 +53,14 @@ def format_path(segments: Sequence[Segment]) -> str:
 
 def children(element: model.SubmodelElement | model.Submodel) -> list[model.SubmodelElement]:
     """The elements an element holds, in order: a submodel's, a collection's or list's
-    value, an entity's statements, an annotated relationship's annotations."""
+    value, an entity's statements, an annotated relationship's annotations (by idShort)."""
     held = _held(element)
-    return [] if held is None else list(held)
+    if held is None:
+        return []
+    if isinstance(element, model.AnnotatedRelationshipElement):
+        # A set in basyx, in no order: by idShort, as the API writes them (`_http.to_json`).
+        return sorted(held, key=lambda e: str(e.id_short))
+    return list(held)
 
 
 def _held(element: model.Referable) -> MutableSet[model.SubmodelElement] | None:
