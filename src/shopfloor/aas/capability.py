@@ -53,7 +53,11 @@ class AasService(Service, name="aas", needs=("database", "bus", "identity")):
     """Asset Administration Shells: model store, AAS HTTP API (IDTA Part 2), Managers."""
 
     health = "aas"
-    routes = ("shopfloor.aas.routes:router", "shopfloor.aas.manager_routes:router")
+    routes = (
+        "shopfloor.aas.routes:router",
+        "shopfloor.aas.manager_routes:router",
+        "shopfloor.aas.part2.routes:router",
+    )
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
 
