@@ -43,7 +43,9 @@ class Https:
         return self.ca.issue(self.plant.things[name]["id"])
 
     def client(self, issued: Issued | None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base, verify=self.ca.client_context(issued))
+        return httpx.AsyncClient(
+            base_url=self.base, verify=self.ca.client_context(issued), timeout=30
+        )
 
     @property
     def path(self) -> str:
@@ -60,7 +62,9 @@ async def https(make_settings: Callable[..., Settings], tmp_path: Path) -> Async
     app = create_app(settings)
     async with (
         served_app(server_config(app, settings)) as port,
-        httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=ca.client_context()) as http,
+        httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{port}", verify=ca.client_context(), timeout=30
+        ) as http,
     ):
         plant = await build_plant(Api(http, app.state.platform))  # key and token logins work
         gate = app.state.platform.get(HttpService).gate
