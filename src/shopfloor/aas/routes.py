@@ -9,8 +9,6 @@ stored; then it is stored in one transaction.
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from shopfloor.core import ErrorKind
 
 from ._errors import AasNotFound, InvalidAasFile, InvalidAasRequest
 from ._formats import MEDIA_TYPES, Format, read_environment, write_environment
+from ._multipart import field_name, form_parts
 from ._store import MAX_LIMIT, AasStore, Kind, encode
 from .capability import AasService
 
@@ -174,13 +173,9 @@ async def _upload(request: Request, limit: int) -> Upload:
     if not multipart:
         return Upload(body, content_type, None)
     assert content_type is not None
-    # The standard library's MIME parser: multipart/form-data is MIME (RFC 7578).
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    parts = list(message.iter_parts()) if message.is_multipart() else []
+    parts = form_parts(content_type, body)
     chosen = next(
-        (p for p in parts if p.get_param("name", header="content-disposition") == "file"),
+        (p for p in parts if field_name(p) == "file"),
         next((p for p in parts if p.get_filename()), None),
     )
     if chosen is None:

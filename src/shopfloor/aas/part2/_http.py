@@ -14,9 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from email import policy
 from email.message import Message
-from email.parser import BytesParser
 from typing import Annotated, Any, TypeVar
 
 from basyx.aas import model
@@ -32,6 +30,7 @@ from shopfloor.auth import Action
 from shopfloor.core import ErrorKind, ShopfloorError, http_status
 
 from .._errors import InvalidAasRequest
+from .._multipart import field_name, form_parts
 from .._store import AasStore
 from ..capability import AasService
 from ._ids import decode_id, encode_id
@@ -201,20 +200,16 @@ async def read_upload(request: Request) -> tuple[str, str | None, bytes]:
     its file name (the `fileName` field if sent, else the part's), type (None if the
     part names none) and bytes.
 
-    The standard library's MIME parser reads it: the body is a MIME message once its
-    Content-Type is put in front, and the API needs no multipart package for one field.
     """
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise InvalidAasRequest(
             "an attachment is uploaded as multipart/form-data", code="invalid_aas_upload"
         )
-    raw = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + await request.body()
-    message = BytesParser(policy=policy.HTTP).parsebytes(raw)
     fields: dict[str, Message] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str):
+    for part in form_parts(content_type, await request.body()):
+        name = field_name(part)
+        if name is not None:
             fields[name] = part
     upload = fields.get("file")
     if upload is None:
