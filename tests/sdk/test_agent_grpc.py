@@ -134,21 +134,11 @@ async def test_an_agent_of_another_organisation_is_permission_denied(fleet: Flee
     with pytest.raises(AgentUnreachable):
         await stranger.ping("beta")  # it asks for beta.org2.agents: not beta's name
     # Asking for beta's own name, the call is made and refused by organisation.
-    channel = grpc.aio.secure_channel(
-        fleet.addresses["beta"],
-        stranger.credentials.channel_credentials(),  # type: ignore[union-attr]
-        options=[("grpc.ssl_target_name_override", "beta.org1.agents")],
-    )
-    async with channel:
-        ping = channel.unary_unary(
-            PING,
-            request_serializer=pb.PingRequest.SerializeToString,
-            response_deserializer=pb.PingReply.FromString,
-        )
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await ping(pb.PingRequest(), timeout=10)
-    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
-    assert refused.value.details() == "agent alpha is of another organisation"
+    rejected = await _ping_as_beta(
+        fleet.addresses["beta"], stranger.credentials.channel_credentials()
+    )  # type: ignore[union-attr]
+    assert rejected.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert rejected.details() == "agent alpha is of another organisation"
     assert relations.asked == []
 
 
@@ -204,21 +194,11 @@ async def test_a_certificate_naming_no_agent_is_unauthenticated(
 ) -> None:
     await fleet.start("beta", config={"access": "organisation"})
     cert, key, _ = await ca.sign("press", entity=Entity(EntityType.THING, "press-01"))
-    channel = grpc.aio.secure_channel(
-        fleet.addresses["beta"],
-        grpc.ssl_channel_credentials(ca.ca_pem, key, cert),
-        options=[("grpc.ssl_target_name_override", "beta.org1.agents")],
+    rejected = await _ping_as_beta(
+        fleet.addresses["beta"], grpc.ssl_channel_credentials(ca.ca_pem, key, cert)
     )
-    async with channel:
-        ping = channel.unary_unary(
-            PING,
-            request_serializer=pb.PingRequest.SerializeToString,
-            response_deserializer=pb.PingReply.FromString,
-        )
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await ping(pb.PingRequest(), timeout=10)
-    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
-    assert "not an agent" in (refused.value.details() or "")
+    assert rejected.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert "not an agent" in (rejected.details() or "")
 
 
 async def test_an_agent_at_an_address_is_taken_only_under_its_own_name(fleet: Fleet) -> None:
@@ -320,3 +300,19 @@ async def test_grpc_health_answers_any_agent_of_the_organisation(fleet: Fleet) -
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
     with pytest.raises(AgentRefused):
         await alpha.ping("beta")
+
+
+async def _ping_as_beta(address: str, credentials: grpc.ChannelCredentials) -> grpc.aio.AioRpcError:
+    """A bare Ping to `address`, asking for beta's name: the refusal it gets."""
+    channel = grpc.aio.secure_channel(
+        address, credentials, options=[("grpc.ssl_target_name_override", "beta.org1.agents")]
+    )
+    async with channel:
+        ping = channel.unary_unary(
+            PING,
+            request_serializer=pb.PingRequest.SerializeToString,
+            response_deserializer=pb.PingReply.FromString,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ping(pb.PingRequest(), timeout=10)
+    return refused.value
