@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.serving import CHEAP_PASSWORDS
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "SHOPFLOOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -70,6 +72,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
             "mqtt_host": "127.0.0.1",
             "mqtt_port": 0,  # a free port: 1883 may belong to another broker
             "mqtts_port": 0,  # likewise 8883, when a TLS listener runs
+            **CHEAP_PASSWORDS,
         }
         values.update(overrides)
         return Settings(**values)

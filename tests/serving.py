@@ -16,8 +16,21 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from asgi_lifespan import LifespanManager
 
 ADMIN = ("root@plant.example", "root-password")
+# Argon2id at its least cost: the suite makes thousands of accounts and sign-ins, each
+# 0.1 s at the production cost. tests/auth/test_passwords.py checks the settings apply.
+CHEAP_PASSWORDS = {"password_time_cost": 1, "password_memory_kib": 64}
+
+
+def lifespan(app: object) -> LifespanManager:
+    """The app started and stopped in the test's loop, as `serve` would.
+
+    asgi-lifespan gives startup 5 s; a platform running migrations, its broker and its
+    services on a loaded two-core machine can take longer, so both ways get 60 s.
+    """
+    return LifespanManager(app, startup_timeout=60, shutdown_timeout=60)  # type: ignore[arg-type]
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -53,6 +66,7 @@ class ServeProcess:
             "SHOPFLOOR_MQTT_PORT": "0",
             "SHOPFLOOR_MQTTS_PORT": "0",
             "SHOPFLOOR_MQTT_HOST": "127.0.0.1",
+            **{f"SHOPFLOOR_{k.upper()}": str(v) for k, v in CHEAP_PASSWORDS.items()},
             **settings,
         }
         self.log = data_dir.parent / f"{name}-{self.port}.log"

@@ -5,7 +5,9 @@ dozen lines, over whichever transport the platform names.
     SHOPFLOOR_CORE_AAS_ID=https://example.org/aas/press-7 \
     PRESS_SUBMODEL_ID=https://example.org/sm/press-7/controls python -m examples.aas.press_core
 
-(the `core.environment` of `POST /api/v1/aas/managers` holds the first three).
+(the `core.environment` of `POST /api/v1/aas/managers` holds the first three). Deployed
+as an agent labelled `shopfloor.provision.aas: <AAS id>`, it is handed all of them and
+the shell's definition (docs/aas-protocol.md).
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from shopfloor.aas import Core, CoreConfig
 
 
 async def main() -> None:
-    core = Core(CoreConfig.from_env())
+    config = CoreConfig.from_env()
+    core = Core(config)
     submodel_id = os.environ["PRESS_SUBMODEL_ID"]
+    if config.aas_file:  # deployed as an agent: the platform handed over the definition
+        ids = sorted(obj.id for obj in config.read_aas())
+        print(f"defined by {config.aas_file.rsplit('/', 1)[-1]}: {' '.join(ids)}", flush=True)
 
     @core.operation("Controls.start")
     async def start(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from shopfloor.aas import AasStore
 from shopfloor.aas.capability import AasService
 from shopfloor.app import create_app
 from tests.api.conftest import Api
+from tests.serving import lifespan
 
 from .brokers import TRANSPORTS, Broker, tansu
 
@@ -20,7 +20,7 @@ from .brokers import TRANSPORTS, Broker, tansu
 @pytest.fixture
 async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     app = create_app(make_settings())
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform, manager.app)

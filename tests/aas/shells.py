@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
 from basyx.aas import model
 
 from shopfloor.aas.capability import AasService
 from shopfloor.app import create_app
 from tests.api.conftest import Api
+from tests.serving import lifespan
 
 AAS_ID = "https://example.org/aas/press-7"
 SUBMODEL_ID = "https://example.org/sm/press-7/controls"
@@ -76,10 +76,10 @@ async def plant(
     make_settings: Callable[..., Any], transport_url: str, *, managed: bool = True
 ) -> AsyncIterator[Plant]:
     app = create_app(make_settings(aas_transport_url=transport_url, aas_manager_poll=0.2))
-    async with LifespanManager(app) as lifespan:
-        transport = httpx.ASGITransport(app=lifespan.app)
+    async with lifespan(app) as started:
+        transport = httpx.ASGITransport(app=started.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
-            api = Api(http, app.state.platform, lifespan.app)
+            api = Api(http, app.state.platform, started.app)
             org_id = await api.org("press shop")
             headers = await api.member(org_id, "admin")
             store = api.platform.get(AasService).store

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from basyx.aas import model
 
 from shopfloor.aas import AasStore, Kind
@@ -20,6 +19,7 @@ from shopfloor.app import create_app
 from tests.aas.aaskit import example, serialised
 from tests.aas.test_formats import BROKEN_XML, LIMIT, PDF, as_30
 from tests.api.conftest import Api
+from tests.serving import lifespan
 
 URL = "/api/v1/aas/environments"
 SHELL = "https://example.org/Test_AssetAdministrationShell"
@@ -217,7 +217,7 @@ async def test_what_is_not_an_environment_is_unsupported(api: Api) -> None:
 @pytest.fixture
 async def small_api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     app = create_app(make_settings(aas={"max_file_bytes": 4096}))
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform, manager.app)

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 from cryptography import x509
 
 from shopfloor.app import create_app
@@ -24,7 +23,7 @@ from shopfloor.core import Platform
 from shopfloor.messaging import Event
 from shopfloor.messaging.capability import BusService
 from tests.api.conftest import Api
-from tests.serving import served_app
+from tests.serving import lifespan, served_app
 
 from .agentkit import eventually, remove_all_agents
 
@@ -59,7 +58,7 @@ def sleeper(**extra: Any) -> dict[str, Any]:
 @pytest.fixture
 async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     app = create_app(make_settings(**SETTINGS))
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
@@ -395,7 +394,7 @@ async def test_a_renewed_certificate_reaches_the_running_agent_without_a_restart
     make_settings: Callable[..., Any], tmp_path: Path
 ) -> None:
     app = create_app(make_settings(**SETTINGS, agent_cert_ttl="6s"))
-    async with LifespanManager(app) as manager, _removing_agents(app.state.platform):
+    async with lifespan(app) as manager, _removing_agents(app.state.platform):
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             api = Api(http, app.state.platform, manager.app)

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
 from tests.api.conftest import Api
+from tests.serving import lifespan
 
 from .agentkit import remove_all_agents
 from .fake_docker import FakeDockerEngine
@@ -32,7 +32,7 @@ def engine() -> Iterator[FakeDockerEngine]:
 async def api(make_settings: Callable[..., Any], engine: FakeDockerEngine) -> AsyncIterator[Api]:
     settings = make_settings(**SETTINGS, agent_runtime="swarm", agent_docker_url=engine.url)
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:

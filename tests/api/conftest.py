@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
 from shopfloor.core import Platform
+from tests.serving import lifespan
 
 ROOT = ("root@plant.example", "root-password")
 
@@ -70,7 +70,7 @@ class Api:
 @pytest.fixture
 async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     app = create_app(make_settings())
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform, manager.app)

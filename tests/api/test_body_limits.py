@@ -7,16 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
+from tests.serving import lifespan
 
 
 async def test_the_aas_routes_take_larger_bodies_than_the_rest(
     make_settings: Callable[..., Any],
 ) -> None:
     app = create_app(make_settings(max_body_bytes=4096, aas_max_file_bytes=200_000))
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             body = b"x" * 100_000

@@ -13,7 +13,6 @@ import httpx
 import jwt
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from shopfloor.app import create_app
+from tests.serving import lifespan
 
 from .conftest import Api
 
@@ -94,7 +94,7 @@ async def oidc_api(make_settings: Callable[..., Any], issuer: Issuer) -> AsyncIt
         oidc_issuer=issuer.url, oidc_jwks_min_refresh_seconds=0, oidc_audience=""
     )
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform)

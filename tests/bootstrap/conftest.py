@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
 from shopfloor.bootstrap import Bootstrap
 from shopfloor.bootstrap.capability import BootstrapService
+from tests.serving import lifespan
 
 from ..api.conftest import Api
 
@@ -34,7 +34,7 @@ async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     # Generous limits: the tests of the limits set their own.
     settings = make_settings(services=("api", "bootstrap"), bootstrap_id_burst=100)
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform, manager.app)

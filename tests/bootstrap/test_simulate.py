@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import uvicorn
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
 from shopfloor.simulate import simulate_bootstrapped
+from tests.serving import lifespan
 
 from ..api.conftest import Api
 from ..serving import served_app
@@ -19,7 +19,7 @@ from .conftest import configure, make_plant, new_key
 
 async def test_simulator_bootstraps_then_publishes(make_settings: Callable[..., Any]) -> None:
     app = create_app(make_settings(services=("api", "bootstrap", "http")))
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             api = Api(http, app.state.platform, manager.app)

@@ -53,6 +53,17 @@ def test_plans_put_needs_first_and_edges_last() -> None:
     assert plan(["test-sink"]) == (Source, Sink)
 
 
+class Extension(Recorder, name="test-extension", before=("test-sink",)):
+    """Extends the sink when both run; the sink runs without it."""
+
+
+def test_before_orders_services_that_both_run_and_starts_none() -> None:
+    # Registered after the sink, so without `before` it would come later.
+    assert plan(["test-sink", "test-extension"]) == (Source, Extension, Sink)
+    assert plan(["test-sink"]) == (Source, Sink)
+    assert plan(["test-extension"]) == (Extension,)
+
+
 def test_unknown_services_and_cycles_are_refused() -> None:
     with pytest.raises(ServiceError, match="teleporter"):
         plan(["teleporter"])

@@ -19,12 +19,12 @@ from typing import Any
 import asyncpg
 import httpx
 import uvicorn
-from asgi_lifespan import LifespanManager
 
 from shopfloor.agents import AgentRef, MqttProvisioner, PostgresProvisioner, Provisioner
 from shopfloor.app import create_app
 from shopfloor.auth.capability import IdentityService
 from shopfloor.simulate import Mill
+from tests.serving import lifespan
 
 from ..api.conftest import Api
 from ..conftest import POSTGRES_ADMIN_URL
@@ -181,7 +181,7 @@ async def running_platform(
 ) -> AsyncIterator[tuple[Api, str, dict[str, str]]]:
     """A running platform, not yet served on a port: (api, an org id, an engineer's headers)."""
     app = create_app(make_settings())
-    async with LifespanManager(app, shutdown_timeout=60) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             api = Api(http, app.state.platform, manager.app)

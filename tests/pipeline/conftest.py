@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
 from shopfloor.settings import Settings
+from tests.serving import lifespan
 
 from ..api.conftest import Api
 
@@ -84,7 +84,7 @@ async def build_plant(api: Api) -> Plant:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
-    async with LifespanManager(app, shutdown_timeout=60) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform)

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -19,6 +18,7 @@ from shopfloor.app import create_app
 from shopfloor.pki import CertificateRefused, Entity, EntityType
 from shopfloor.pki.capability import PkiService
 from tests.api.conftest import Api
+from tests.serving import lifespan
 
 from .conftest import openssl_verify
 
@@ -26,7 +26,7 @@ from .conftest import openssl_verify
 @pytest.fixture
 async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
     app = create_app(make_settings(ca_max_ttl="1000h", ca_server_ttl="720h"))
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform, manager.app)

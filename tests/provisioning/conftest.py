@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
+from tests.serving import lifespan
 
 from ..api.conftest import Api
 
@@ -26,7 +26,7 @@ class Plant:
 async def api(make_settings: Callable[..., Any], database_url: str) -> AsyncIterator[Api]:
     settings = make_settings(services=("api", "provision"), database_url=database_url)
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform, manager.app)

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 
 from shopfloor.app import create_app
 from shopfloor.auth.relations import MIGRATIONS, RelationStore
 from shopfloor.core import create_engine, migrate
+from tests.serving import lifespan
 
 from ..api.conftest import Api
 from ..serving import served_app
@@ -53,7 +53,7 @@ async def api(
 ) -> AsyncIterator[Api]:
     settings = make_settings(services=("api", "relations"), **relations_settings)
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:
             yield Api(http, app.state.platform, manager.app)

@@ -37,6 +37,8 @@ class CoreConfig:
     }
     #: Names a JSON file with the same fields (a mounted ConfigMap, say).
     FILE_VARIABLE = "SHOPFLOOR_CORE_CONFIG"
+    #: A relative `aas_file` is in this folder: an agent's files (`shopfloor.sdk`).
+    FILES_VARIABLE = "SHOPFLOOR_AGENT_FILES"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CoreConfig:
@@ -65,6 +67,9 @@ class CoreConfig:
                 f"the Core needs {', '.join(missing)} (or {cls.FILE_VARIABLE})",
                 code="invalid_core_config",
             )
+        folder = env.get(cls.FILES_VARIABLE)
+        if values.get("aas_file") and folder and not Path(values["aas_file"]).is_absolute():
+            values["aas_file"] = str(Path(folder) / values["aas_file"])
         return cls(**values)
 
     def read_aas(self) -> list[model.Identifiable]:

@@ -52,6 +52,8 @@ class ManagerInfo:
     core_state: State | None
     #: Why it failed, while `failed`.
     error: str | None = None
+    #: The agent deployed as its Core (`shopfloor.provision.aas`), if one is.
+    core_agent: str | None = None
 
 
 class Managers(Lifecycle):
@@ -98,6 +100,53 @@ class Managers(Lifecycle):
         self._changed.set()
         return self._info(row)
 
+    async def claim(self, org_id: str, aas_id: str, agent: str) -> ManagerInfo:
+        """Make the agent `agent` the shell's Core: the Manager it has, or a new one
+        that goes with the agent (`release`). `AasNotFound` without the shell,
+        `AasConflict` (`aas_core_taken`) while another agent is its Core."""
+        await self._store.get(org_id, Kind.SHELL, aas_id)
+        t = aas_topics
+        where = (t.c.org_id == org_id, t.c.aas_id == aas_id)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(sa.select(t).where(*where))).first()
+            if row is None:
+                values = {
+                    "org_id": org_id,
+                    "aas_id": aas_id,
+                    "topic": topic_for(org_id, aas_id),
+                    "created_at": datetime.now(UTC),
+                    "core_agent": agent,
+                    "for_agent": True,
+                }
+                try:
+                    await conn.execute(t.insert().values(**values))
+                except IntegrityError as exc:  # another process made it meanwhile
+                    raise AasConflict(
+                        f"the shell {aas_id!r} got a Manager meanwhile; try again",
+                        code="aas_manager_exists",
+                    ) from exc
+            elif row.core_agent not in (None, agent):
+                raise AasConflict(
+                    f"the agent {row.core_agent!r} is the Core of {aas_id!r} already",
+                    code="aas_core_taken",
+                )
+            else:
+                await conn.execute(t.update().where(*where).values(core_agent=agent))
+            stored = (await conn.execute(sa.select(t).where(*where))).one()
+        self._known.add((org_id, aas_id))
+        self._changed.set()
+        return self._info(stored._asdict())
+
+    async def release(self, org_id: str, agent: str) -> None:
+        """The agent is no shell's Core any more: the Managers made for it are removed,
+        the others stay, waiting for a Core."""
+        t = aas_topics
+        mine = (t.c.org_id == org_id, t.c.core_agent == agent)
+        async with self._engine.begin() as conn:
+            await conn.execute(t.delete().where(*mine, t.c.for_agent.is_(True)))
+            await conn.execute(t.update().where(*mine).values(core_agent=None))
+        self._changed.set()
+
     async def remove(self, org_id: str, aas_id: str) -> None:
         t = aas_topics
         async with self._engine.begin() as conn:
@@ -143,6 +192,7 @@ class Managers(Lifecycle):
             state=manager.state if manager else State.FAILED if error else None,
             core_state=manager.peer_state if manager else None,
             error=error if manager is None else None,
+            core_agent=_optional(row.get("core_agent")),
         )
 
     # -- invoking --------------------------------------------------------------------
@@ -247,6 +297,10 @@ class Managers(Lifecycle):
                 if self._running.get(key) is manager:
                     del self._running[key]
         self._failed.pop(key, None)
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 async def _first(*events: asyncio.Event, within: float) -> None:

@@ -17,7 +17,7 @@ import base64
 import contextlib
 import enum
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -138,6 +138,24 @@ def _global_asset_id(obj: model.Identifiable) -> str | None:
     return None
 
 
+def _key_values(obj: model.Identifiable) -> Iterator[str]:
+    """Every key value of every reference in the object (semantic ids, isCaseOf, value
+    ids, ...), read from its JSON serialisation, where each reference has `keys`."""
+
+    def walk(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if name == "keys" and isinstance(value, list):
+                    yield from (k["value"] for k in value if isinstance(k, dict) and "value" in k)
+                else:
+                    yield from walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from walk(item)
+
+    return walk(json.loads(encode(obj)))
+
+
 class AasStore:
     def __init__(self, engine: AsyncEngine, *, announce: Announce | None = None) -> None:
         self._engine = engine
@@ -195,6 +213,38 @@ class AasStore:
             if page.cursor is None:
                 return found
             cursor = page.cursor
+
+    async def environment(
+        self, org_id: str, aas_ids: Iterable[str] | None = None
+    ) -> list[model.Identifiable]:
+        """Everything of the organisation, or the shells asked for (`AasNotFound` for
+        one it does not hold), their submodels and the concept descriptions those
+        reference: what an export or a Core's definition holds."""
+        wanted = list(dict.fromkeys(aas_ids or ()))
+        if not wanted:
+            return [held.obj for kind in Kind for held in await self.all(org_id, kind)]
+        shells = [(await self.get(org_id, Kind.SHELL, aas_id)).obj for aas_id in wanted]
+        submodel_ids = {
+            key.value
+            for shell in shells
+            if isinstance(shell, model.AssetAdministrationShell)
+            for reference in shell.submodel
+            for key in reference.key
+            if key.type is model.KeyTypes.SUBMODEL
+        }
+        submodels = await self._every(org_id, Kind.SUBMODEL, submodel_ids)
+        referenced = {value for obj in (*shells, *submodels) for value in _key_values(obj)}
+        concepts = await self._every(org_id, Kind.CONCEPT_DESCRIPTION, referenced)
+        return [*shells, *submodels, *concepts]
+
+    async def _every(self, org_id: str, kind: Kind, ids: Iterable[str]) -> list[model.Identifiable]:
+        wanted = sorted(set(ids))
+        found: list[model.Identifiable] = []
+        for start in range(0, len(wanted), MAX_LIMIT):
+            page = await self.page(org_id, kind, ids=wanted[start : start + MAX_LIMIT],
+                                   limit=MAX_LIMIT)  # fmt: skip
+            found.extend(held.obj for held in page.items)
+        return found
 
     # -- writing ---------------------------------------------------------------------
 

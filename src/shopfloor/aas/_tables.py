@@ -46,4 +46,6 @@ aas_topics = sa.Table(
     sa.Column("aas_id", sa.String(2048), primary_key=True),
     sa.Column("topic", sa.String(249), nullable=False, unique=True),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("core_agent", sa.String(63), nullable=True),
+    sa.Column("for_agent", sa.Boolean, nullable=False, server_default=sa.false()),
 )

@@ -14,6 +14,7 @@ from shopfloor.messaging.capability import BusService
 
 from ._invoke import Invoker
 from ._managers import Managers
+from ._provisioner import AasProvisioner  # noqa: F401  registers the agents' `aas` label
 from ._store import AasStore
 from ._tables import MIGRATIONS
 
@@ -49,7 +50,7 @@ class AasSettings(Section, section="aas", env_prefix="SHOPFLOOR_AAS_"):
     )  # fmt: skip
 
 
-class AasService(Service, name="aas", needs=("database", "bus", "identity")):
+class AasService(Service, name="aas", needs=("database", "bus", "identity"), before=("agents",)):
     """Asset Administration Shells: model store, AAS HTTP API (IDTA Part 2), Managers."""
 
     health = "aas"

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shopfloor.api import PlatformDep, PrincipalDep
 from shopfloor.auth import Action
@@ -54,6 +54,10 @@ class ManagerOut(BaseModel):
     state: State | None
     core_state: State | None
     error: str | None
+    core_agent: str | None = Field(
+        description="The agent deployed as the shell's Core (labelled "
+        "`shopfloor.provision.aas`), if one is."
+    )
     core: CoreOut
 
 
@@ -76,6 +80,7 @@ def _out(service: AasService, info: ManagerInfo) -> ManagerOut:
         state=info.state,
         core_state=info.core_state,
         error=info.error,
+        core_agent=info.core_agent,
         core=CoreOut(
             transport_url=config.transport_url,
             topic=config.topic,

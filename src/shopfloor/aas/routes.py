@@ -9,10 +9,9 @@ stored; then it is stored in one transaction.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, unquote
 
 from basyx.aas import model
@@ -27,7 +26,7 @@ from shopfloor.core import ErrorKind
 from ._errors import AasNotFound, InvalidAasFile, InvalidAasRequest
 from ._formats import MEDIA_TYPES, Format, read_environment, write_environment
 from ._multipart import field_name, form_parts
-from ._store import MAX_LIMIT, AasStore, Kind, encode
+from ._store import Kind
 from .capability import AasService
 
 __all__ = ["router"]
@@ -119,7 +118,7 @@ async def export_environment(
     org_id = principal.require_org()
     store = _service(platform).store
     fmt = format or _accepted(request.headers.get("accept", ""))
-    objects = await _environment(store, org_id, aas_id)
+    objects = await store.environment(org_id, aas_id)
     files: dict[str, tuple[str, bytes]] = {}
     if fmt is Format.AASX:
         held = await store.files(org_id, _file_paths(objects))
@@ -227,60 +226,6 @@ def _accepted(accept: str) -> Format:
         if media in by_media:
             return by_media[media]
     return Format.JSON
-
-
-async def _environment(
-    store: AasStore, org_id: str, aas_ids: list[str] | None
-) -> list[model.Identifiable]:
-    """Everything of the organisation, or the shells asked for, their submodels and the
-    concept descriptions those reference."""
-    if not aas_ids:
-        return [held.obj for kind in Kind for held in await store.all(org_id, kind)]
-    shells = [
-        (await store.get(org_id, Kind.SHELL, aas_id)).obj for aas_id in dict.fromkeys(aas_ids)
-    ]
-    submodel_ids = {
-        key.value
-        for shell in shells
-        if isinstance(shell, model.AssetAdministrationShell)
-        for reference in shell.submodel
-        for key in reference.key
-        if key.type is model.KeyTypes.SUBMODEL
-    }
-    submodels = await _every(store, org_id, Kind.SUBMODEL, submodel_ids)
-    referenced = {value for obj in (*shells, *submodels) for value in _key_values(obj)}
-    concepts = await _every(store, org_id, Kind.CONCEPT_DESCRIPTION, referenced)
-    return [*shells, *submodels, *concepts]
-
-
-async def _every(
-    store: AasStore, org_id: str, kind: Kind, ids: Iterable[str]
-) -> list[model.Identifiable]:
-    wanted = sorted(set(ids))
-    found: list[model.Identifiable] = []
-    for start in range(0, len(wanted), MAX_LIMIT):
-        page = await store.page(org_id, kind, ids=wanted[start : start + MAX_LIMIT],
-                                limit=MAX_LIMIT)  # fmt: skip
-        found.extend(held.obj for held in page.items)
-    return found
-
-
-def _key_values(obj: model.Identifiable) -> Iterator[str]:
-    """Every key value of every reference in the object (semantic ids, isCaseOf, value
-    ids, ...), read from its JSON serialisation, where each reference has `keys`."""
-
-    def walk(node: Any) -> Iterator[str]:
-        if isinstance(node, dict):
-            for name, value in node.items():
-                if name == "keys" and isinstance(value, list):
-                    yield from (k["value"] for k in value if isinstance(k, dict) and "value" in k)
-                else:
-                    yield from walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
-
-    return walk(json.loads(encode(obj)))
 
 
 def _file_paths(objects: Iterable[model.Identifiable]) -> Iterator[str]:

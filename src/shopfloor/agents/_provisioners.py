@@ -24,7 +24,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +33,9 @@ from shopfloor.core import Backends, Pluggable, create_engine
 from shopfloor.registry import Permission, Registry
 
 from ._errors import InvalidAgentSpec, RuntimeUnavailable
+
+if TYPE_CHECKING:
+    from shopfloor.core import Platform
 
 __all__ = [
     "AgentRef",
@@ -77,6 +80,13 @@ class Provisioner(
     registry=Backends("agent provisioner", keyword="name", error=InvalidAgentSpec),
 ):
     name: ClassVar[str]
+
+    @classmethod
+    def from_platform(cls, platform: Platform) -> Provisioner | None:
+        """The provisioner another running service offers (the aas service's `aas`),
+        made by the agents service at its start; None where it is not offered, and for
+        the agents service's own, which its settings configure."""
+        return None
 
     def validate(self, value: str) -> None:
         """Refuse a label value this provisioner cannot work with (`InvalidAgentSpec`),

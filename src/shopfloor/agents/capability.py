@@ -148,6 +148,11 @@ class AgentsService(Service, name="agents", needs=("database", "bus", "identity"
             )
         if settings.influxdb_url.get_secret_value():
             provisioners["influxdb"] = InfluxdbProvisioner(settings.influxdb_url.get_secret_value())
+        for offered in Provisioner.backends:
+            if offered.name not in provisioners:
+                made = offered.from_platform(platform)
+                if made is not None:
+                    provisioners[offered.name] = made
         pki = platform.get(PkiService)
         store = AgentStore(engine)
         self.agents = Agents(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from shopfloor.auth import Action, Forbidden, Principal, hash_password
+from shopfloor.auth import Action, Forbidden, Principal
 from shopfloor.registry import NotFound, Org, User
 
 from ._deps import PagingDep, PrincipalDep, ServicesDep
@@ -114,7 +114,7 @@ async def create_user(body: UserCreate, platform: ServicesDep, principal: Princi
         org_id = principal.require(Action.MANAGE_USERS)
         if body.org_id not in (None, org_id):
             raise NotFound(f"organisation {body.org_id} not found", code="org_not_found")
-    password_hash = await asyncio.to_thread(hash_password, body.password)
+    password_hash = await asyncio.to_thread(platform.auth.passwords.hash, body.password)
     user = await platform.registry.create_user(
         email=body.email, password_hash=password_hash, org_id=org_id, role=body.role
     )
@@ -214,7 +214,7 @@ async def update_user(
             user.id, body.current_password, body.password, source=_source(request)
         )
     elif body.password is not None:
-        password_hash = await asyncio.to_thread(hash_password, body.password)
+        password_hash = await asyncio.to_thread(platform.auth.passwords.hash, body.password)
     updated = await platform.registry.update_user(
         user.id, role=body.role, password_hash=password_hash
     )

@@ -4,7 +4,7 @@ from ._authenticator import Authenticator, BearerVerifier
 from ._credentials import thing_key
 from ._errors import AuthError, Forbidden, Unauthenticated
 from ._oidc import OidcClaimsMapping, OidcIdentity, OidcVerifier
-from ._passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from ._passwords import MIN_PASSWORD_LENGTH, Passwords, hash_password, verify_password
 from ._principal import Principal
 from ._roles import AGENT_GRANTS, PERMISSIONS, Action, allowed
 from ._secrets import SecretFiles
@@ -27,6 +27,7 @@ __all__ = [
     "OidcClaimsMapping",
     "OidcIdentity",
     "OidcVerifier",
+    "Passwords",
     "Principal",
     "SecretFiles",
     "SignInAttempt",

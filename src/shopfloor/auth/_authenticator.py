@@ -20,7 +20,7 @@ from shopfloor.registry import NotFound, Registry, Role
 
 from ._errors import Forbidden, Unauthenticated
 from ._oidc import OidcIdentity, OidcVerifier
-from ._passwords import hash_password, verify_password
+from ._passwords import Passwords
 from ._principal import Principal
 from ._throttle import SignInThrottle
 from ._tokens import ISSUER, IssuedToken, TokenIssuer, unverified_issuer
@@ -39,8 +39,11 @@ class Authenticator:
         oidc: OidcVerifier | None = None,
         *,
         throttle: SignInThrottle | None = None,
+        passwords: Passwords | None = None,
     ) -> None:
-        """`throttle` defaults to `SignInThrottle()`'s limits, its counters unexported."""
+        """`throttle` defaults to `SignInThrottle()`'s limits, its counters unexported;
+        `passwords` to Argon2id at the default cost."""
+        self.passwords = passwords or Passwords()
         self._registry = registry
         self._tokens = tokens
         self._oidc = oidc
@@ -67,7 +70,8 @@ class Authenticator:
         """
         attempt = self._throttle.admit(email, source)
         user = await self._registry.find_user_by_email(email)
-        if not verify_password(user.password_hash if user else None, password) or user is None:
+        known = user.password_hash if user else None
+        if not await asyncio.to_thread(self.passwords.verify, known, password) or user is None:
             attempt.failed()
             raise Unauthenticated("wrong e-mail or password", code="invalid_credentials")
         attempt.succeeded()
@@ -84,11 +88,11 @@ class Authenticator:
         """
         user = await self._registry.get_user(user_id)
         attempt = self._throttle.admit(user.email, source)
-        if not await asyncio.to_thread(verify_password, user.password_hash, current_password):
+        if not await asyncio.to_thread(self.passwords.verify, user.password_hash, current_password):
             attempt.failed()
             raise Forbidden("the current password is wrong", code="wrong_password")
         attempt.succeeded()
-        password_hash = await asyncio.to_thread(hash_password, new_password)
+        password_hash = await asyncio.to_thread(self.passwords.hash, new_password)
         updated = await self._registry.update_user(user.id, password_hash=password_hash)
         return self._tokens.issue(updated.id, generation=updated.token_generation)
 

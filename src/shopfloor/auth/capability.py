@@ -21,7 +21,7 @@ from shopfloor.registry import MIGRATIONS, Conflict, Registry, RegistryChange
 
 from ._authenticator import Authenticator
 from ._oidc import OidcClaimsMapping, OidcVerifier
-from ._passwords import hash_password
+from ._passwords import DEFAULT_MEMORY_KIB, DEFAULT_TIME_COST, Passwords
 from ._secrets import SecretFiles
 from ._thing_access import ThingAccess
 from ._thing_keys import ThingKeys
@@ -63,6 +63,15 @@ class IdentitySettings(Section, section="identity"):
     sign_in_max_delay_seconds: float = Field(
         default=300.0, ge=1, description="Longest wait after repeated failed sign-ins."
     )
+    password_time_cost: int = Field(
+        default=DEFAULT_TIME_COST, ge=1, le=64, description="Argon2id passes of a new hash."
+    )
+    password_memory_kib: int = Field(
+        default=DEFAULT_MEMORY_KIB,
+        ge=64,
+        le=4194304,
+        description="Argon2id memory of a new hash, in KiB.",
+    )
 
     @field_validator("oidc_issuer")
     @classmethod
@@ -76,6 +85,9 @@ class IdentitySettings(Section, section="identity"):
         if bool(self.admin_email) != bool(self.admin_password.get_secret_value()):
             raise ValueError("set both SHOPFLOOR_ADMIN_EMAIL and SHOPFLOOR_ADMIN_PASSWORD, or none")
         return self
+
+    def passwords(self) -> Passwords:
+        return Passwords(time_cost=self.password_time_cost, memory_kib=self.password_memory_kib)
 
     def oidc(self) -> OidcVerifier | None:
         if not self.oidc_issuer:
@@ -116,7 +128,13 @@ class IdentityService(Service, name="identity", needs=("database", "bus"), inter
             max_delay_seconds=settings.sign_in_max_delay_seconds,
             metrics_registry=platform.metrics,
         )
-        self.auth = Authenticator(self.registry, tokens, settings.oidc(), throttle=throttle)
+        self.auth = Authenticator(
+            self.registry,
+            tokens,
+            settings.oidc(),
+            throttle=throttle,
+            passwords=settings.passwords(),
+        )
         self.access = ThingAccess(self.registry, follow_registry=False)
         self._events = platform.get(BusService).events
 
@@ -152,7 +170,7 @@ class IdentityService(Service, name="identity", needs=("database", "bus"), inter
         try:
             await self.registry.create_user(
                 email=email,
-                password_hash=await asyncio.to_thread(hash_password, password),
+                password_hash=await asyncio.to_thread(self.auth.passwords.hash, password),
                 org_id=None,
                 role=None,
                 platform_admin=True,

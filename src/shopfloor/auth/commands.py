@@ -12,7 +12,7 @@ from shopfloor.console import console, load_settings, out
 from shopfloor.core import CoreSettings
 from shopfloor.core.capability import database_url
 
-from ._passwords import MIN_PASSWORD_LENGTH, hash_password
+from ._passwords import MIN_PASSWORD_LENGTH
 from ._secrets import SecretFiles
 from ._thing_keys import ThingKeys
 
@@ -57,11 +57,15 @@ async def create_admin_account(
 ) -> str:
     from shopfloor.registry import Registry
 
+    from .capability import IdentitySettings
+
     registry = await Registry.open(
         database_url(settings), ThingKeys(SecretFiles(settings.data_dir).thing_key_secret())
     )
     try:
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await asyncio.to_thread(
+            settings.section(IdentitySettings).passwords().hash, password
+        )
         existing = await registry.find_user_by_email(email)
         if existing is None:
             user = await registry.create_user(

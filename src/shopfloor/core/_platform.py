@@ -53,7 +53,8 @@ class Health:
 
 
 def plan(names: Iterable[str]) -> tuple[type[Service], ...]:
-    """The services to start for `names` and their needs, each after what it needs.
+    """The services to start for `names` and their needs, each after what it needs
+    and after the services that asked to come `before` it.
 
     Among services free to start, lower `stage` first, then registration order; edges
     that take messages in have the highest stage, so they stop first and nothing is
@@ -69,10 +70,17 @@ def plan(names: Iterable[str]) -> tuple[type[Service], ...]:
             wanted[cls] = None
             pending.extend(registry.get(need) for need in cls.needs)
     index = {cls: i for i, cls in enumerate(registry)}
+    # c → the wanted services that asked to start before it.
+    ahead = {c: [o for o in wanted if c.name in o.before and o is not c] for c in wanted}
     planned: list[type[Service]] = []
     left = set(wanted)
     while left:
-        free = [c for c in left if all(registry.get(n) in planned for n in c.needs)]
+        free = [
+            c
+            for c in left
+            if all(registry.get(n) in planned for n in c.needs)
+            and all(o in planned for o in ahead[c])
+        ]
         if not free:
             cycle = ", ".join(sorted(c.name for c in left))
             raise ServiceError(f"services need each other in a cycle: {cycle}")

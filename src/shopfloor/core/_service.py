@@ -18,6 +18,8 @@ A service registers by class keyword (`name=`); a name taken twice is an error.
 `needs` names the services that must run before it, in the same process; the
 platform starts a needed service even when `--services` does not list it, and
 `internal` services (database, bus, identity ...) are only ever started that way.
+`before` names services this one starts ahead of when both run here, without needing
+them (the aas service comes before agents, whose provisioners it extends).
 Everything a service contributes is declared on the class, so the app, the CLI and
 the settings can be assembled before anything starts; routes and commands are named
 by import path, so a service module never imports the API layer.
@@ -58,6 +60,9 @@ class Service(Lifecycle, Pluggable, registry=_SERVICES):
     name: ClassVar[str]
     #: Services that must be running first (by name).
     needs: ClassVar[tuple[str, ...]] = ()
+    #: Services this one starts before when they run in the same process too (by name);
+    #: unlike `needs`, it starts none of them.
+    before: ClassVar[tuple[str, ...]] = ()
     #: Started only as another service's need, never chosen with `--services`.
     internal: ClassVar[bool] = False
     #: Start order among services free to start: lower first, stopped later. Edges that
@@ -78,11 +83,14 @@ class Service(Lifecycle, Pluggable, registry=_SERVICES):
         cls,
         *,
         needs: tuple[str, ...] | None = None,
+        before: tuple[str, ...] | None = None,
         internal: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if needs is not None:
             cls.needs = tuple(needs)
+        if before is not None:
+            cls.before = tuple(before)
         if internal is not None:
             cls.internal = internal
         super().__init_subclass__(**kwargs)
