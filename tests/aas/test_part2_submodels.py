@@ -323,7 +323,7 @@ async def test_typed_values_read_as_their_json_types(example: Example) -> None:
     bad = await example.http.patch(
         f"{BASE}{url}/Count/$value", json="many", headers=example.engineer
     )
-    assert_part2_error(bad, 400, "invalid_aas_body")
+    assert_part2_error(bad, 400, "invalid_aas_value")
     not_an_object = await example.http.patch(
         f"{BASE}{url}/{COLLECTION}/$value", json=[1], headers=example.engineer
     )

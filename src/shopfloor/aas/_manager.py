@@ -8,7 +8,9 @@ answers the Core's requests for the shell's own data:
     GetSubmodelElementValue {"submodel_id", "path"}            → {"value": ...}
     SetSubmodelElementValue {"submodel_id", "path", "value"}   → {}
 
-in the value-only form of `_values.py`, only for submodels the shell references.
+in the value-only form the HTTP API's `$value` uses (`part2/_values.py`, IDTA-01001
+§11.4), for every kind of element that has one, only for submodels the shell
+references.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from ._endpoint import Endpoint, Reply
 from ._errors import AasUnavailable, InvalidAasRequest
 from ._invoke import ExecutionState, Invocation, InvocationResult
 from ._store import AasStore, Kind
-from ._values import element_at, read_value, write_value
+from .part2 import parse, resolve, value_of, with_value
+from .part2._json import decode_object, to_json
 from .protocol import Request, ResponseStatus, Side, State
 from .transports import Transport
 
@@ -115,16 +118,21 @@ class Manager(Endpoint):
 
     async def _get_value(self, submodel_id: str, path: str) -> Any:
         await self._check_submodel(submodel_id)
+        segments = parse(path)
         stored = await self.store.get(self.org_id, Kind.SUBMODEL, submodel_id)
         assert isinstance(stored.obj, model.Submodel)
-        return read_value(element_at(stored.obj, path))
+        return value_of(to_json(resolve(stored.obj, segments).element))
 
     async def _set_value(self, submodel_id: str, path: str, value: Any) -> None:
         await self._check_submodel(submodel_id)
 
+        segments = parse(path)
+
         def change(obj: model.Identifiable) -> None:
             assert isinstance(obj, model.Submodel)
-            write_value(element_at(obj, path), value)
+            slot = resolve(obj, segments)
+            changed = with_value(to_json(slot.element), value)
+            slot.replace(decode_object(changed, model.SubmodelElement, "value"))  # type: ignore[type-abstract]
 
         await self.store.update(self.org_id, Kind.SUBMODEL, submodel_id, change)
 

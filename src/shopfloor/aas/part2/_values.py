@@ -19,8 +19,9 @@ rule by rule, both ways, on the metamodel's JSON (what basyx's encoder writes):
     Operation, Capability       none: in a container they are left out; on their own
                                 asking for their value is an `InvalidAasRequest`
 
-`value_of` reads, `with_value` writes a value into an element's JSON (the caller decodes
-the result with basyx's strict decoder, which checks every value against its type).
+`value_of` reads, `with_value` writes a value into an element's JSON, a Property's or a
+Range's checked against its `valueType` (the caller decodes the result with basyx's
+strict decoder, which checks the rest).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from basyx.aas.model import datatypes
 
 from .._errors import InvalidAasRequest
 
@@ -147,16 +150,24 @@ def submodel_value(submodel: Json, *, depth: float = math.inf, with_blob: bool =
 
 
 def lexical(value: Any, value_type: str | None) -> str:
-    """A value-only JSON value as the xsd lexical form the metamodel's JSON keeps."""
+    """A value-only JSON value as the xsd lexical form the metamodel's JSON keeps,
+    checked against `value_type` (`InvalidAasRequest` naming the type)."""
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        if value_type in _INTEGERS and isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return repr(value)
-    if isinstance(value, str):
-        return value
-    raise _invalid(f"a {value_type or 'value'} is a string, a number or a boolean")
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        whole = value_type in _INTEGERS and isinstance(value, float) and value.is_integer()
+        text = str(int(value)) if whole else repr(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise _invalid(f"a {value_type or 'value'} is a string, a number or a boolean")
+    xsd = datatypes.XSD_TYPE_CLASSES.get(value_type or "")
+    if xsd is not None:
+        try:
+            datatypes.from_xsd(text, xsd)
+        except (ValueError, TypeError) as exc:
+            raise _invalid(f"{value!r} is not a valid {value_type}: {exc}") from exc
+    return text
 
 
 def with_value(element: Json, value: Any) -> Json:
