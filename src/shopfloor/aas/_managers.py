@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shopfloor.core import Backoff, Lifecycle
+from shopfloor.core import Backoff, Lifecycle, first_set
 
 from ._errors import AasConflict, AasNotFound, AasUnavailable
 from ._invoke import ExecutionState, Invocation, InvocationResult, Unmanaged
@@ -260,7 +260,7 @@ class Managers(Lifecycle):
                             )
                     for key in set(stops) - set(wanted):
                         stops.pop(key).set()
-                    await _first(self._changed, stopping, within=self._poll)
+                    await first_set(self._changed, stopping, within=self._poll)
                 # Each Manager says `stopping` and `idle` before the transport closes.
                 for stop in stops.values():
                     stop.set()
@@ -292,7 +292,7 @@ class Managers(Lifecycle):
                 self._failed[key] = str(exc)
                 delay = RETRY.delay(failures)
                 logger.warning("AAS Manager of %s failed (%s); again in %.1f s", key[1], exc, delay)
-                await _first(stop, within=delay)
+                await first_set(stop, within=delay)
             finally:
                 if self._running.get(key) is manager:
                     del self._running[key]
@@ -301,13 +301,3 @@ class Managers(Lifecycle):
 
 def _optional(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-async def _first(*events: asyncio.Event, within: float) -> None:
-    """Until one of `events` is set, or `within` seconds passed."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

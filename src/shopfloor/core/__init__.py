@@ -11,7 +11,7 @@ from ._database import DatabaseError, MigrationChain, async_url, create_engine, 
 from ._discovery import ENTRY_POINT_GROUP, discover
 from ._errors import ErrorKind, ShopfloorError, http_status
 from ._files import DataDirInUse, lock_data_dir, private_dir, private_file
-from ._lifecycle import Lifecycle, Loop, Opened
+from ._lifecycle import Lifecycle, Loop, Opened, first_set
 from ._platform import Health, HealthCheck, Platform, plan, selectable_services
 from ._service import EDGE_STAGE, Service, ServiceError
 from ._settings import (
@@ -58,6 +58,7 @@ __all__ = [
     "create_engine",
     "discover",
     "env_names",
+    "first_set",
     "http_status",
     "lock_data_dir",
     "mask_url_passwords",

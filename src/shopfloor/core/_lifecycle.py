@@ -30,9 +30,24 @@ from typing import Any, Self
 
 from ._backoff import Backoff
 
-__all__ = ["Lifecycle", "Loop", "Opened"]
+__all__ = ["Lifecycle", "Loop", "Opened", "first_set"]
 
 logger = logging.getLogger(__name__)
+
+
+async def first_set(*events: asyncio.Event, within: float | None = None) -> None:
+    """Until one of `events` is set, or `within` seconds passed (no error then).
+
+    A loop that waits for work or a timer waits for its `stopping` this way too, so it
+    ends at once when it is told to, not at the end of its wait.
+    """
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
 
 #: A background loop: runs until the event is set, then returns.
 Loop = Callable[[asyncio.Event], Awaitable[None]]

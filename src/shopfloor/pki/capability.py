@@ -10,7 +10,6 @@ revocation made by the CLI, which has no bus, or an event lost otherwise).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shopfloor.auth.capability import IdentityService
-from shopfloor.core import Section, Service
+from shopfloor.core import Section, Service, first_set
 from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
@@ -195,21 +194,8 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
 
     async def _reload_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    _first(stopping, self._reload), timeout=self.settings.reload_seconds
-                )
+            await first_set(stopping, self._reload, within=self.settings.reload_seconds)
             if stopping.is_set():
                 return
             self._reload.clear()
             await self.certs.reload_gate()
-
-
-async def _first(*events: asyncio.Event) -> None:
-    """Returns when any of `events` is set."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

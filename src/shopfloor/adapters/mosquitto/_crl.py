@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from shopfloor.core import Backoff, Lifecycle
+from shopfloor.core import Backoff, Lifecycle, first_set
 from shopfloor.pki import EntityType, Revoked
 
 __all__ = ["CrlKeeper", "reload_command", "signal_pid_file"]
@@ -163,8 +163,9 @@ class CrlKeeper(Lifecycle):
         failures = 0
         while not stopping.is_set():
             delay = backoff.delay(failures) if failures else self._interval()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await first_set(self._wake, stopping, within=delay)
+            if stopping.is_set():
+                return
             self._wake.clear()
             try:
                 await self.refresh()

@@ -17,7 +17,6 @@ its revision with the database's, so a change is never missed for longer than th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from shopfloor.core import first_set
 from shopfloor.messaging import Event
 
 from ._errors import TooManyRelationTuples
@@ -221,8 +221,7 @@ class Relations:
         seconds, and prune old changes every minute."""
         refreshed = pruned = time.monotonic()
         while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            await first_set(self._wake, stopping, within=0.5)
             self._wake.clear()
             stale, self._stale = list(self._stale), set()
             await self._refresh(stale)
