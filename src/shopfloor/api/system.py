@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -68,11 +68,15 @@ def mount_docs(app: FastAPI) -> None:
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
     oauth2_redirect = "/docs/oauth2-redirect"
 
+    # The app comes from the request, not from this closure: FastAPI caches what it
+    # learns of each endpoint function (4,096 of them), and a closure over the app would
+    # keep every app ever built alive (a test suite builds hundreds).
     @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        served: FastAPI = request.app
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} API",
+            openapi_url=served.openapi_url or "/openapi.json",
+            title=f"{served.title} API",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
