@@ -96,9 +96,9 @@ class MemoryScenario(Scenario, name="memory"):
     def run(self, ctx: BenchContext, result: ScenarioResult) -> None:
         settle = ctx.pick(1.0, 5.0)
         load_seconds = ctx.pick(2.0, 30.0)
-        soak_seconds = ctx.pick(20.0, 600.0)
+        soak_seconds = ctx.pick(10.0, 600.0)
         soak_rate = ctx.pick(200.0, 500.0)
-        sample_every = ctx.pick(1.0, 5.0)
+        sample_every = ctx.pick(0.5, 5.0)
 
         with anchor_server(ctx.python, ctx.work_dir) as anchor:
             anchor_idle = self._idle(anchor.pid, settle)
@@ -208,7 +208,7 @@ class MemoryScenario(Scenario, name="memory"):
         ]
         result.notes.append(
             f"RSS by psutil; idle = median of samples over {settle:.0f} s after /health is ok; "
-            f"peak sampled every 0.1 s; soak sampled every {sample_every:.0f} s "
+            f"peak sampled every 0.1 s; soak sampled every {sample_every:g} s "
             f"({len(samples)} samples)."
         )
 
