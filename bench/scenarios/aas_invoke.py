@@ -546,8 +546,8 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
 
     def run(self, ctx: BenchContext, result: ScenarioResult) -> None:
         shape = Shape(
-            warm_up=ctx.pick(10, 50), count=ctx.pick(100, 2000),
-            sequential_seconds=ctx.pick(4.0, 60.0), callers=8, seconds=ctx.pick(2.0, 15.0),
+            warm_up=ctx.pick(5, 50), count=ctx.pick(100, 2000),
+            sequential_seconds=ctx.pick(2.0, 60.0), callers=8, seconds=ctx.pick(2.0, 15.0),
         )  # fmt: skip
         suffix = uuid.uuid4().hex[:10]
         streams: list[str] = []
