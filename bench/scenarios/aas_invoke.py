@@ -537,6 +537,8 @@ class _Run:
     bare: Measured
     handled: int
     answered: int
+    #: CPU time (all threads) of the platform's process per invoke, in seconds.
+    cpu_per_call: float
     profile_calls: int = 0
     profile_wrong: int = 0
 
@@ -608,6 +610,7 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
         }
         core: subprocess.Popen[str] | None = None
         answered = handled = -1
+        cpu_per_call = 0.0
         profiled = (0, 0)
         try:
             if responder is None:
@@ -634,7 +637,9 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
                     core_url = manager["core"]["transport_url"]
                     core = _start(ctx.python, "core", core_url, manager["topic"])
                     _ready(core, f"{kind} Core")
+                cpu = server.cpu_seconds()
                 ours = asyncio.run(_invoke(server.url, headers, shape))
+                cpu_per_call = (server.cpu_seconds() - cpu) / max(ours.total, 1)
                 if kind == "nats" and ctx.profile:
                     profiled = self._profile(ctx, server, headers, shape, result)
                 if kind == "memory":
@@ -646,7 +651,7 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
                 _stop(responder)
             if core is not None:
                 _stop(core)
-        return _Run(ours, bare, handled, answered, *profiled)
+        return _Run(ours, bare, handled, answered, cpu_per_call, *profiled)
 
     def _profile(
         self,
@@ -706,7 +711,9 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
                 unit="interactions/s",
                 anchor=Anchor(label=f"{ANCHORS[kind]}, round trips/s", value=bare.rate),
                 detail=f"{ours.made:,} invokes in {ours.took:.1f} s; the anchor "
-                f"{bare.made:,} in {bare.took:.1f} s",
+                f"{bare.made:,} in {bare.took:.1f} s; the platform's process used "
+                f"{run.cpu_per_call * 1000:.1f} ms of CPU per invoke (all its threads, "
+                "every phase" + (", its Core included)" if kind == "memory" else ")"),
             )
         )
         wrong = ours.wrong + run.profile_wrong
