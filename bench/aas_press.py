@@ -3,7 +3,7 @@
 One shell with one submodel holding the Operation `Controls.start` (input `speed`, an
 xs:int; output `rpm`, an xs:int), and a Core (`shopfloor.aas.Core`) that runs it at once,
 `rpm = speed * 100`, counting the calls it handled. The Core runs in a process of its own
-(NATS, Kafka: `bench.scenarios.aas_invoke`'s `main(["core", ...])`) or inside the
+(NATS, Kafka: `bench.scenarios.aas_invoke`'s `main(["core"])`) or inside the
 platform's process (memory: `bench.aas_core_plugin`), always built by `press_core`.
 """
 

@@ -11,7 +11,7 @@ What runs where, the same for every transport:
   `speed`, output `rpm`) is uploaded with `POST /api/v1/aas/environments` and given a
   Manager with `POST /api/v1/aas/managers`, by an engineer of a new organisation;
 - the Core (`shopfloor.aas.Core`, `rpm = speed * 100` at once, counting its calls): for
-  NATS and Kafka in a third process (`main(["core", ...])` of this module), on the
+  NATS and Kafka in a third process (`main(["core"])` of this module), on the
   `core` configuration the Manager's answer gives; for memory inside the platform's
   process (`POST /bench/core` of the plug-in), since a `memory://` transport exists only
   in the process that made it;
@@ -21,7 +21,9 @@ What runs where, the same for every transport:
   Tansu broker (memory storage) started for the run (`bench._servers.tansu_broker`).
 
 Measured per transport: N sequential invokes after a warm-up (p50, p99), then
-interactions/s with C callers invoking at once for a fixed time.
+interactions/s with C callers invoking at once for a fixed time, and the CPU the
+platform's process used per invoke. The anchor is measured first, while the platform
+(and the Core) idle; the processes start together, so that their imports overlap.
 
 The anchors, in the same run, same N, C and time, the requester in the runner's process
 and the responder in a process of its own (`main(["respond", ...])`), the records the
@@ -231,9 +233,13 @@ async def _respond_kafka(servers: str, topic: str) -> None:
 _SERVE = "import sys; from bench.scenarios.aas_invoke import main; main(sys.argv[1:])"
 
 
-def _start(python: str, *args: str) -> subprocess.Popen[str]:
+def _start(python: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [python, "-c", _SERVE, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        [python, "-c", _SERVE, *args],
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
 
 
@@ -247,6 +253,8 @@ def _ready(process: subprocess.Popen[str], name: str) -> None:
 def _stop(process: subprocess.Popen[str]) -> int:
     """End a process; what it counted (-1 if it said nothing)."""
     assert process.stdout is not None
+    if process.stdin is not None:
+        process.stdin.close()
     with process.stdout:
         if process.poll() is None:
             process.terminate()
@@ -549,7 +557,7 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
     def run(self, ctx: BenchContext, result: ScenarioResult) -> None:
         shape = Shape(
             warm_up=ctx.pick(5, 50), count=ctx.pick(100, 2000),
-            sequential_seconds=ctx.pick(2.0, 60.0), callers=8, seconds=ctx.pick(2.0, 15.0),
+            sequential_seconds=ctx.pick(1.0, 60.0), callers=8, seconds=ctx.pick(1.0, 15.0),
         )  # fmt: skip
         suffix = uuid.uuid4().hex[:10]
         streams: list[str] = []
@@ -608,22 +616,13 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
             "SHOPFLOOR_CAPABILITIES": "bench.aas_core_plugin",
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }
-        core: subprocess.Popen[str] | None = None
+        # The Core's process starts with the others and imports meanwhile; it is told its
+        # transport and topic once the platform gave the shell a Manager.
+        core = None if kind == "memory" else _start(ctx.python, "core", stdin=True)
         answered = handled = -1
         cpu_per_call = 0.0
         profiled = (0, 0)
         try:
-            if responder is None:
-                with anchor_server(ctx.python, work) as bare_server:
-                    bare = asyncio.run(_bare_http(bare_server.url, shape))
-                answered = bare.total
-            else:
-                _ready(responder, f"{kind} anchor's responder")
-                if kind == "nats":
-                    bare = asyncio.run(_bare_nats(stream, prefix, shape))
-                else:
-                    bare = asyncio.run(_bare_kafka(kafka, topic, shape))
-                answered = _stop(responder)
             with shopfloor_server(
                 ctx.python, work / "data", services="api,aas,bench_core",
                 log_name=f"aas-{kind}", settings=settings,
@@ -631,20 +630,31 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
                 headers, manager = _shop(server.url)
                 if kind == "nats":
                     streams.append(NatsTransport.from_url(url).stream(manager["topic"]))
-                if kind == "memory":
+                # The anchor first, the platform (and its Core) idle meanwhile.
+                if core is None:
                     _call(server.url, "POST", "/bench/core", headers, {"topic": manager["topic"]})
+                    with anchor_server(ctx.python, work) as bare_server:
+                        bare = asyncio.run(_bare_http(bare_server.url, shape))
+                    answered = bare.total
                 else:
-                    core_url = manager["core"]["transport_url"]
-                    core = _start(ctx.python, "core", core_url, manager["topic"])
+                    assert core.stdin is not None and responder is not None
+                    core.stdin.write(f"{manager['core']['transport_url']} {manager['topic']}\n")
+                    core.stdin.flush()
                     _ready(core, f"{kind} Core")
+                    _ready(responder, f"{kind} anchor's responder")
+                    if kind == "nats":
+                        bare = asyncio.run(_bare_nats(stream, prefix, shape))
+                    else:
+                        bare = asyncio.run(_bare_kafka(kafka, topic, shape))
+                    answered = _stop(responder)
                 cpu = server.cpu_seconds()
                 ours = asyncio.run(_invoke(server.url, headers, shape))
                 cpu_per_call = (server.cpu_seconds() - cpu) / max(ours.total, 1)
                 if kind == "nats" and ctx.profile:
                     profiled = self._profile(ctx, server, headers, shape, result)
-                if kind == "memory":
+                if core is None:
                     handled = int(_call(server.url, "GET", "/bench/core", headers)["handled"])
-                elif core is not None:
+                else:
                     handled, core = _stop(core), None
         finally:
             if responder is not None and responder.poll() is None:
@@ -766,14 +776,15 @@ def _shop(url: str) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def main(argv: list[str]) -> None:
-    if argv[:1] == ["core"] and len(argv) == 3:
-        asyncio.run(_serve_core(argv[1], argv[2]))
+    if argv == ["core"]:
+        transport_url, topic = sys.stdin.readline().split()
+        asyncio.run(_serve_core(transport_url, topic))
     elif argv[:2] == ["respond", "nats"] and len(argv) == 4:
         asyncio.run(_respond_nats(argv[2], argv[3]))
     elif argv[:2] == ["respond", "kafka"] and len(argv) == 4:
         asyncio.run(_respond_kafka(argv[2], argv[3]))
     else:
         sys.exit(
-            "usage: main(['core', TRANSPORT_URL, TOPIC]), main(['respond', 'nats', STREAM, "
-            "PREFIX]) or main(['respond', 'kafka', SERVERS, TOPIC])"
+            "usage: main(['core']) (then 'TRANSPORT_URL TOPIC' on stdin), main(['respond', "
+            "'nats', STREAM, PREFIX]) or main(['respond', 'kafka', SERVERS, TOPIC])"
         )
