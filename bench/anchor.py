@@ -19,9 +19,6 @@ from typing import Any
 
 import uvicorn
 
-from shopfloor.cli import _use_uvloop as use_uvloop
-from shopfloor.cli import bind_socket as cli_bind_socket
-
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -53,10 +50,16 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """The listening socket, made by the very function `shopfloor serve` uses."""
+    # Imported here, not at the top: `shopfloor serve` imports `bench` itself (the
+    # aas_invoke scenario's plug-in) while `shopfloor.cli` is still being imported.
+    from shopfloor.cli import bind_socket as cli_bind_socket
+
     return cli_bind_socket(host, port, option="--port", env="port")
 
 
 def serve(host: str, port: int) -> None:
+    from shopfloor.cli import _use_uvloop as use_uvloop
+
     sock = bind_socket(host, port)
     config = uvicorn.Config(
         app,

@@ -47,6 +47,7 @@ REQUIRED_CHECKS = {
     "mqtt": "embedded broker: stored == published (QoS 1, one record per message)",
     "agents": "API: every kill came back",
     "agent_calls": "the checker was asked once per call",
+    "aas_invoke": "the Core handled every invoke exactly once: nats",
 }
 
 
