@@ -18,7 +18,9 @@ What runs where, the same for every transport:
 - the caller: httpx in the runner's process, keep-alive, an engineer's token, each
   answer checked (`Completed`, `rpm` = 100 * the `speed` sent);
 - NATS: the running server (`SHOPFLOOR_BENCH_NATS`, default 127.0.0.1:4222); Kafka: a
-  Tansu broker (memory storage) started for the run (`bench._servers.tansu_broker`).
+  Tansu broker (memory storage) started for the run (`bench._servers.tansu_broker`),
+  the transport's `fetch_wait_ms` and the anchor's `fetch_max_wait_ms` 10 ms (Tansu
+  answers a fetch only when that wait runs out: at Kafka's 500 ms both measure it).
 
 Measured per transport: N sequential invokes after a warm-up (p50, p99), then
 interactions/s with C callers invoking at once for a fixed time, and the CPU the
@@ -89,6 +91,10 @@ __all__ = ["AasInvokeScenario"]
 
 TRANSPORTS = ("memory", "nats", "kafka")
 NATS_SERVER = os.environ.get("SHOPFLOOR_BENCH_NATS", "127.0.0.1:4222")
+#: The Kafka transport's `fetch_wait_ms`, and the anchor's `fetch_max_wait_ms`: Tansu
+#: holds every fetch for that long, so at Kafka's default (500 ms) a hop waits 250 ms on
+#: average and the figure is the broker's wait, for Shopfloor and the anchor alike.
+KAFKA_FETCH_WAIT_MS = 10
 ROOT = Path(__file__).resolve().parents[2]
 INVOKE = (
     f"/aas/api/v3.0/submodels/{encode_id(SUBMODEL_ID)}/submodel-elements/{OPERATION}/invoke/$value"
@@ -198,7 +204,7 @@ async def _respond_kafka(servers: str, topic: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="earliest", fetch_max_wait_ms=KAFKA_FETCH_WAIT_MS,
     )  # fmt: skip
     tasks = _Tasks()
 
@@ -462,7 +468,7 @@ async def _bare_kafka(servers: str, topic: str, shape: Shape) -> Measured:
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="earliest", fetch_max_wait_ms=KAFKA_FETCH_WAIT_MS,
     )  # fmt: skip
     partition = TopicPartition(topic, 1)
 
@@ -567,7 +573,7 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
                 urls = {
                     "memory": f"memory://bench{suffix}",
                     "nats": f"nats://{NATS_SERVER}?prefix=b{suffix}&stream_prefix=B{suffix}",
-                    "kafka": f"kafka://{kafka}",
+                    "kafka": f"kafka://{kafka}?fetch_wait_ms={KAFKA_FETCH_WAIT_MS}",
                 }
                 for kind in TRANSPORTS:
                     runs[kind] = self._transport(

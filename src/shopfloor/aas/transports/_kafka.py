@@ -1,6 +1,10 @@
 """Kafka (aiokafka): a shell's topic is a Kafka topic with two partitions.
 
-`kafka://host:9092[,host2:9092]?client_id=shopfloor-aas&replication=1`. Partitions are
+`kafka://host:9092[,host2:9092]?client_id=shopfloor-aas&replication=1&fetch_wait_ms=500`.
+`fetch_wait_ms` is how long the broker may hold a fetch that finds no record (Kafka's
+`fetch.max.wait.ms`): a broker answers as soon as a record arrives, but one that holds
+every fetch to the end of that wait (Tansu does) makes each hop wait half of it on
+average, so lower it there (docs/aas-protocol.md). Partitions are
 assigned explicitly (`assign`, no consumer group, nothing committed), as the AAS
 developer guide does: every reader starts at the earliest offset and the protocol
 skips what it handled already. A topic that is missing is created with two
@@ -31,13 +35,23 @@ T = TypeVar("T")
 SNAPSHOT_SECONDS = 60.0
 #: How long one poll of a reader waits for records before it polls again (ms).
 POLL_MS = 500
+#: Kafka's own default `fetch.max.wait.ms`.
+DEFAULT_FETCH_WAIT_MS = 500
 
 
 class KafkaTransport(Transport, scheme="kafka"):
-    def __init__(self, servers: list[str], *, client_id: str, replication: int) -> None:
+    def __init__(
+        self,
+        servers: list[str],
+        *,
+        client_id: str,
+        replication: int,
+        fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS,
+    ) -> None:
         self.servers = servers
         self.client_id = client_id
         self.replication = replication
+        self.fetch_wait_ms = fetch_wait_ms
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._topics: set[str] = set()
@@ -52,8 +66,13 @@ class KafkaTransport(Transport, scheme="kafka"):
             raise InvalidTransportUrl("a kafka:// transport URL names at least one host:port")
         client_id = options.text("client_id", "shopfloor-aas")
         replication = options.integer("replication", 1, minimum=1)
+        fetch_wait_ms = options.integer(
+            "fetch_wait_ms", DEFAULT_FETCH_WAIT_MS, minimum=1, maximum=60_000
+        )
         options.finish()
-        return cls(servers, client_id=client_id, replication=replication)
+        return cls(
+            servers, client_id=client_id, replication=replication, fetch_wait_ms=fetch_wait_ms
+        )
 
     async def open(self) -> None:
         try:
@@ -147,7 +166,7 @@ class KafkaTransport(Transport, scheme="kafka"):
 
     def _consumer(self) -> _Consumer:
         self._running(self._producer)
-        return _Consumer(self.servers, self.client_id)
+        return _Consumer(self.servers, self.client_id, self.fetch_wait_ms)
 
     @staticmethod
     def _running(client: T | None) -> T:
@@ -159,10 +178,11 @@ class KafkaTransport(Transport, scheme="kafka"):
 class _Consumer:
     """An AIOKafkaConsumer without a group (explicit assignment), started and stopped."""
 
-    def __init__(self, servers: list[str], client_id: str) -> None:
+    def __init__(self, servers: list[str], client_id: str, fetch_wait_ms: int) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
             client_id=client_id,
+            fetch_max_wait_ms=fetch_wait_ms,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
