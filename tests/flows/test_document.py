@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,3 +161,15 @@ def test_the_schema_describes_the_document_and_every_type() -> None:
     assert set(schema["x-task-types"]) == set(TaskType.backends.names())
     assert set(schema["x-trigger-types"]) == set(TriggerType.backends.names())
     assert "url" in schema["x-task-types"]["http"]["required"]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flows"
+
+
+def test_the_examples_are_valid_and_the_two_forms_are_one_flow() -> None:
+    as_json = read_flow(decode_flow((EXAMPLES / "line-3-temperature.json").read_bytes()))
+    as_yaml = read_flow(
+        decode_flow((EXAMPLES / "line-3-temperature.yaml").read_bytes(), "application/yaml")
+    )
+    assert as_json == as_yaml
+    assert [t.type for t in as_json.triggers] == ["message"]
