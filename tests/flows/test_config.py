@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shopfloor.flows import ConfigManager, FlowConflict, FlowNotFound, read_flow
+from shopfloor.flows import ConfigManager, FlowConflict, FlowNotFound, FlowStoreError, read_flow
 
 from .conftest import flow
 
@@ -203,3 +205,56 @@ def test_a_file_whose_id_is_not_its_name_is_refused(configs: ConfigManager) -> N
     configs.rescan()
     with pytest.raises(FlowNotFound):
         configs.get(ORG, "named")
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_one(
+    configs: ConfigManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs.create(ORG, read_flow(flow()))
+    before = (configs.root / ORG / "line-3.json").read_bytes()
+    real_replace = os.replace
+
+    def replace_fails_for_the_flow_file(src: Any, dst: Any) -> None:
+        if Path(dst).name == "line-3.json":
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_fails_for_the_flow_file)
+    with pytest.raises(FlowStoreError, match="No space left"):
+        configs.update(ORG, read_flow(flow(name="never")), rev=1)
+    monkeypatch.undo()
+    assert (configs.root / ORG / "line-3.json").read_bytes() == before
+    assert configs.get(ORG, "line-3").rev == 1
+    left = [p for p in (configs.root / ORG).rglob("*") if p.name.endswith(".tmp")]
+    assert left == []
+    # the next change goes on, past the revision that never took effect
+    assert configs.update(ORG, read_flow(flow(name="later")), rev=1).rev >= 2
+    assert on_disk(configs)["name"] == "later"
+
+
+def test_of_concurrent_changes_from_one_revision_exactly_one_wins(
+    configs: ConfigManager,
+) -> None:
+    configs.create(ORG, read_flow(flow()))
+    other = ConfigManager(configs.root)  # a second process on the same folder
+    other.load()
+    start = threading.Barrier(8)
+
+    def change(index: int) -> str:
+        manager = configs if index % 2 else other
+        start.wait()
+        try:
+            # as long as the name it replaces: only the file's identity tells them apart
+            name = f"writer {index:011d}"
+            assert len(name) == len(flow()["name"])
+            manager.update(ORG, read_flow(flow(name=name)), rev=1)
+        except FlowConflict:
+            return "conflict"
+        return "stored"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(change, range(8)))
+    assert sorted(outcomes) == ["conflict"] * 7 + ["stored"]
+    configs.rescan()
+    assert configs.get(ORG, "line-3").rev == 2
+    assert configs.get(ORG, "line-3").name == on_disk(configs)["name"]

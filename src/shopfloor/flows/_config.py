@@ -66,8 +66,9 @@ class Revision:
 @dataclass(slots=True)
 class _Held:
     doc: FlowDocument
-    #: (mtime_ns, size) of the file when it was last read or written.
-    stamp: tuple[int, int] | None
+    #: (inode, mtime_ns, size) of the file when it was last read or written: every
+    #: atomic write is a new inode, so a change is seen even within one clock tick.
+    stamp: tuple[int, int, int] | None
 
 
 class ConfigManager:
@@ -78,7 +79,7 @@ class ConfigManager:
         self.history_limit = history_limit
         self._held: dict[tuple[str, str], _Held] = {}
         #: Files refused, by their stamp: each refusal is logged once.
-        self._refused: dict[tuple[str, str], tuple[int, int] | None] = {}
+        self._refused: dict[tuple[str, str], tuple[int, int, int] | None] = {}
         self._lock = threading.RLock()
 
     # -- reading ---------------------------------------------------------------------
@@ -275,7 +276,7 @@ class ConfigManager:
         )  # fmt: skip
 
     def _refuse(
-        self, key: tuple[str, str], path: Path, stamp: tuple[int, int] | None, exc: Exception,
+        self, key: tuple[str, str], path: Path, stamp: tuple[int, int, int] | None, exc: Exception,
         *, starting: bool,
     ) -> None:  # fmt: skip
         self._refused[key] = stamp
@@ -294,7 +295,7 @@ class ConfigManager:
                 doc = read_flow(decode_flow(path.read_bytes()))
             except (OSError, InvalidFlow):
                 continue
-            return _Held(doc, (0, 0))
+            return _Held(doc, None)
         return None
 
     def _in_history(self, org_id: str, doc: FlowDocument, data: bytes) -> bool:
@@ -304,7 +305,7 @@ class ConfigManager:
         except OSError:
             return False
 
-    def _known_stamp(self, org_id: str, flow_id: str) -> tuple[int, int] | None:
+    def _known_stamp(self, org_id: str, flow_id: str) -> tuple[int, int, int] | None:
         refused = self._refused.get((org_id, flow_id))
         if refused is not None:
             return refused
@@ -366,12 +367,12 @@ class ConfigManager:
         return self.root / org_id / HISTORY / flow_id
 
     @staticmethod
-    def _stamp(path: Path) -> tuple[int, int] | None:
+    def _stamp(path: Path) -> tuple[int, int, int] | None:
         try:
             stat = path.stat()
         except OSError:
             return None
-        return (stat.st_mtime_ns, stat.st_size)
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def _check_ids(org_id: str, flow_id: str) -> None:

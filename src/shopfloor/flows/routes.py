@@ -64,7 +64,8 @@ def _service(platform: PlatformDep) -> FlowsService:
 
 
 async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A ConfigManager call, off the event loop (it syncs files)."""
+    """A ConfigManager call, off the event loop: it syncs files, and its lock may be
+    held by a write syncing them."""
     return await asyncio.to_thread(function, *args, **kwargs)
 
 
@@ -72,7 +73,7 @@ async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 async def list_flows(platform: PlatformDep, principal: PrincipalDep) -> FlowsOut:
     """Every flow of the organisation, by id."""
     org_id = principal.require_org()
-    flows = _service(platform).configs.flows(org_id)
+    flows = await _call(_service(platform).configs.flows, org_id)
     return FlowsOut(total=len(flows), flows=flows)
 
 
@@ -86,7 +87,7 @@ async def get_schema() -> dict[str, Any]:
 @_routes.get("/{flow_id}", response_model=FlowDocument)
 async def get_flow(flow_id: str, platform: PlatformDep, principal: PrincipalDep) -> FlowDocument:
     org_id = principal.require_org()
-    return _service(platform).configs.get(org_id, flow_id)
+    return await _call(_service(platform).configs.get, org_id, flow_id)
 
 
 @_routes.post(
