@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -19,6 +21,9 @@ from shopfloor.flows import (
 )
 
 from .conftest import flow
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 
 
 def problems(data: Any) -> set[tuple[str, str]]:
@@ -156,14 +161,42 @@ def test_cron_accepts_a_timezone_and_a_valid_expression() -> None:
 
 def test_the_schema_describes_the_document_and_every_type() -> None:
     schema = flow_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
     assert set(schema["required"]) == {"id", "name", "tasks"}
     assert set(schema["properties"]) >= {"id", "name", "rev", "triggers", "tasks", "variables"}
-    assert set(schema["x-task-types"]) == set(TaskType.backends.names())
-    assert set(schema["x-trigger-types"]) == set(TriggerType.backends.names())
-    assert "url" in schema["x-task-types"]["http"]["required"]
+    task = schema["$defs"]["Task"]["properties"]["type"]
+    assert task["enum"] == list(TaskType.backends.names())
+    assert "url" in schema["$defs"]["task.http"]["required"]
+    assert "expression" in schema["$defs"]["trigger.cron"]["required"]
 
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flows"
+def test_the_schema_refuses_what_the_server_refuses_of_the_shape() -> None:
+    validator = jsonschema.Draft202012Validator(flow_schema())
+    assert list(validator.iter_errors(flow())) == []
+    assert list(validator.iter_errors(flow(tasks=[{"id": "a", "type": "log",
+                 "parameters": {"message": "'x'"}, "next": "a"}]))) == []  # fmt: skip
+    bad = flow(colour="blue")
+    bad["tasks"][0]["type"] = "teleport"
+    bad["tasks"][1]["parameters"]["qos"] = 2
+    bad["triggers"][0]["parameters"].pop("channel_id")
+    found = {tuple(e.absolute_path) for e in validator.iter_errors(bad)}
+    assert found == {
+        (),
+        ("tasks", 0, "type"),
+        ("tasks", 1, "parameters"),
+        ("triggers", 0, "parameters"),
+    }
+
+
+def test_the_published_schema_is_the_servers() -> None:
+    published = json.loads((DOCS / "schemas" / "flow.schema.json").read_text())
+    assert published == flow_schema(), (
+        "docs/schemas/flow.schema.json is stale: write it again from "
+        "shopfloor.flows.flow_schema() (json.dumps(..., indent=2))"
+    )
+
+
+EXAMPLES = ROOT / "examples" / "flows"
 
 
 def test_the_examples_are_valid_and_the_two_forms_are_one_flow() -> None:

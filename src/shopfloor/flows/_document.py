@@ -24,6 +24,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from shopfloor.core import Backends
+
 from ._errors import InvalidFlow, Problem, UnknownFlowType
 from ._expressions import Expression
 from ._types import ID_PATTERN, TaskId, TaskType, TriggerType
@@ -111,16 +113,39 @@ class FlowDocument(_Strict):
 
 
 def flow_schema() -> dict[str, Any]:
-    """The JSON Schema of a flow document, with each registered type's parameters."""
-    schema = FlowDocument.model_json_schema()
-    schema["$id"] = "https://shopfloor.dev/schemas/flow.json"
-    schema["x-task-types"] = {
-        kind.type: kind.Parameters.model_json_schema() for kind in TaskType.backends
-    }
-    schema["x-trigger-types"] = {
-        kind.type: kind.Parameters.model_json_schema() for kind in TriggerType.backends
-    }
-    return schema
+    """The JSON Schema (2020-12) of a flow document, the parameters of each registered
+    task and trigger type included (`$defs` `task.<type>`, `trigger.<type>`), so that an
+    editor checks them as the server does. What a schema cannot say (ids that exist,
+    cycles, expressions that compile) only the server checks."""
+    document = FlowDocument.model_json_schema()
+    defs: dict[str, Any] = document["$defs"]
+    task, trigger = defs["Task"], defs["Trigger"]
+    for field in ("next", "on_failure"):  # one id, or a list of them
+        listed = task["properties"][field]
+        task["properties"][field] = {
+            "description": listed.pop("description"),
+            "anyOf": [listed["items"], listed],
+        }
+    kinds: list[tuple[dict[str, Any], str, Backends[Any]]] = [
+        (task, "task", TaskType.backends),
+        (trigger, "trigger", TriggerType.backends),
+    ]
+    for where, prefix, registry in kinds:
+        where["properties"]["type"]["enum"] = list(registry.names())
+        rules = []
+        for kind in sorted(registry, key=lambda kind: str(kind.type)):
+            name = f"{prefix}.{kind.type}"
+            parameters = kind.Parameters.model_json_schema()
+            defs.update(parameters.pop("$defs", {}))
+            defs[name] = {**parameters, "title": f"{kind.type} parameters"}
+            rules.append(
+                {
+                    "if": {"properties": {"type": {"const": kind.type}}, "required": ["type"]},
+                    "then": {"properties": {"parameters": {"$ref": f"#/$defs/{name}"}}},
+                }
+            )
+        where["allOf"] = rules
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **document}
 
 
 def decode_flow(data: bytes, content_type: str | None = None) -> object:

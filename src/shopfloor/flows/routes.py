@@ -79,8 +79,9 @@ async def list_flows(platform: PlatformDep, principal: PrincipalDep) -> FlowsOut
 
 @_routes.get("/schema")
 async def get_schema() -> dict[str, Any]:
-    """The JSON Schema of a flow document; `x-task-types` and `x-trigger-types` hold the
-    parameters of each registered type. Public: it holds nothing of an organisation."""
+    """The JSON Schema (2020-12) of a flow document, each registered type's parameters
+    included (`$defs` `task.<type>`, `trigger.<type>`). Public: it holds nothing of an
+    organisation."""
     return flow_schema()
 
 
