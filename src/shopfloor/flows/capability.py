@@ -44,6 +44,7 @@ class FlowsService(Service, name="flows", needs=("identity",)):
 
     health = "flows"
     routes = ("shopfloor.flows.routes:router", "shopfloor.flows.routes:seed_router")
+    commands = {"flows": "shopfloor.flows.commands:flows_app"}
 
     @classmethod
     def body_limits(cls, settings: CoreSettings) -> dict[str, int]:
