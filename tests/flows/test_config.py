@@ -258,3 +258,15 @@ def test_of_concurrent_changes_from_one_revision_exactly_one_wins(
     configs.rescan()
     assert configs.get(ORG, "line-3").rev == 2
     assert configs.get(ORG, "line-3").name == on_disk(configs)["name"]
+
+
+def test_a_hand_edit_seen_by_two_processes_is_one_revision(configs: ConfigManager) -> None:
+    configs.create(ORG, read_flow(flow()))
+    other = ConfigManager(configs.root)
+    other.load()
+    edit_by_hand(configs, json.dumps(flow(name="edited once", rev=1)))
+    assert configs.rescan() == 1
+    assert other.rescan() == 1  # the other process's rewrite, taken as it is
+    assert other.get(ORG, "line-3") == configs.get(ORG, "line-3")
+    assert [r.rev for r in other.history(ORG, "line-3")] == [2, 1]
+    assert configs.rescan() == 0 and other.rescan() == 0

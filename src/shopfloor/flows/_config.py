@@ -90,8 +90,9 @@ class ConfigManager:
             self._held.clear()
             self._refused.clear()
             for org_id in self._org_ids():
-                for flow_id, path in self._files(org_id):
-                    self._pick_up(org_id, flow_id, path, starting=True)
+                with self._folder(org_id):
+                    for flow_id, path in self._files(org_id):
+                        self._pick_up(org_id, flow_id, path, starting=True)
 
     def flows(self, org_id: str) -> list[FlowDocument]:
         """The organisation's flows, by id."""
@@ -188,9 +189,13 @@ class ConfigManager:
         with self._lock:
             seen: set[tuple[str, str]] = set()
             for org_id in self._org_ids():
-                for flow_id, path in self._files(org_id):
-                    seen.add((org_id, flow_id))
-                    if self._stamp(path) != self._known_stamp(org_id, flow_id):
+                files = self._files(org_id)
+                seen.update((org_id, flow_id) for flow_id, _ in files)
+                moved = [(f, p) for f, p in files if self._stamp(p) != self._known_stamp(org_id, f)]
+                if not moved:
+                    continue
+                with self._folder(org_id):
+                    for flow_id, path in moved:
                         changed += 1
                         self._pick_up(org_id, flow_id, path)
             for key in [key for key in self._held if key not in seen]:
@@ -314,8 +319,21 @@ class ConfigManager:
 
     @contextlib.contextmanager
     def _writing(self, org_id: str, flow_id: str) -> Iterator[None]:
-        """This process's lock and the organisation folder's (for other processes), and
-        the flow's file read again if another process changed it."""
+        """The locks of a change, and the flow's file read again if another process
+        changed it meanwhile."""
+        with self._folder(org_id):
+            path = self._file(org_id, flow_id)
+            if self._stamp(path) != self._known_stamp(org_id, flow_id):
+                if path.exists():
+                    self._pick_up(org_id, flow_id, path)
+                else:
+                    self._held.pop((org_id, flow_id), None)
+            yield
+
+    @contextlib.contextmanager
+    def _folder(self, org_id: str) -> Iterator[None]:
+        """This process's lock and the organisation folder's, for other processes: held
+        by every write, so one revision is never stored twice."""
         with self._lock:
             folder = self.root / org_id
             try:
@@ -325,13 +343,6 @@ class ConfigManager:
                 raise FlowStoreError(f"the flows folder cannot be written: {exc}") from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                path = self._file(org_id, flow_id)
-                stamp = self._stamp(path)
-                if stamp != self._known_stamp(org_id, flow_id):
-                    if path.exists():
-                        self._pick_up(org_id, flow_id, path)
-                    else:
-                        self._held.pop((org_id, flow_id), None)
                 yield
             finally:
                 os.close(fd)  # releases the lock
