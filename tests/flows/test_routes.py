@@ -14,7 +14,10 @@ import yaml
 from shopfloor.app import create_app
 from shopfloor.flows import read_flow
 from shopfloor.flows.capability import FlowsService
+from shopfloor.messaging import Event, EventHub
+from shopfloor.messaging.capability import BusService
 from tests.api.conftest import Api
+from tests.messaging.bus_testkit import eventually
 from tests.serving import lifespan
 
 from .conftest import flow
@@ -219,9 +222,36 @@ async def test_the_service_looks_at_the_folder_every_poll(
         await asyncio.to_thread(configs.create, "org-1", read_flow(flow()))
         path = configs.root / "org-1" / "line-3.json"
         path.write_text(json.dumps(flow(name="by hand", rev=1)))
-        deadline = asyncio.get_running_loop().time() + 10
-        while configs.get("org-1", "line-3").rev != 2:
-            assert asyncio.get_running_loop().time() < deadline, "not picked up in 10 s"
-            await asyncio.sleep(0.02)
+        await eventually(lambda: configs.get("org-1", "line-3").rev == 2, within=10)
         assert configs.get("org-1", "line-3").name == "by hand"
         assert manager.app is not None
+
+
+async def test_changes_are_announced_and_another_processs_announcement_wakes_a_look(
+    api: Api,
+) -> None:
+    org = await api.org("plant")
+    engineer = await api.member(org, "engineer")
+    heard: list[Event] = []
+    # A second hub on the platform's bus is another process of the deployment.
+    async with EventHub(api.platform.get(BusService).bus) as other:
+        other.listen("flows.>", heard.append)
+        await api.http.post("/flows", json=flow(), headers=engineer)
+        await api.http.delete("/flows/line-3?rev=1", headers=engineer)
+        await eventually(lambda: len(heard) == 2)
+        assert [(e.subject, dict(e.data)) for e in heard] == [
+            (f"flows.{org}.changed", {"org_id": org, "flow_id": "line-3", "rev": 1, "op": "put"}),
+            (f"flows.{org}.changed",
+             {"org_id": org, "flow_id": "line-3", "rev": None, "op": "delete"}),
+        ]  # fmt: skip
+
+        # the other process writes a flow file (the poll is an hour here) and says so
+        path = api.platform.settings.data_dir / "flows" / org / "line-4.json"
+        path.write_text(json.dumps(flow("line-4")))
+        other.emit(f"flows.{org}.changed", {"org_id": org, "flow_id": "line-4", "op": "put"})
+
+        async def served() -> bool:
+            got = await api.http.get("/flows/line-4", headers=engineer)
+            return got.status_code == 200
+
+        await eventually(served)

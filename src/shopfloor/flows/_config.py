@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from shopfloor.core import private_dir
 from ._document import FlowDocument, decode_flow, read_flow
 from ._errors import FlowConflict, FlowNotFound, FlowStoreError, InvalidFlow, Problem
 
-__all__ = ["ConfigManager", "Revision"]
+__all__ = ["ConfigManager", "OnChange", "Revision"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ _ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _FLOW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HISTORY = "history"
 LOCK = ".lock"
+
+
+#: `on_change(org_id, flow_id, rev, op)`: `op` is "put" (`rev` in effect) or "delete".
+OnChange = Callable[[str, str, int | None, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +78,13 @@ class _Held:
 class ConfigManager:
     """The flow documents of every organisation, kept in `root` (thread-safe)."""
 
-    def __init__(self, root: Path, *, history_limit: int = 50) -> None:
+    def __init__(
+        self, root: Path, *, history_limit: int = 50, on_change: OnChange | None = None
+    ) -> None:
         self.root = root
         self.history_limit = history_limit
+        #: Called after each change that took effect, from the thread that made it.
+        self.on_change = on_change
         self._held: dict[tuple[str, str], _Held] = {}
         #: Files refused, by their stamp: each refusal is logged once.
         self._refused: dict[tuple[str, str], tuple[int, int, int] | None] = {}
@@ -168,6 +176,7 @@ class ConfigManager:
             del self._held[(org_id, flow_id)]
             self._refused.pop((org_id, flow_id), None)
             logger.info("flow %s of %s deleted", flow_id, org_id)
+            self._changed(org_id, flow_id, None, "delete")
 
     def restore(
         self, org_id: str, flow_id: str, rev: int, *, expected: int | None = None
@@ -202,6 +211,7 @@ class ConfigManager:
                 changed += 1
                 del self._held[key]
                 logger.warning("flow %s of %s: its file was removed; the flow is gone", *key[::-1])
+                self._changed(*key, None, "delete")
             for key in [key for key in self._refused if key not in seen]:
                 del self._refused[key]
         return changed
@@ -235,7 +245,16 @@ class ConfigManager:
         self._refused.pop((org_id, stored.id), None)
         self._prune(org_id, stored.id)
         logger.info("flow %s of %s stored as revision %d", stored.id, org_id, stored.rev)
+        self._changed(org_id, stored.id, stored.rev, "put")
         return stored
+
+    def _changed(self, org_id: str, flow_id: str, rev: int | None, op: str) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(org_id, flow_id, rev, op)
+        except Exception:  # a listener's failure is not the change's
+            logger.exception("flow %s of %s: announcing the change failed", flow_id, org_id)
 
     def _next_rev(self, org_id: str, flow_id: str) -> int:
         held = self._held.get((org_id, flow_id))

@@ -1,5 +1,10 @@
 """Edge flows as a service: the flow documents of every organisation (ConfigManager)
-and the configuration server's routes (`/flows` and `/api/v1/flows`)."""
+and the configuration server's routes (`/flows` and `/api/v1/flows`).
+
+Each change is announced as `flows.<org_id>.changed` (`org_id`, `flow_id`, `rev`, `op`);
+another process sharing the data dir looks at the folder when it hears one (and when
+its bus connection comes back), else every `SHOPFLOOR_FLOWS_POLL` seconds.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from shopfloor.core import Section, Service, first_set
+from shopfloor.messaging import RECONNECTED, Event
+from shopfloor.messaging.capability import BusService
 
 from ._config import ConfigManager
 
@@ -38,7 +45,7 @@ class FlowsSettings(Section, section="flows", env_prefix="SHOPFLOOR_FLOWS_"):
     )  # fmt: skip
 
 
-class FlowsService(Service, name="flows", needs=("identity",)):
+class FlowsService(Service, name="flows", needs=("bus", "identity")):
     """Edge flows: flow documents per organisation, their history, the configuration
     server (docs/flows.md)."""
 
@@ -56,16 +63,35 @@ class FlowsService(Service, name="flows", needs=("identity",)):
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
         self.settings = platform.settings.section(FlowsSettings)
+        self.events = platform.get(BusService).events
         self.configs = ConfigManager(
             platform.settings.data_dir / "flows", history_limit=self.settings.history
         )
+        #: Set when another process announced a change: look at the folder now.
+        self._wake = asyncio.Event()
 
     async def _start(self, stack: AsyncExitStack) -> None:
         await asyncio.to_thread(self.configs.load)
+        loop = asyncio.get_running_loop()
+
+        def announce(org_id: str, flow_id: str, rev: int | None, op: str) -> None:
+            # Changes are made in worker threads; the hub lives on the loop.
+            data = {"org_id": org_id, "flow_id": flow_id, "rev": rev, "op": op}
+            loop.call_soon_threadsafe(self.events.emit, f"flows.{org_id}.changed", data)
+
+        self.configs.on_change = announce
+        stack.callback(setattr, self.configs, "on_change", None)
+        stack.enter_context(self.events.listen("flows.>", self._on_event))
+        stack.enter_context(self.events.listen(RECONNECTED, lambda _event: self._wake.set()))
         await self.spawn("flows-rescan", self._rescan)
+
+    def _on_event(self, event: Event) -> None:
+        if event.origin != self.events.origin:  # this process's own changes are held
+            self._wake.set()
 
     async def _rescan(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            await first_set(stopping, within=self.settings.poll)
+            await first_set(stopping, self._wake, within=self.settings.poll)
             if not stopping.is_set():
+                self._wake.clear()
                 await asyncio.to_thread(self.configs.rescan)
