@@ -26,19 +26,16 @@ checked before it replaces anything.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shopfloor.core import private_dir
+from shopfloor.core import file_lock, sync_dir, write_atomically
 
 from ._document import FlowDocument, decode_flow, read_flow
 from ._errors import FlowConflict, FlowNotFound, FlowStoreError, InvalidFlow, Problem
@@ -170,7 +167,7 @@ class ConfigManager:
             path = self._file(org_id, flow_id)
             try:
                 path.unlink(missing_ok=True)
-                _sync_dir(path.parent)
+                sync_dir(path.parent)
             except OSError as exc:
                 raise FlowStoreError(f"flow {flow_id!r} cannot be removed: {exc}") from exc
             del self._held[(org_id, flow_id)]
@@ -234,10 +231,8 @@ class ConfigManager:
         data = _encode(stored)
         path = self._file(org_id, stored.id)
         try:
-            history = self._history_dir(org_id, stored.id)
-            private_dir(history)
-            _write_atomically(history / f"{stored.rev}.json", data)
-            _write_atomically(path, data)
+            write_atomically(self._history_dir(org_id, stored.id) / f"{stored.rev}.json", data)
+            write_atomically(path, data)
             stamp = self._stamp(path)
         except OSError as exc:
             raise FlowStoreError(f"flow {stored.id!r} cannot be written: {exc}") from exc
@@ -353,18 +348,12 @@ class ConfigManager:
     def _folder(self, org_id: str) -> Iterator[None]:
         """This process's lock and the organisation folder's, for other processes: held
         by every write, so one revision is never stored twice."""
-        with self._lock:
-            folder = self.root / org_id
+        with self._lock, contextlib.ExitStack() as stack:
             try:
-                private_dir(folder)
-                fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+                stack.enter_context(file_lock(self.root / org_id / LOCK))
             except OSError as exc:
                 raise FlowStoreError(f"the flows folder cannot be written: {exc}") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # releases the lock
+            yield
 
     def _org_ids(self) -> list[str]:
         try:
@@ -414,29 +403,3 @@ def _check_ids(org_id: str, flow_id: str) -> None:
 
 def _encode(doc: FlowDocument) -> bytes:
     return (json.dumps(doc.stored(), indent=2, ensure_ascii=False) + "\n").encode()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """`data` as `path`, all or nothing: a synced temporary file renamed over it."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    """Make a rename or removal in `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
