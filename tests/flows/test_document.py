@@ -111,6 +111,8 @@ def test_a_task_that_names_itself_is_a_cycle() -> None:
         ({"id": "../etc", "name": "x", "tasks": []}, {("id", "flow_schema"),
                                                        ("tasks", "flow_schema")}),
         ({"name": "x", "tasks": "all"}, {("id", "flow_schema"), ("tasks", "flow_schema")}),
+        (flow("schema"), {("id", "flow_id_reserved")}),
+        (flow("Status"), {("id", "flow_id_reserved")}),
     ],
 )  # fmt: skip
 def test_documents_of_the_wrong_shape(data: Any, expected: set[tuple[str, str]]) -> None:

@@ -22,7 +22,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from shopfloor.core import Backends
 
@@ -43,6 +51,8 @@ __all__ = [
 
 #: A flow id names its file (`<id>.json`): letters, digits, `_`, `-` and `.`, not first.
 FLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: Ids the routes use beside `/flows/{flow_id}` (now or for the flow manager's routes).
+RESERVED_IDS = frozenset({"schema", "status", "commands", "dead-letters", "runs"})
 MAX_TASKS = 500
 MAX_TRIGGERS = 50
 
@@ -53,6 +63,15 @@ def _listed(value: object) -> object:
 
 
 TaskIds = Annotated[list[TaskId], BeforeValidator(_listed), Field(max_length=64)]
+
+
+def _not_reserved(flow_id: str) -> str:
+    if flow_id.lower() in RESERVED_IDS:
+        raise PydanticCustomError(
+            "flow_id_reserved", "'{id}' is a path of the flows API, not a flow id; reserved: "
+            "{reserved}", {"id": flow_id, "reserved": ", ".join(sorted(RESERVED_IDS))},
+        )  # fmt: skip
+    return flow_id
 
 
 class _Strict(BaseModel):
@@ -93,7 +112,7 @@ class Trigger(_Strict):
 
 
 class FlowDocument(_Strict):
-    id: Annotated[str, Field(pattern=FLOW_ID_PATTERN)]
+    id: Annotated[str, Field(pattern=FLOW_ID_PATTERN), AfterValidator(_not_reserved)]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     description: Annotated[str, Field(max_length=4000)] = ""
     rev: int | None = Field(
