@@ -112,6 +112,8 @@ def test_a_task_that_names_itself_is_a_cycle() -> None:
                                                        ("tasks", "flow_schema")}),
         ({"name": "x", "tasks": "all"}, {("id", "flow_schema"), ("tasks", "flow_schema")}),
         (flow("schema"), {("id", "flow_id_reserved")}),
+        (flow(variables={"deep": json.loads("[" * 40 + "]" * 40)}),
+         {("variables", "flow_too_deep")}),
         (flow("Status"), {("id", "flow_id_reserved")}),
     ],
 )  # fmt: skip
@@ -125,6 +127,23 @@ def test_a_body_that_does_not_parse_is_one_problem() -> None:
     assert [p.code for p in refused.value.problems] == ["flow_not_parsed"]
     with pytest.raises(InvalidFlow):
         decode_flow(b"tasks: [unclosed", "application/yaml")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "reason"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/yaml", "nested too deeply"),
+        (b"a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n", "application/yaml", "aliases"),
+    ],
+)
+def test_bodies_that_would_cost_the_server_dearly_are_refused(
+    data: bytes, content_type: str, reason: str
+) -> None:
+    with pytest.raises(InvalidFlow) as refused:
+        decode_flow(data, content_type)
+    (problem,) = refused.value.problems
+    assert problem.code == "flow_not_parsed" and reason in problem.message
 
 
 @pytest.mark.parametrize("kind", sorted(TaskType.backends.names()))

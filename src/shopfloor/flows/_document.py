@@ -55,6 +55,8 @@ FLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 RESERVED_IDS = frozenset({"schema", "status", "commands", "dead-letters", "runs"})
 MAX_TASKS = 500
 MAX_TRIGGERS = 50
+#: How deep the values of `variables` nest (pydantic serialises some 200 levels at most).
+MAX_DEPTH = 32
 
 
 def _listed(value: object) -> object:
@@ -63,6 +65,22 @@ def _listed(value: object) -> object:
 
 
 TaskIds = Annotated[list[TaskId], BeforeValidator(_listed), Field(max_length=64)]
+
+
+def _shallow(variables: dict[str, Any]) -> dict[str, Any]:
+    """Values nested at most `MAX_DEPTH` deep: a deeper one could not be written back."""
+    pending: list[tuple[object, int]] = [(variables, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise PydanticCustomError(
+                "flow_too_deep", "values are nested at most {limit} deep", {"limit": MAX_DEPTH}
+            )
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return variables
 
 
 def _not_reserved(flow_id: str) -> str:
@@ -122,8 +140,12 @@ class FlowDocument(_Strict):
     )  # fmt: skip
     triggers: list[Trigger] = Field(default_factory=list, max_length=MAX_TRIGGERS)
     tasks: list[Task] = Field(min_length=1, max_length=MAX_TASKS)
-    variables: dict[Annotated[str, Field(pattern=ID_PATTERN)], Any] = Field(
-        default_factory=dict, description="Initial values of the flow's variables."
+    variables: Annotated[
+        dict[Annotated[str, Field(pattern=ID_PATTERN)], Any], AfterValidator(_shallow)
+    ] = Field(
+        default_factory=dict,
+        description=f"Initial values of the flow's variables (JSON values, nested at most "
+        f"{MAX_DEPTH} deep).",
     )
 
     def stored(self) -> dict[str, Any]:
@@ -167,19 +189,32 @@ def flow_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **document}
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """YAML without aliases: an alias of an alias of ... (the "billion laughs") is a few
+    bytes that a check would walk as a billion nodes."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not taken in a flow document")
+        return super().compose_node(parent, index)
+
+
 def decode_flow(data: bytes, content_type: str | None = None) -> object:
     """A document sent as JSON or YAML (`application/yaml`, `text/yaml`, a `.yaml`)."""
     media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    kind = "YAML" if media.endswith(("yaml", "yml")) else "JSON"
     try:
-        if media.endswith("yaml") or media.endswith("yml"):
-            return yaml.safe_load(data)
+        if kind == "YAML":
+            return yaml.load(data, Loader=_YamlLoader)  # noqa: S506  (a SafeLoader)
         return json.loads(data)
+    except RecursionError:
+        reason = "nested too deeply"
     except (ValueError, yaml.YAMLError) as exc:
-        kind = "YAML" if media.endswith(("yaml", "yml")) else "JSON"
-        raise InvalidFlow(
-            f"the document is not valid {kind}",
-            problems=[Problem("", "flow_not_parsed", f"not valid {kind}: {exc}".strip())],
-        ) from None
+        reason = str(exc).strip()
+    raise InvalidFlow(
+        f"the document is not valid {kind}",
+        problems=[Problem("", "flow_not_parsed", f"not valid {kind}: {reason}")],
+    )
 
 
 # -- the check -------------------------------------------------------------------------
