@@ -22,6 +22,7 @@ async def test_health_reports_every_service(api: Api) -> None:
         "agents": True,
         "relations": True,
         "aas": True,
+        "flows": True,
     }
 
 

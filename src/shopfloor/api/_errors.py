@@ -4,7 +4,8 @@ Every capability's errors share one base (`shopfloor.core.ShopfloorError`) with 
 stable code and a kind; one handler answers them all, the kind deciding the status
 (`http_status`), and `unavailable`/`busy` add `Retry-After`. An error that lists its
 `reasons` (every defect found, as `InvalidAasFile` does) answers them too, in
-`error.reasons`. Nothing a client sent is
+`error.reasons`, and one that has `details` (objects, as `InvalidFlow`'s problems with
+their paths and codes) in `error.details`. Nothing a client sent is
 echoed back in validation details, so a mistyped password never leaks into responses
 or logs.
 """
@@ -111,9 +112,13 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     reasons = getattr(exc, "reasons", None)
     if not isinstance(reasons, Sequence) or isinstance(reasons, str):
         reasons = None
+    details = getattr(exc, "details", None)
+    if not isinstance(details, list) or not all(isinstance(d, dict) for d in details):
+        details = None
     return error_response(
-        http_status(exc.kind), exc.code, exc.message, reasons=reasons, headers=headers
-    )
+        http_status(exc.kind), exc.code, exc.message, details=details, reasons=reasons,
+        headers=headers,
+    )  # fmt: skip
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

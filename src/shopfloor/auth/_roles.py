@@ -15,6 +15,7 @@ class Action(enum.StrEnum):
     OPERATE_AGENTS = "operate_agents"  # sleep, wake and restart agents
     MANAGE_AGENTS = "manage_agents"  # create, change, upgrade and delete agents
     MANAGE_RELATIONS = "manage_relations"  # add and delete relation tuples, set the schema
+    MANAGE_FLOWS = "manage_flows"  # create, change, delete and restore flow documents
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -27,6 +28,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.OPERATE_AGENTS,
             Action.MANAGE_AGENTS,
             Action.MANAGE_RELATIONS,
+            Action.MANAGE_FLOWS,
         }
     ),
     Role.OPERATOR: frozenset({Action.READ, Action.OPERATE_AGENTS}),

@@ -10,7 +10,16 @@ from ._backoff import Backoff, backoff_delay
 from ._database import DatabaseError, MigrationChain, async_url, create_engine, migrate
 from ._discovery import ENTRY_POINT_GROUP, discover
 from ._errors import ErrorKind, ShopfloorError, http_status
-from ._files import DataDirInUse, lock_data_dir, private_dir, private_file
+from ._files import (
+    DataDirInUse,
+    file_lock,
+    held_file_lock,
+    lock_data_dir,
+    private_dir,
+    private_file,
+    sync_dir,
+    write_atomically,
+)
 from ._lifecycle import Lifecycle, Loop, Opened, first_set
 from ._platform import Health, HealthCheck, Platform, plan, selectable_services
 from ._service import EDGE_STAGE, Service, ServiceError
@@ -58,7 +67,9 @@ __all__ = [
     "create_engine",
     "discover",
     "env_names",
+    "file_lock",
     "first_set",
+    "held_file_lock",
     "http_status",
     "lock_data_dir",
     "mask_url_passwords",
@@ -69,4 +80,6 @@ __all__ = [
     "selectable_services",
     "settings_model",
     "sse_event",
+    "sync_dir",
+    "write_atomically",
 ]

@@ -1,4 +1,5 @@
-"""Files and folders of the data dir, readable by their owner only.
+"""Files and folders of the data dir, readable by their owner only, written whole, and
+the file locks processes sharing a data dir take.
 
 The data dir holds password hashes (the SQLite registry), the keys that sign tokens and
 protect thing keys (`secrets/`) and the telemetry (the SQLite time series): nobody but
@@ -7,14 +8,26 @@ the service account has any business reading them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from ._errors import ErrorKind, ShopfloorError
 
-__all__ = ["DataDirInUse", "lock_data_dir", "private_dir", "private_file"]
+__all__ = [
+    "DataDirInUse",
+    "file_lock",
+    "held_file_lock",
+    "lock_data_dir",
+    "private_dir",
+    "private_file",
+    "sync_dir",
+    "write_atomically",
+]
 
 LOCK_NAME = ".serve.lock"
 
@@ -72,3 +85,66 @@ def lock_data_dir(data_dir: Path, *, exclusive: bool) -> int:
             + ("; a demo needs a data dir of its own" if exclusive else ", a demo")
         ) from exc
     return fd
+
+
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace `path` by `data` at once: a reader sees the old file or the new one, and
+    after a crash it is one of them (the file and its folder are synced). The file is
+    created with `mode` (0600: keys); its folders with `private_dir`."""
+    private_dir(path.parent)
+    # Unique per call: two threads of one process may write the same path.
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(partial, mode)  # the umask may have narrowed it
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        raise
+    sync_dir(path.parent)
+
+
+def sync_dir(folder: Path) -> None:
+    """Make a rename or removal in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _acquire(lock: Path) -> int:
+    private_dir(lock.parent)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def file_lock(lock: Path) -> Iterator[None]:
+    """Hold `lock` (a file beside what it guards) alone, against other processes and
+    other opens in this one; blocks, so call it in a thread."""
+    fd = _acquire(lock)
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.asynccontextmanager
+async def held_file_lock(lock: Path) -> AsyncIterator[None]:
+    """`file_lock` for a coroutine: waits for the lock in a thread."""
+    fd = await asyncio.to_thread(_acquire, lock)
+    try:
+        yield
+    finally:
+        os.close(fd)

@@ -5,7 +5,8 @@ Subjects are dot-separated tokens, `<capability>.<what>[.<more>]`:
     registry.thing_created  registry.thing_updated  registry.thing_key_rotated
     registry.thing_deleted  registry.channel_deleted registry.connected
     registry.disconnected                  (registry changes, data = `RegistryChange`)
-    agents.* aas.* alerts.* flows.*        (reserved for those capabilities)
+    flows.<org_id>.changed                 (a flow document changed, docs/flows.md)
+    agents.* aas.* alerts.*                (reserved for those capabilities)
 
 On the wire an event of subject `s` travels on `[<prefix>.]events.<s>` as one JSON
 object `{"id", "created", "origin", "data"}`; `origin` names the process that
