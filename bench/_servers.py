@@ -48,6 +48,7 @@ __all__ = [
     "metrics",
     "mosquitto_broker",
     "shopfloor_server",
+    "stop_counting",
     "tansu_binary",
     "tansu_broker",
     "wait_drained",
@@ -354,6 +355,27 @@ def tansu_broker(*, within: float = 20.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def stop_counting(process: subprocess.Popen[str], *, timeout: float = 10.0) -> int:
+    """End a helper process of a scenario (SIGTERM, SIGKILL after `timeout`) and read
+    what it counted: its `checked N` line, printed as it stops; -1 if it said none."""
+    assert process.stdout is not None
+    if process.stdin is not None:
+        process.stdin.close()
+    with process.stdout:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return -1
+        for line in process.stdout.read().splitlines():
+            if line.startswith("checked "):
+                return int(line.split()[1])
+    return -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,7 @@ from bench._servers import (
     anchor_server,
     create_engineer,
     shopfloor_server,
+    stop_counting,
     tansu_broker,
 )
 from bench._stats import percentile
@@ -254,26 +255,6 @@ def _ready(process: subprocess.Popen[str], name: str) -> None:
     line = process.stdout.readline()
     if line.strip() != "ready":
         raise RuntimeError(f"the {name} did not start: {line!r}")
-
-
-def _stop(process: subprocess.Popen[str]) -> int:
-    """End a process; what it counted (-1 if it said nothing)."""
-    assert process.stdout is not None
-    if process.stdin is not None:
-        process.stdin.close()
-    with process.stdout:
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            return -1
-        for line in process.stdout.read().splitlines():
-            if line.startswith("checked "):
-                return int(line.split()[1])
-    return -1
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -652,7 +633,7 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
                         bare = asyncio.run(_bare_nats(stream, prefix, shape))
                     else:
                         bare = asyncio.run(_bare_kafka(kafka, topic, shape))
-                    answered = _stop(responder)
+                    answered = stop_counting(responder, timeout=30)
                 cpu = server.cpu_seconds()
                 ours = asyncio.run(_invoke(server.url, headers, shape))
                 cpu_per_call = (server.cpu_seconds() - cpu) / max(ours.total, 1)
@@ -661,12 +642,12 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
                 if core is None:
                     handled = int(_call(server.url, "GET", "/bench/core", headers)["handled"])
                 else:
-                    handled, core = _stop(core), None
+                    handled, core = stop_counting(core, timeout=30), None
         finally:
             if responder is not None and responder.poll() is None:
-                _stop(responder)
+                stop_counting(responder, timeout=30)
             if core is not None:
-                _stop(core)
+                stop_counting(core, timeout=30)
         return _Run(ours, bare, handled, answered, cpu_per_call, *profiled)
 
     def _profile(

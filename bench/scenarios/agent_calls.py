@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench._scenario import Anchor, BenchContext, Figure, Scenario, ScenarioResult
+from bench._servers import stop_counting
 from bench._stats import percentile
 from shopfloor.pki import BuiltinAuthority, Entity, EntityType, RevokedEntry, SigningRequest
 from shopfloor.sdk import Agent, AgentContext, Peers, StaticCrlSource, agent_dns_name
@@ -146,24 +147,6 @@ def _port(process: subprocess.Popen[str], name: str) -> int:
     if not line.startswith("port "):
         raise RuntimeError(f"the {name} server did not start: {line!r}")
     return int(line.split()[1])
-
-
-def _stop(process: subprocess.Popen[str]) -> int:
-    """End a server; what it counted (-1 if it said nothing)."""
-    assert process.stdout is not None
-    with process.stdout:
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            return -1
-        for line in process.stdout.read().splitlines():
-            if line.startswith("checked "):
-                return int(line.split()[1])
-    return -1
 
 
 # -- certificates --------------------------------------------------------------------------
@@ -292,7 +275,7 @@ class AgentCallsScenario(Scenario, name="agent_calls"):
                 _agent_calls(work, crl.read_bytes(), callee_port, count, callers, seconds)
             )
         finally:
-            bare_answered, checked = _stop(anchor), _stop(callee)
+            bare_answered, checked = stop_counting(anchor), stop_counting(callee)
         latencies, made, took, echoed = ours
         bare_latencies, bare_made, bare_took, bare_echoed = bare
         for name, q in (("p50", 50), ("p99", 99)):

@@ -19,7 +19,7 @@ from basyx.aas.util import traversal
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from shopfloor.api import PlatformDep, PrincipalDep
+from shopfloor.api import PlatformDep, PrincipalDep, read_bounded
 from shopfloor.auth import Action
 from shopfloor.core import ErrorKind
 
@@ -188,17 +188,13 @@ async def _upload(request: Request, limit: int) -> Upload:
 
 async def _body(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it is over `limit` (it is never held whole)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidAasFile(
-                f"the file is over the limit of {limit} bytes",
-                code="aas_file_too_large", kind=ErrorKind.TOO_LARGE,
-            )  # fmt: skip
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_bounded(
+        request, limit,
+        lambda: InvalidAasFile(
+            f"the file is over the limit of {limit} bytes",
+            code="aas_file_too_large", kind=ErrorKind.TOO_LARGE,
+        ),
+    )  # fmt: skip
 
 
 # -- exports ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ A capability's `routes.py` uses the dependencies below (`PrincipalDep`, `PagingD
 `PlatformDep`) and the page shape `PageOut`, and raises its own errors.
 """
 
+from ._bodies import read_bounded
 from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep, Services, ServicesDep
 from ._errors import ApiError, error_response, install_error_handlers
 from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
@@ -30,6 +31,7 @@ __all__ = [
     "identity_router",
     "install_error_handlers",
     "mount_docs",
+    "read_bounded",
     "readers_router",
     "registry_router",
     "system_router",

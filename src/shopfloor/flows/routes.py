@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
-from shopfloor.api import PlatformDep, PrincipalDep
+from shopfloor.api import PlatformDep, PrincipalDep, read_bounded
 from shopfloor.auth import Action
 from shopfloor.core import ErrorKind
 
@@ -188,17 +188,14 @@ async def _document(request: Request, limit: int) -> object:
             f"send a flow as {', '.join(_MEDIA)}, not {media}",
             code="flow_unsupported_media_type", kind=ErrorKind.UNSUPPORTED,
         )  # fmt: skip
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise FlowError(
-                f"a flow document is at most {limit} bytes",
-                code="flow_too_large", kind=ErrorKind.TOO_LARGE,
-            )  # fmt: skip
-        chunks.append(chunk)
-    return decode_flow(b"".join(chunks), media)
+    body = await read_bounded(
+        request, limit,
+        lambda: FlowError(
+            f"a flow document is at most {limit} bytes",
+            code="flow_too_large", kind=ErrorKind.TOO_LARGE,
+        ),
+    )  # fmt: skip
+    return decode_flow(body, media)
 
 
 router = APIRouter(tags=["flows"])
