@@ -14,7 +14,8 @@ from shopfloor.aas.protocol import MessageKind, Request, Side, State, Status, en
 from shopfloor.aas.transports import create_transport
 from tests.messaging.bus_testkit import eventually
 
-from .brokers import Broker, free_port
+from ..serving import free_port
+from .brokers import Broker
 from .shells import AAS_ID, SUBMODEL_ID, plant, press
 
 ORG = "org-timeouts"
