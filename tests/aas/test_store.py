@@ -4,12 +4,16 @@ versions, concurrent updates, whole environments in one transaction, files."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from basyx.aas import model
 from basyx.aas.examples.data import example_aas
 
 from shopfloor.aas import AasConflict, AasNotFound, AasStore, InvalidAasRequest, Kind
+from shopfloor.aas._store import encode
+from shopfloor.aas._tables import MIGRATIONS, aas_objects
 from shopfloor.messaging.capability import BusService
 from tests.aas.aaskit import serialised
 from tests.api.conftest import Api
@@ -110,3 +114,63 @@ async def test_changes_are_announced(api: Api, store: AasStore) -> None:
     assert [(e["op"], e["ids"]) for e in heard] == [("put", [stored.id]), ("delete", [stored.id])]
     with pytest.raises(AasNotFound):
         await store.delete(ORG, Kind.SUBMODEL, stored.id)
+
+
+def _shell(aas_id: str, *submodels: str) -> model.AssetAdministrationShell:
+    return model.AssetAdministrationShell(
+        model.AssetInformation(global_asset_id=f"{aas_id}/asset"),
+        aas_id,
+        submodel={
+            model.ModelReference((model.Key(model.KeyTypes.SUBMODEL, s),), model.Submodel)
+            for s in submodels
+        },
+    )
+
+
+async def test_the_shells_of_a_submodel_are_found_by_an_index_kept_with_them(
+    store: AasStore,
+) -> None:
+    a, b = "https://example.org/sm/a", "https://example.org/sm/b"
+    await store.put(ORG, _shell("https://example.org/aas/1", a, b))
+    await store.put_environment(ORG, [_shell("https://example.org/aas/2", a)])
+    await store.put(OTHER, _shell("https://example.org/aas/3", a))
+    assert await store.shells_referring(ORG, a) == [
+        "https://example.org/aas/1", "https://example.org/aas/2",
+    ]  # fmt: skip
+    assert await store.shells_referring(ORG, b) == ["https://example.org/aas/1"]
+
+    def drop_b(obj: model.Identifiable) -> None:
+        assert isinstance(obj, model.AssetAdministrationShell)
+        obj.submodel = {ref for ref in obj.submodel if ref.key[0].value != b}
+
+    await store.update(ORG, Kind.SHELL, "https://example.org/aas/1", drop_b)
+    assert await store.shells_referring(ORG, b) == []
+    # A write refused as stale leaves the index as it was.
+    with pytest.raises(AasConflict):
+        await store.put(ORG, _shell("https://example.org/aas/2", b), version=7)
+    assert await store.shells_referring(ORG, b) == []
+    await store.delete(ORG, Kind.SHELL, "https://example.org/aas/2")
+    assert await store.shells_referring(ORG, a) == ["https://example.org/aas/1"]
+    assert await store.shells_referring(OTHER, a) == ["https://example.org/aas/3"]
+
+
+async def test_the_upgrade_to_the_index_fills_it_from_the_stored_shells(tmp_path: Path) -> None:
+    from shopfloor.core import create_engine, migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'aas.db'}")
+    try:
+        await migrate(engine, [MIGRATIONS], target="aas0003")
+        body = encode(_shell("https://example.org/aas/1", "https://example.org/sm/a"))
+        async with engine.begin() as conn:
+            await conn.execute(
+                aas_objects.insert().values(
+                    org_id=ORG, kind=Kind.SHELL.value, id="https://example.org/aas/1",
+                    id_short=None, global_asset_id=None, body=body, version=1,
+                    updated_at=datetime.now(UTC),
+                )
+            )  # fmt: skip
+        await migrate(engine, [MIGRATIONS])
+        found = await AasStore(engine).shells_referring(ORG, "https://example.org/sm/a")
+        assert found == ["https://example.org/aas/1"]
+    finally:
+        await engine.dispose()

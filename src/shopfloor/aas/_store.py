@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shopfloor.core import Backoff
 
 from ._errors import AasConflict, AasNotFound, InvalidAasRequest
-from ._tables import aas_files, aas_objects
+from ._tables import aas_files, aas_objects, aas_submodel_refs
 
 __all__ = [
     "AasStore",
@@ -203,6 +203,19 @@ class AasStore:
         more = len(rows) > limit
         return Page(items, _cursor(items[-1].id) if more and items else None)
 
+    async def shells_referring(self, org_id: str, submodel_id: str) -> list[str]:
+        """The ids of the organisation's shells that refer to the submodel (by an index
+        kept with the shells, not by reading them)."""
+        t = aas_submodel_refs
+        query = (
+            sa.select(t.c.aas_id)
+            .where(t.c.org_id == org_id, t.c.submodel_id == submodel_id)
+            .distinct()
+            .order_by(t.c.aas_id)
+        )
+        async with self._engine.connect() as conn:
+            return [row.aas_id for row in await conn.execute(query)]
+
     async def all(self, org_id: str, kind: Kind) -> list[StoredObject]:
         """Every identifiable of `kind` (an export)."""
         found: list[StoredObject] = []
@@ -292,6 +305,8 @@ class AasStore:
             deleted = await conn.execute(
                 t.delete().where(t.c.org_id == org_id, t.c.kind == kind.value, t.c.id == obj_id)
             )
+            if kind is Kind.SHELL:
+                await self._refer(conn, org_id, obj_id, [])
         if not deleted.rowcount:
             raise AasNotFound(f"no {kind.value.replace('_', ' ')} {obj_id!r}")
         self._tell(org_id, kind, [obj_id], "delete")
@@ -396,6 +411,9 @@ class AasStore:
             "body": encode(obj), "updated_at": now,
         }  # fmt: skip
         held = (await conn.execute(self._select(org_id, kind, obj.id))).first()
+        if isinstance(obj, model.AssetAdministrationShell):
+            referred = sorted({ref.key[0].value for ref in obj.submodel if ref.key})
+            await self._refer(conn, org_id, obj.id, referred)
         if held is None:
             if version is not None:
                 raise AasConflict(f"{obj.id!r} was deleted meanwhile", code="aas_changed")
@@ -420,6 +438,19 @@ class AasStore:
         if not updated.rowcount:
             raise AasConflict(f"{obj.id!r} changed meanwhile", code="aas_changed")
         return StoredObject(kind, obj.id, obj, current + 1, now)
+
+    @staticmethod
+    async def _refer(
+        conn: AsyncConnection, org_id: str, aas_id: str, submodel_ids: Sequence[str]
+    ) -> None:
+        """The shell's rows of the submodel index, in the transaction of its own row."""
+        t = aas_submodel_refs
+        await conn.execute(t.delete().where(t.c.org_id == org_id, t.c.aas_id == aas_id))
+        if submodel_ids:
+            await conn.execute(
+                t.insert(),
+                [{"org_id": org_id, "aas_id": aas_id, "submodel_id": s} for s in submodel_ids],
+            )
 
     @staticmethod
     async def _put_file(

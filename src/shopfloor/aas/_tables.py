@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from shopfloor.core import MigrationChain
 
-__all__ = ["MIGRATIONS", "aas_files", "aas_objects", "aas_topics"]
+__all__ = ["MIGRATIONS", "aas_files", "aas_objects", "aas_submodel_refs", "aas_topics"]
 
 MIGRATIONS = MigrationChain("aas", Path(__file__).parent / "migrations", "alembic_version_aas")
 
@@ -48,4 +48,13 @@ aas_topics = sa.Table(
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("core_agent", sa.String(63), nullable=True),
     sa.Column("for_agent", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+#: A row per submodel reference of a shell (its first key), kept with the shell's row.
+aas_submodel_refs = sa.Table(
+    "aas_submodel_refs",
+    _metadata,
+    sa.Column("org_id", sa.String(36), nullable=False),
+    sa.Column("aas_id", sa.String(2048), nullable=False),
+    sa.Column("submodel_id", sa.String(2048), nullable=False),
 )

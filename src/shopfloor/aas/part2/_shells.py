@@ -96,11 +96,7 @@ async def _shell(store: AasStore, org_id: str, aas_id: str) -> model.AssetAdmini
 
 async def shells_of(store: AasStore, org_id: str, submodel_id: str) -> list[str]:
     """The ids of the shells that refer to the submodel."""
-    return [
-        item.id for item in await store.all(org_id, Kind.SHELL)
-        if isinstance(item.obj, model.AssetAdministrationShell)
-        and any(_refers_to(ref, submodel_id) for ref in item.obj.submodel)
-    ]  # fmt: skip
+    return await store.shells_referring(org_id, submodel_id)
 
 
 def _refers_to(ref: model.Reference, submodel_id: str) -> bool:
