@@ -24,6 +24,7 @@ class ChangeKind(enum.StrEnum):
     THING_KEY_ROTATED = "thing_key_rotated"
     THING_DELETED = "thing_deleted"
     CHANNEL_DELETED = "channel_deleted"
+    USER_DELETED = "user_deleted"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
 
@@ -35,6 +36,8 @@ class RegistryChange:
     #: Every thing whose credentials or permissions may have changed.
     thing_ids: tuple[str, ...] = ()
     channel_id: str | None = None
+    #: The user of a `user_deleted` (a member of `org_id`).
+    user_id: str | None = None
 
     @property
     def subject(self) -> str:
@@ -47,17 +50,19 @@ class RegistryChange:
             "org_id": self.org_id,
             "thing_ids": list(self.thing_ids),
             "channel_id": self.channel_id,
+            "user_id": self.user_id,
         }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> RegistryChange:
         """The change an event carries; raises ValueError (or KeyError) if malformed."""
-        channel_id = data.get("channel_id")
+        channel_id, user_id = data.get("channel_id"), data.get("user_id")
         return cls(
             kind=ChangeKind(data["kind"]),
             org_id=str(data["org_id"]),
             thing_ids=tuple(str(t) for t in data.get("thing_ids", ())),
             channel_id=None if channel_id is None else str(channel_id),
+            user_id=None if user_id is None else str(user_id),
         )
 
 

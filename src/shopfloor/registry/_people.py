@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import _tables as t
 from ._entities import new_id, utcnow
 from ._errors import Conflict, NotFound
+from ._events import ChangeKind
 from ._rows import count_rows, fields_of, org_from, user_from
 from ._types import Org, Page, Role, User
 
@@ -19,6 +20,16 @@ class PeopleMixin:
     """Organisation and user operations of `Registry` (which provides the engine)."""
 
     _engine: AsyncEngine
+
+    def _announce(
+        self,
+        kind: ChangeKind,
+        org_id: str,
+        thing_ids: tuple[str, ...] = (),
+        channel_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        raise NotImplementedError  # `Registry` announces
 
     def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The connection of one write: a transaction of its own (`RegistryTransaction`
@@ -165,10 +176,14 @@ class PeopleMixin:
             raise NotFound(f"user {user_id} not found", code="user_not_found")
 
     async def delete_user(self, user_id: str) -> None:
+        """Delete the user; a member of an organisation is announced (`user_deleted`)."""
         async with self._begin() as conn:
+            org_id = await conn.scalar(sa.select(t.users.c.org_id).where(t.users.c.id == user_id))
             result = await conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
         if result.rowcount == 0:
             raise NotFound(f"user {user_id} not found", code="user_not_found")
+        if org_id is not None:
+            self._announce(ChangeKind.USER_DELETED, str(org_id), user_id=user_id)
 
     async def _user_where(self, condition: sa.ColumnElement[bool]) -> User | None:
         async with self._read() as conn:

@@ -72,10 +72,14 @@ class Registry(PeopleMixin):
         org_id: str,
         thing_ids: tuple[str, ...] = (),
         channel_id: str | None = None,
+        user_id: str | None = None,
     ) -> None:
         self._publish(
-            RegistryChange(kind=kind, org_id=org_id, thing_ids=thing_ids, channel_id=channel_id)
-        )
+            RegistryChange(
+                kind=kind, org_id=org_id, thing_ids=thing_ids, channel_id=channel_id,
+                user_id=user_id,
+            )
+        )  # fmt: skip
 
     def _publish(self, change: RegistryChange) -> None:
         announce(self._listeners, change)

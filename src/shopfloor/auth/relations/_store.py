@@ -53,12 +53,15 @@ def _utc(value: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelationFilter:
-    """Tuples to list or delete: every given field must match exactly."""
+    """Tuples to list or delete: every given field must match exactly; `names` matches
+    the tuples that name an object anywhere: as their object, as their subject, or in a
+    subject set of it (`agent:press-7#controls`)."""
 
     subject: str | None = None
     relation: str | None = None
     object: str | None = None
     object_type: str | None = None
+    names: str | None = None
 
     @classmethod
     def of(
@@ -82,7 +85,8 @@ class RelationFilter:
 
     @property
     def empty(self) -> bool:
-        return all(v is None for v in (self.subject, self.relation, self.object, self.object_type))
+        fields = (self.subject, self.relation, self.object, self.object_type, self.names)
+        return all(v is None for v in fields)
 
     def where(self, org_id: str) -> list[sa.ColumnElement[bool]]:
         where: list[sa.ColumnElement[bool]] = [tuples.c.org_id == org_id]
@@ -94,6 +98,14 @@ class RelationFilter:
         ):
             if value is not None:
                 where.append(column == value)
+        if self.names is not None:
+            where.append(
+                sa.or_(
+                    tuples.c.object == self.names,
+                    tuples.c.subject == self.names,
+                    tuples.c.subject.startswith(f"{self.names}#", autoescape=True),
+                )
+            )
         return where
 
 
