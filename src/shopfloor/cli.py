@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from shopfloor import __version__
 from shopfloor._logging import configure_logging
@@ -25,7 +24,7 @@ from shopfloor.adapters.capability import MqttService, MqttSettings
 from shopfloor.console import capability_modules, console, load_settings, out
 from shopfloor.core import CoreSettings, DataDirInUse, Platform, Service, discover, lock_data_dir
 from shopfloor.demo import DemoPlant
-from shopfloor.httpserver import server_config
+from shopfloor.httpserver import DrainingServer, server_config
 
 app = typer.Typer(
     name="shopfloor",
@@ -235,7 +234,8 @@ async def _serve(settings: CoreSettings, sock: socket.socket, *, demo: bool) -> 
     run = _DemoRun()
     platform.on_started.append(lambda: _announce(platform, url, demo=demo, run=run))
     platform.on_started.append(_freeze_startup_objects)
-    server = uvicorn.Server(server_config(create_app(settings, platform=platform), settings))
+    config = server_config(create_app(settings, platform=platform), settings)
+    server = DrainingServer(config, platform.draining)
     if not (demo and "http" in settings.services):
         await server.serve(sockets=[sock])
         return

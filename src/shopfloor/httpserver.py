@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from shopfloor.adapters.tls import server_tls_context, tls_extension
 from shopfloor.core import CoreSettings
 
-__all__ = ["GuardedHttpProtocol", "server_config", "server_tls"]
+__all__ = ["DrainingServer", "GuardedHttpProtocol", "server_config", "server_tls"]
 
 ASGIApp = Any
 
@@ -110,6 +110,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
         self.transport.close()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, setting `draining` as it begins to stop: the platform's followed
+    feeds (`shopfloor.api.event_stream`) end then, before uvicorn waits up to its
+    graceful timeout for open requests, and only then stops the services."""
+
+    def __init__(self, config: uvicorn.Config, draining: asyncio.Event) -> None:
+        super().__init__(config)
+        self._draining = draining
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        self._draining.set()
+        await super().shutdown(sockets)
 
 
 def _with_tls(app: ASGIApp, tls: dict[str, Any]) -> ASGIApp:

@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from shopfloor.api import PageOut, PagingDep, PlatformDep, PrincipalDep
+from shopfloor.api import PageOut, PagingDep, PlatformDep, PrincipalDep, event_stream
 from shopfloor.auth import Action, Forbidden, Principal
 from shopfloor.auth.relations.capability import RelationsService
 from shopfloor.core import KEEPALIVE, sse_event
@@ -285,11 +284,7 @@ async def agent_logs(
             service.agents.logs(org_id, name, tail=tail, since=since, follow=follow), search
         )
     if follow:
-        return StreamingResponse(
-            _events(lines),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(platform, _events(lines))
     items = [LogLineOut(time=line.time, stream=line.stream, text=line.text) async for line in lines]
     return LogsOut(source=source, items=items)
 
@@ -350,11 +345,7 @@ async def agent_state(
     service = _service(platform)
     record = await service.agents.store.get(org_id, name)  # 404 before a stream starts
     if follow:
-        return StreamingResponse(
-            _state_events(service.states.follow(org_id, name)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(platform, _state_events(service.states.follow(org_id, name)))
     held = await service.states.last(org_id, name)
     return AgentStateOut(
         agent=name, status=record.status.state,

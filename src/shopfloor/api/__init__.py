@@ -9,6 +9,7 @@ from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep, Services, Servi
 from ._errors import ApiError, error_response, install_error_handlers
 from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
 from ._schemas import PageOut
+from ._sse import event_stream
 from .identity import router as identity_router
 from .readers import router as readers_router
 from .registry import router as registry_router
@@ -28,6 +29,7 @@ __all__ = [
     "Services",
     "ServicesDep",
     "error_response",
+    "event_stream",
     "identity_router",
     "install_error_handlers",
     "mount_docs",

@@ -20,7 +20,7 @@ from ._files import (
     sync_dir,
     write_atomically,
 )
-from ._lifecycle import Lifecycle, Loop, Opened, first_set
+from ._lifecycle import Lifecycle, Loop, Opened, first_set, until_set
 from ._platform import Health, HealthCheck, Platform, plan, selectable_services
 from ._service import EDGE_STAGE, Service, ServiceError
 from ._settings import (
@@ -81,5 +81,6 @@ __all__ = [
     "settings_model",
     "sse_event",
     "sync_dir",
+    "until_set",
     "write_atomically",
 ]

@@ -23,16 +23,17 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from ._backoff import Backoff
 
-__all__ = ["Lifecycle", "Loop", "Opened", "first_set"]
+__all__ = ["Lifecycle", "Loop", "Opened", "first_set", "until_set"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 async def first_set(*events: asyncio.Event, within: float | None = None) -> None:
@@ -47,6 +48,36 @@ async def first_set(*events: asyncio.Event, within: float | None = None) -> None
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+async def until_set(stop: asyncio.Event, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`items` until `stop` is set; then the wait for the next item is cancelled and
+    `items` closed (a followed feed ends when its server begins to stop). Cancelled
+    itself (the client went away), it cancels that wait and closes `items` too."""
+    stopped = asyncio.ensure_future(stop.wait())
+    following: asyncio.Future[T] | None = None
+    try:
+        while not stop.is_set():
+            following = asyncio.ensure_future(anext(items))
+            await asyncio.wait((following, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                return
+            try:
+                item = following.result()
+            except StopAsyncIteration:
+                return
+            following = None
+            yield item
+    finally:
+        stopped.cancel()
+        if following is not None and not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await following
+        close = getattr(items, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
 
 
 #: A background loop: runs until the event is set, then returns.

@@ -106,6 +106,9 @@ class Platform:
         #: Awaited once every service has started (the CLI prints the demo plant here).
         self.on_started: list[Callable[[], Awaitable[None]]] = []
         self.started = False
+        #: Set when the server in front begins to stop: followed feeds end, so that
+        #: it does not wait its graceful timeout out for them.
+        self.draining = asyncio.Event()
         self._running: dict[type[Service], Service] = {}
         self._stack = AsyncExitStack()
 

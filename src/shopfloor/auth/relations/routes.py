@@ -9,10 +9,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from shopfloor.api import PageOut, PagingDep, PlatformDep, PrincipalDep
+from shopfloor.api import PageOut, PagingDep, PlatformDep, PrincipalDep, event_stream
 from shopfloor.auth import Action
 from shopfloor.core import ErrorKind
 
@@ -260,11 +259,7 @@ async def relation_changes(
     org_id = principal.require_org()
     relations = _relations(platform)
     if follow:
-        return StreamingResponse(
-            _events(relations.follow(org_id, since)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(platform, _events(relations.follow(org_id, since)))
     if since is None:
         revision, _ = await relations.store.revision(org_id)
         return ChangesOut(revision=revision, reset=False, more=False, changes=[])
