@@ -10,7 +10,8 @@ on with a task's `next` when it succeeded or was skipped (its `condition` was no
 true), with its `on_failure` when it failed after its retries; a failed task without
 `on_failure` fails the run. A task runs at most once per run, even when two tasks name
 it. Each attempt is bounded by the task's `timeout`; between attempts the engine waits
-`backoff · multiplier^(attempt-1)` seconds, at most `max_backoff`.
+`backoff · multiplier^(attempt-1)` seconds, at most `max_backoff`. A refusal of the
+platform (a channel that is not there, a thing not allowed to publish) keeps its code.
 
 After every task the run's *boundary* (the tasks still to run, those done, the
 variables and results) is handed to `on_boundary`, so that the flow manager can write
@@ -33,6 +34,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
+
+from shopfloor.core import ShopfloorError
 
 from ._context import Publisher, Step, TaskContext
 from ._document import FlowDocument, Retries, Task
@@ -252,6 +255,8 @@ class FlowEngine:
                 )
             except FlowRunError as exc:
                 error = exc
+            except ShopfloorError as exc:  # the platform refused: keep its code
+                error = FlowRunError(str(exc), code=exc.code)
             except Exception as exc:  # a task type's bug is this task's failure
                 logger.exception("flow %s: task %s raised", context.flow_id, task.id)
                 error = FlowRunError(f"{type(exc).__name__}: {exc}", code="flow_task_failed")
