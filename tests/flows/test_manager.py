@@ -291,3 +291,33 @@ async def test_a_restarted_manager_resumes_a_run_at_its_task_boundary(setup: Set
         assert second.status(ORG, "resumed").state == "running"
     finally:
         await second.close()
+
+
+async def test_a_changed_document_applies_from_the_next_run(
+    setup: Setup, manager: FlowManager
+) -> None:
+    def relay(value: str) -> list[dict[str, Any]]:
+        return [{"id": "out", "type": "publish",
+                 "parameters": {"channel_id": "c", "payload": value}}]  # fmt: skip
+
+    trigger = [{"type": "message", "parameters": {"channel_id": "in"}}]
+    setup.put("relay", relay("'old'"), triggers=trigger)
+    await manager.command(ORG, "relay", "start")
+    await eventually(lambda: len(setup.channel.queues) == 1)
+    setup.channel.send({})
+    await eventually(lambda: published(setup) == ["old"])
+    before = setup.channel.queues[0]
+    setup.put("relay", relay("'new'"), triggers=trigger)
+    manager.changed(ORG, "relay")
+    # the trigger is set up again from the new document: a new subscription
+    await eventually(lambda: setup.channel.queues[:1] not in ([], [before]))
+    setup.channel.send({})
+    await eventually(lambda: published(setup)[-1:] == ["new"])
+
+    setup.configs.delete(ORG, "relay")
+    manager.changed(ORG, "relay")
+    await eventually(lambda: manager.status(ORG, "relay").state == "failed")
+    assert manager.status(ORG, "relay").last_error == {
+        "code": "flow_not_found",
+        "message": manager.status(ORG, "relay").last_error["message"],  # type: ignore[index]
+    }
