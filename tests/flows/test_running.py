@@ -189,3 +189,23 @@ async def test_a_restarted_platform_resumes_a_running_flow(
         # runs are kept in memory: these are the new platform's own
         await eventually(lambda: len(flows.runs(org, "t")) >= 2)
         assert flows.status(org, "t").state == "running"
+
+
+async def test_a_trigger_on_a_channel_of_no_one_fails_the_flow(api: Api) -> None:
+    org = await api.org("plant")
+    engineer = await api.member(org, "engineer")
+    doc = ticking("deaf", triggers=[{"type": "message", "parameters": {"channel_id": "nope"}}])
+    assert (await api.http.post("/flows", json=doc, headers=engineer)).status_code == 201
+    body = {"command": "start", "flow_ids": ["deaf"]}
+    assert (await api.http.patch("/flows/commands", json=body, headers=engineer)).is_success
+
+    async def failed() -> bool:
+        answer = (await api.http.get("/flows/deaf/status", headers=engineer)).json()
+        return bool(answer["state"] == "failed")
+
+    await eventually(failed)
+    status = (await api.http.get("/flows/deaf/status", headers=engineer)).json()
+    assert status["last_error"]["code"] == "channel_not_found"
+    again = await api.http.patch("/flows/commands", json=body, headers=engineer)
+    assert again.json()["results"][0]["state"] == "running"  # and it fails again
+    await eventually(failed)

@@ -7,7 +7,8 @@
     await manager.close()                     # running flows stay running on disk
 
 A flow is `stopped`, `running`, `paused`, `completed` (a flow without triggers ran its
-one run) or `failed` (its document is gone, or a trigger could not be set up). Every
+one run) or `failed` (its document is gone, a trigger cannot go on, its state file
+cannot be written). Every
 command takes the flow's own lock, so concurrent commands see one state after another.
 
 Trigger events wait in a bounded queue (`queue_size`) and are run one at a time, in
@@ -251,6 +252,8 @@ class FlowManager:
     async def _launch(self, flow: _Flow, *, state: State | None = None) -> None:
         """Set up the triggers and the worker (the flow's lock held)."""
         org_id, flow_id = flow.state.org_id, flow.state.flow_id
+        if flow.worker is not None or flow.triggers:  # what a failed flow left, ending
+            await self._halt(flow, drain=self.drain_timeout)
         flow.draining = flow.closing = False
         try:
             doc = await asyncio.to_thread(self.configs.get, org_id, flow_id)
@@ -307,8 +310,19 @@ class FlowManager:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # A trigger that cannot go on (its channel is not the organisation's, the bus
+            # refused the subscription): the flow cannot run as its document says.
             logger.warning("flow %s: a trigger ended: %s", flow.state.flow_id, exc)
-            flow.state.last_error = error_of(exc)
+            await self._fail(flow, exc)
+
+    async def _fail(self, flow: _Flow, exc: BaseException) -> None:
+        """The flow cannot run: `failed`, its worker ends after the run in progress."""
+        if flow.draining:
+            return
+        flow.draining = True
+        flow.wake.set()
+        flow.state.last_error = error_of(exc)
+        await self._set(flow, "failed")
 
     def _offer(self, flow: _Flow, event: TriggerEvent) -> None:
         if len(flow.queue) >= self.queue_size:
@@ -319,6 +333,16 @@ class FlowManager:
         flow.wake.set()
 
     async def _work(self, flow: _Flow, *, once: bool) -> None:
+        try:
+            await self._work_through(flow, once=once)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the state file cannot be written …
+            logger.exception("flow %s: its worker ended", flow.state.flow_id)
+            with contextlib.suppress(Exception):
+                await self._fail(flow, exc)
+
+    async def _work_through(self, flow: _Flow, *, once: bool) -> None:
         if flow.state.boundary is not None:  # a run the platform stopped in
             await self._run(flow, Boundary.from_dict(flow.state.boundary))
         while not flow.draining:
