@@ -209,3 +209,35 @@ async def test_a_trigger_on_a_channel_of_no_one_fails_the_flow(api: Api) -> None
     again = await api.http.patch("/flows/commands", json=body, headers=engineer)
     assert again.json()["results"][0]["state"] == "running"  # and it fails again
     await eventually(failed)
+
+
+async def test_a_publish_as_a_thing_goes_through_the_ingress(api: Api) -> None:
+    org = await api.org("plant")
+    engineer = await api.member(org, "engineer")
+    thing = (await api.http.post("/api/v1/things", json={"name": "gw"}, headers=engineer)).json()
+    made = await api.http.post("/api/v1/channels", json={"name": "derived"}, headers=engineer)
+    channel = made.json()["id"]
+    doc = ticking(
+        "as-thing", triggers=[{"type": "interval", "parameters": {"seconds": 3600}}],
+        tasks=[{"id": "out", "type": "publish",
+                "parameters": {"channel_id": channel, "payload": "{'v': 1.5}",
+                               "thing_id": thing["id"]}}],
+    )  # fmt: skip
+    assert (await api.http.post("/flows", json=doc, headers=engineer)).status_code == 201
+    body = {"command": "start", "flow_ids": ["as-thing"]}
+    assert (await api.http.patch("/flows/commands", json=body, headers=engineer)).is_success
+    manager = api.platform.get(_flows()).manager
+    manager._offer(manager._flows[(org, "as-thing")], (None, {"type": "interval"}))
+    await eventually(lambda: bool(manager.dead_letters(org, "as-thing")))
+    letter = manager.dead_letters(org, "as-thing")[0]
+    assert letter["error"]["code"] == "publish_not_allowed"  # not connected yet
+
+    connect = f"/api/v1/channels/{channel}/things/{thing['id']}"
+    assert (await api.http.put(connect, headers=engineer)).status_code == 200
+    bus = api.platform.get(BusService).bus
+    async with bus.subscribe(channel_filters(channel)) as subscription:
+        await manager.replay(org, "as-thing", letter["id"])
+        async with asyncio.timeout(5):
+            envelope = await anext(aiter(subscription))
+    assert envelope.publisher == thing["id"] and envelope.protocol == "flow"
+    assert json.loads(envelope.payload) == {"v": 1.5}
