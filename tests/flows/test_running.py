@@ -72,7 +72,9 @@ async def test_commands_answer_a_result_per_flow(api: Api, base: str) -> None:
     await eventually(completed)
     runs = (await api.http.get(f"{base}/a/runs", headers=viewer)).json()
     assert runs["total"] >= 2
-    assert [task["task_id"] for task in runs["runs"][0]["tasks"]] == ["note"]
+    done = [run for run in runs["runs"] if run["status"] == "completed"]  # newest first
+    assert [task["task_id"] for task in done[0]["tasks"]] == ["note"]
+    assert done[0]["tasks"][0]["status"] == "succeeded"
 
     assert (await command("pause", ["a"])).json()["results"][0]["state"] == "paused"
     listed = (await api.http.get(f"{base}/status", headers=viewer)).json()
