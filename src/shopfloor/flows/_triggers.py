@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zoneinfo
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -73,13 +73,26 @@ async def _interval(
         yield None, {"type": "interval", "index": index, "at": _now()}
 
 
-async def _cron(parameters: CronTrigger.Parameters, index: int) -> AsyncIterator[TriggerEvent]:
+Clock = Callable[[zoneinfo.ZoneInfo], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def _cron(
+    parameters: CronTrigger.Parameters,
+    index: int,
+    *,
+    now: Clock = datetime.now,
+    sleep: Sleep = asyncio.sleep,
+) -> AsyncIterator[TriggerEvent]:
+    """The expression's times after now, in its zone (cronsim walks local times, so a
+    time skipped by daylight saving time is not fired, a repeated one fires once)."""
     zone = zoneinfo.ZoneInfo(parameters.timezone)
-    times = CronSim(parameters.expression, datetime.now(zone))
-    for due in times:
-        wait = (due - datetime.now(zone)).total_seconds()
+    for due in CronSim(parameters.expression, now(zone)):
+        # In seconds since the epoch: aware datetimes of one zone subtract as wall clock
+        # times, an hour off across a daylight saving change.
+        wait = due.timestamp() - now(zone).timestamp()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await sleep(wait)
         yield None, {"type": "cron", "index": index, "at": due.isoformat()}
 
 
