@@ -243,3 +243,26 @@ async def test_a_publish_as_a_thing_goes_through_the_ingress(api: Api) -> None:
             envelope = await anext(aiter(subscription))
     assert envelope.publisher == thing["id"] and envelope.protocol == "flow"
     assert json.loads(envelope.payload) == {"v": 1.5}
+
+
+async def test_a_change_announced_on_the_bus_reaches_a_running_flow(api: Api) -> None:
+    org = await api.org("plant")
+    engineer = await api.member(org, "engineer")
+    created = await api.http.post("/flows", json=ticking("t"), headers=engineer)
+    body = {"command": "start", "flow_ids": ["t"]}
+    assert (await api.http.patch("/flows/commands", json=body, headers=engineer)).is_success
+    manager = api.platform.get(_flows()).manager
+
+    changed = {**created.json(), "tasks": [
+        {"id": "other", "type": "log", "parameters": {"message": "'changed'"}}
+    ]}  # fmt: skip
+    assert (await api.http.put("/flows/t", json=changed, headers=engineer)).status_code == 200
+    await eventually(
+        lambda: any(
+            run.status == "completed" and [t.task_id for t in run.tasks] == ["other"]
+            for run in manager.runs(org, "t")
+        )
+    )
+    assert (await api.http.delete("/flows/t", headers=engineer)).status_code == 204
+    await eventually(lambda: manager.status(org, "t").state == "failed")
+    assert manager.status(org, "t").last_error["code"] == "flow_not_found"  # type: ignore[index]

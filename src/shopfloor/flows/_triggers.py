@@ -84,8 +84,8 @@ async def _cron(
     now: Clock = datetime.now,
     sleep: Sleep = asyncio.sleep,
 ) -> AsyncIterator[TriggerEvent]:
-    """The expression's times after now, in its zone (cronsim walks local times, so a
-    time skipped by daylight saving time is not fired, a repeated one fires once)."""
+    """The expression's times after now, as local times of its zone (`cronsim` walks
+    them across daylight saving changes)."""
     zone = zoneinfo.ZoneInfo(parameters.timezone)
     for due in CronSim(parameters.expression, now(zone)):
         # In seconds since the epoch: aware datetimes of one zone subtract as wall clock
