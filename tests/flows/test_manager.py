@@ -321,3 +321,24 @@ async def test_a_changed_document_applies_from_the_next_run(
         "code": "flow_not_found",
         "message": manager.status(ORG, "relay").last_error["message"],  # type: ignore[index]
     }
+
+
+async def test_concurrent_commands_leave_one_consistent_state(
+    setup: Setup, manager: FlowManager
+) -> None:
+    setup.put("busy", SLOW[1:], triggers=INTERVAL)
+    commands = ["start", "pause", "resume", "stop", "start", "stop", "pause"] * 6
+    answers = await asyncio.gather(
+        *(manager.command(ORG, "busy", command) for command in commands), return_exceptions=True
+    )
+    assert all(not isinstance(a, Exception) or isinstance(a, FlowStateError) for a in answers)
+    assert any(not isinstance(a, Exception) for a in answers)
+    flow = manager._flows[(ORG, "busy")]
+    state = manager.status(ORG, "busy").state
+    saved = json.loads((setup.root / ORG / "state" / "busy.json").read_text())
+    assert saved["state"] == state
+    live_triggers = [task for task in flow.triggers if not task.done()]
+    if state in ("running", "paused"):
+        assert len(live_triggers) == 1 and flow.worker is not None and not flow.worker.done()
+    else:
+        assert live_triggers == [] and (flow.worker is None or flow.worker.done())
