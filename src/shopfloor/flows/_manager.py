@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from shopfloor.core import ErrorKind, write_atomically
+from shopfloor.core import ErrorKind, private_dir, write_atomically
 
 from ._config import ConfigManager
 from ._context import Subscriber
@@ -442,7 +442,7 @@ class FlowManager:
         data = json.dumps(asdict(flow.state), default=str).encode()
 
         def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             write_atomically(path, data)
 
         await asyncio.to_thread(write)
