@@ -16,6 +16,7 @@ class Action(enum.StrEnum):
     MANAGE_AGENTS = "manage_agents"  # create, change, upgrade and delete agents
     MANAGE_RELATIONS = "manage_relations"  # add and delete relation tuples, set the schema
     MANAGE_FLOWS = "manage_flows"  # create, change, delete and restore flow documents
+    OPERATE_FLOWS = "operate_flows"  # start, stop, pause, resume flows; replay dead letters
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -29,9 +30,10 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.MANAGE_AGENTS,
             Action.MANAGE_RELATIONS,
             Action.MANAGE_FLOWS,
+            Action.OPERATE_FLOWS,
         }
     ),
-    Role.OPERATOR: frozenset({Action.READ, Action.OPERATE_AGENTS}),
+    Role.OPERATOR: frozenset({Action.READ, Action.OPERATE_AGENTS, Action.OPERATE_FLOWS}),
     Role.VIEWER: frozenset({Action.READ}),
 }
 

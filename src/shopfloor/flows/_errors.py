@@ -9,7 +9,12 @@ FlowError                       every failure of the flows capability
 ├── FlowConflict                an id taken (`flow_exists`), or a `rev` that is not the
 │                               stored one (`flow_rev_conflict`) (conflict)
 ├── UnknownFlowType             a task or trigger type nobody registered (invalid)
-└── FlowStoreError              the flows folder cannot be read or written (unavailable)
+├── FlowStoreError              the flows folder cannot be read or written (unavailable)
+├── FlowRunError                a task failed when it ran: `flow_task_failed`,
+│                               `flow_task_timeout`, `flow_expression_failed`,
+│                               `flow_http_status`, `flow_task_not_supported` …
+└── FlowStateError              a command the flow's state does not allow
+                                (`flow_already_running`, `flow_not_running`, …) (conflict)
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ __all__ = [
     "FlowConflict",
     "FlowError",
     "FlowNotFound",
+    "FlowRunError",
+    "FlowStateError",
     "FlowStoreError",
     "InvalidFlow",
     "Problem",
@@ -84,3 +91,17 @@ class UnknownFlowType(FlowError):
 class FlowStoreError(FlowError):
     code = "flow_store_error"
     kind = ErrorKind.UNAVAILABLE
+
+
+class FlowRunError(FlowError):
+    """A task of a run failed (after its retries); `code` says how."""
+
+    code = "flow_task_failed"
+    kind = ErrorKind.UNAVAILABLE
+
+
+class FlowStateError(FlowError):
+    """A command the flow's state does not allow (`flow_already_running`, …)."""
+
+    code = "flow_state_conflict"
+    kind = ErrorKind.CONFLICT

@@ -10,25 +10,34 @@
 A document names a type by its registered name (`"type": "log"`); its `parameters`
 are read with the type's `Parameters` model, so an unknown or ill-typed parameter is a
 problem of the document like any other. A type name taken twice is a `TypeError` at
-import. What a type *does* belongs to the engine; here are the declarations the
-documents are checked against.
+import. A type's `run(parameters, context)` is what it does in a run
+(`TaskContext`: the run's values and what the platform offers); it answers a `Step`
+or raises `FlowRunError` with a stable code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import json
+import logging
 import zoneinfo
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+import httpx
 from cronsim import CronSim, CronSimError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from shopfloor.core import Backends, Pluggable
 
-from ._errors import UnknownFlowType
+from ._context import Step
+from ._errors import FlowRunError, UnknownFlowType
 from ._expressions import Expression
+
+if TYPE_CHECKING:
+    from ._context import TaskContext
 
 __all__ = [
     "TaskParameters",
@@ -68,6 +77,13 @@ class TaskType(
     #: Names of parameters that hold ids of other tasks of the flow: each is checked to
     #: exist, and is an edge of the flow's graph (where cycles are refused).
     references: ClassVar[tuple[str, ...]] = ()
+
+    async def run(self, parameters: Any, context: TaskContext) -> Step:
+        """Do the task once (the engine retries it and bounds it in time)."""
+        raise FlowRunError(
+            f"tasks of type {self.type!r} cannot run here yet",
+            code="flow_task_not_supported",
+        )
 
 
 class TriggerType(
@@ -144,6 +160,11 @@ class ConditionTask(TaskType, type="condition"):
         expression: Expression
         otherwise: list[TaskId] = Field(default_factory=list, max_length=64)
 
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        if context.evaluate(parameters.expression) is True:
+            return Step(result=True)
+        return Step(result=False, next=list(parameters.otherwise))
+
 
 class TransformTask(TaskType, type="transform"):
     """Sets each variable of `set` to its expression's value (all read the values from
@@ -151,6 +172,11 @@ class TransformTask(TaskType, type="transform"):
 
     class Parameters(TaskParameters):
         set: dict[TaskId, Expression] = Field(min_length=1, max_length=256)
+
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        values = {name: context.evaluate(source) for name, source in parameters.set.items()}
+        context.variables.update(values)
+        return Step(result=values)
 
 
 class SetVariableTask(TaskType, type="set_variable"):
@@ -160,12 +186,21 @@ class SetVariableTask(TaskType, type="set_variable"):
         name: TaskId
         value: Expression
 
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        value = context.evaluate(parameters.value)
+        context.variables[parameters.name] = value
+        return Step(result=value)
+
 
 class DelayTask(TaskType, type="delay"):
     """Waits `seconds` before the next task."""
 
     class Parameters(TaskParameters):
         seconds: Seconds
+
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        await asyncio.sleep(parameters.seconds)
+        return Step()
 
 
 class PublishTask(TaskType, type="publish"):
@@ -178,6 +213,18 @@ class PublishTask(TaskType, type="publish"):
         payload: Expression
         content_type: Literal["application/json", "application/senml+json"] = "application/json"
         thing_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        if context.publisher is None:
+            raise FlowRunError("nothing to publish with here", code="flow_task_not_supported")
+        value = context.evaluate(parameters.payload)
+        body = await context.run_blocking(lambda: json.dumps(value).encode())
+        await context.publisher.publish(
+            context.org_id, context.flow_id, parameters.channel_id,
+            parameters.subtopic or "", body, parameters.content_type,
+            thing_id=parameters.thing_id,
+        )  # fmt: skip
+        return Step(result=value)
 
 
 class HttpTask(TaskType, type="http"):
@@ -192,6 +239,28 @@ class HttpTask(TaskType, type="http"):
             default_factory=lambda: [200, 201, 202, 204]
         )
 
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        if context.http is None:
+            raise FlowRunError("no HTTP client here", code="flow_task_not_supported")
+        body = None if parameters.body is None else context.evaluate(parameters.body)
+        try:
+            answer = await context.http.request(
+                parameters.method, parameters.url, headers=parameters.headers,
+                json=body if body is not None else None,
+            )  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise FlowRunError(f"{parameters.url}: {exc}", code="flow_http_failed") from exc
+        if answer.status_code not in parameters.expected_status:
+            raise FlowRunError(
+                f"{parameters.url} answered {answer.status_code}", code="flow_http_status"
+            )
+        try:
+            content: Any = answer.json() if answer.content else None
+        except ValueError:
+            content = answer.text
+        return Step(result={"status": answer.status_code, "body": content,
+                            "headers": dict(answer.headers)})  # fmt: skip
+
 
 class LogTask(TaskType, type="log"):
     """Writes the value of `message` to the platform's log."""
@@ -199,6 +268,12 @@ class LogTask(TaskType, type="log"):
     class Parameters(TaskParameters):
         message: Expression
         level: Literal["debug", "info", "warning", "error"] = "info"
+
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        message = context.evaluate(parameters.message)
+        level = logging.getLevelNamesMapping()[parameters.level.upper()]
+        context.logger.log(level, "flow %s: %s", context.flow_id, message)
+        return Step(result=message)
 
 
 class AasInvokeTask(TaskType, type="aas.invoke"):

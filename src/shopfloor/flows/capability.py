@@ -1,5 +1,6 @@
-"""Edge flows as a service: the flow documents of every organisation (ConfigManager)
-and the configuration server's routes (`/flows` and `/api/v1/flows`).
+"""Edge flows as a service: the flow documents of every organisation (ConfigManager),
+the configuration server's routes (`/flows` and `/api/v1/flows`), and the FlowManager
+that runs them (flows that were running when the platform stopped go on).
 
 Each change is announced as `flows.<org_id>.changed` (`org_id`, `flow_id`, `rev`, `op`);
 another process sharing the data dir looks at the folder when it hears one (and when
@@ -13,13 +14,19 @@ import logging
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
+import httpx
 from pydantic import Field
 
+from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Section, Service, first_set
+from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
 
 from ._config import ConfigManager
+from ._engine import FlowEngine
+from ._manager import FlowManager
+from ._platform import BusSubscriber, PlatformPublisher
 
 if TYPE_CHECKING:
     from shopfloor.core import CoreSettings, Platform
@@ -43,9 +50,31 @@ class FlowsSettings(Section, section="flows", env_prefix="SHOPFLOOR_FLOWS_"):
         default=1024 * 1024, ge=1024,
         description="Largest flow document accepted (JSON or YAML).",
     )  # fmt: skip
+    drain_timeout: float = Field(
+        default=10.0, ge=0,
+        description="Seconds a stopped flow's run in progress may take to finish before it "
+        "is cancelled.",
+    )  # fmt: skip
+    queue_size: int = Field(
+        default=1000, ge=1,
+        description="Trigger events of one flow waiting to run (also while paused); more are "
+        "dropped and counted.",
+    )  # fmt: skip
+    runs_kept: int = Field(
+        default=50, ge=1, le=10_000, description="Recent runs of each flow kept for /runs."
+    )
+    dead_letters_kept: int = Field(
+        default=100, ge=1, le=100_000, description="Failed runs of each flow kept for replay."
+    )
+    workers: int = Field(
+        default=4, ge=1, le=256, description="Threads for the blocking work of flow tasks."
+    )
+    http_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds an `http` task's request may take."
+    )
 
 
-class FlowsService(Service, name="flows", needs=("bus", "identity")):
+class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
     """Edge flows: flow documents per organisation, their history, the configuration
     server (docs/flows.md)."""
 
@@ -69,6 +98,10 @@ class FlowsService(Service, name="flows", needs=("bus", "identity")):
         )
         #: Set when another process announced a change: look at the folder now.
         self._wake = asyncio.Event()
+        self._registry = platform.get(IdentityService).registry
+        self._ingress = platform.get(IngressService).ingress
+        self._bus = platform.get(BusService).bus
+        self.manager: FlowManager | None = None
 
     async def _start(self, stack: AsyncExitStack) -> None:
         await asyncio.to_thread(self.configs.load)
@@ -84,10 +117,31 @@ class FlowsService(Service, name="flows", needs=("bus", "identity")):
         stack.enter_context(self.events.listen("flows.>", self._on_event))
         stack.enter_context(self.events.listen(RECONNECTED, lambda _event: self._wake.set()))
         await self.spawn("flows-rescan", self._rescan)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=self.settings.http_timeout)
+        )
+        engine = FlowEngine(
+            publisher=PlatformPublisher(self._registry, self._ingress, self._bus),
+            http=http, workers=self.settings.workers,
+        )  # fmt: skip
+        stack.callback(engine.close)
+        self.manager = FlowManager(
+            self.configs, self.configs.root, engine,
+            subscriber=BusSubscriber(self._registry, self._bus),
+            queue_size=self.settings.queue_size, drain_timeout=self.settings.drain_timeout,
+            runs_kept=self.settings.runs_kept,
+            dead_letters_kept=self.settings.dead_letters_kept,
+        )  # fmt: skip
+        stack.push_async_callback(self.manager.close)
+        await self.manager.open()
 
     def _on_event(self, event: Event) -> None:
         if event.origin != self.events.origin:  # this process's own changes are held
             self._wake.set()
+        if self.manager is not None and event.subject.endswith(".changed"):
+            org_id, flow_id = event.data.get("org_id"), event.data.get("flow_id")
+            if isinstance(org_id, str) and isinstance(flow_id, str):
+                self.manager.changed(org_id, flow_id)
 
     async def _rescan(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

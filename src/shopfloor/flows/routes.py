@@ -2,7 +2,8 @@
 `/api/v1/flows` and at `/flows` (the paths the Sensoworks configuration server has).
 
 Reading needs any member; creating, changing, deleting and restoring need
-`manage_flows` (engineer, admin). A document comes as JSON or YAML and is checked
+`manage_flows` (engineer, admin); commands (start, stop, pause, resume) and replays
+need `operate_flows` (operator, engineer, admin). A document comes as JSON or YAML and is checked
 whole before anything is stored: a refusal lists every problem (`error.details`, each
 with `path`, `code` and `message`). `GET /flows/schema` is the document's JSON Schema.
 """
@@ -15,14 +16,15 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shopfloor.api import PlatformDep, PrincipalDep, read_bounded
 from shopfloor.auth import Action
-from shopfloor.core import ErrorKind
+from shopfloor.core import ErrorKind, http_status
 
 from ._document import FlowDocument, decode_flow, flow_schema, read_flow
 from ._errors import FlowError, InvalidFlow, Problem
+from ._manager import COMMANDS, FlowManager
 from .capability import FlowsService
 
 __all__ = ["router", "seed_router"]
@@ -83,6 +85,90 @@ async def get_schema() -> dict[str, Any]:
     included (`$defs` `task.<type>`, `trigger.<type>`). Public: it holds nothing of an
     organisation."""
     return flow_schema()
+
+
+class CommandIn(BaseModel):
+    command: str
+    flow_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class CommandResult(BaseModel):
+    flow_id: str
+    ok: bool
+    state: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class CommandsOut(BaseModel):
+    command: str
+    results: list[CommandResult]
+
+
+class FlowStatusOut(BaseModel):
+    flow_id: str
+    state: str
+    current_task: str | None
+    run_in_progress: str | None
+    counters: dict[str, int]
+    last_error: dict[str, str] | None
+    started: str | None
+    updated: str
+
+
+class StatusesOut(BaseModel):
+    total: int
+    flows: list[FlowStatusOut]
+
+
+def _manager(platform: PlatformDep) -> FlowManager:
+    manager = _service(platform).manager
+    if manager is None:
+        raise FlowError("the flows are not running yet", code="flow_store_error")
+    return manager
+
+
+def _status(data: dict[str, Any]) -> FlowStatusOut:
+    return FlowStatusOut.model_validate(data)
+
+
+@_routes.patch("/commands", response_model=CommandsOut)
+async def command_flows(
+    body: CommandIn, response: Response, platform: PlatformDep, principal: PrincipalDep
+) -> CommandsOut:
+    """Apply one command to each flow named, in order, with a result per flow. The call
+    is 200 unless every flow failed, then the first failure's status."""
+    org_id = principal.require(Action.OPERATE_FLOWS)
+    if body.command not in COMMANDS:
+        raise FlowError(
+            f"no command {body.command!r}; one of {', '.join(COMMANDS)}",
+            code="flow_unknown_command", kind=ErrorKind.INVALID,
+        )  # fmt: skip
+    manager = _manager(platform)
+    results: list[CommandResult] = []
+    first_failure: int | None = None
+    for flow_id in body.flow_ids:
+        try:
+            state = await manager.command(org_id, flow_id, body.command)
+        except FlowError as exc:
+            if first_failure is None:
+                first_failure = http_status(exc.kind)
+            error = {"code": exc.code, "message": str(exc)}
+            results.append(CommandResult(flow_id=flow_id, ok=False, error=error))
+        else:
+            results.append(CommandResult(flow_id=flow_id, ok=True, state=state.state))
+    if first_failure is not None and not any(result.ok for result in results):
+        response.status_code = first_failure
+    return CommandsOut(command=body.command, results=results)
+
+
+@_routes.get("/status", response_model=StatusesOut)
+async def flows_status(platform: PlatformDep, principal: PrincipalDep) -> StatusesOut:
+    """The state of every flow of the organisation (a flow never started is `stopped`)."""
+    org_id = principal.require_org()
+    manager = _manager(platform)
+    flows = await _call(_service(platform).configs.flows, org_id)
+    answers = [_status(manager.status(org_id, doc.id).public()) for doc in flows]
+    return StatusesOut(total=len(answers), flows=answers)
 
 
 @_routes.get("/{flow_id}", response_model=FlowDocument)
@@ -177,6 +263,48 @@ async def restore_flow(
     org_id = principal.require(Action.MANAGE_FLOWS)
     configs = _service(platform).configs
     return await _call(configs.restore, org_id, flow_id, rev, expected=current)
+
+
+@_routes.get("/{flow_id}/status", response_model=FlowStatusOut)
+async def flow_status(
+    flow_id: str, platform: PlatformDep, principal: PrincipalDep
+) -> FlowStatusOut:
+    """State, the task a run in progress reached, counters, last error, times."""
+    org_id = principal.require_org()
+    await _call(_service(platform).configs.get, org_id, flow_id)
+    return _status(_manager(platform).status(org_id, flow_id).public())
+
+
+@_routes.get("/{flow_id}/runs")
+async def flow_runs(flow_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The recent runs, newest first, each task's outcome in order (since the platform
+    started; at most `SHOPFLOOR_FLOWS_RUNS_KEPT`)."""
+    org_id = principal.require_org()
+    await _call(_service(platform).configs.get, org_id, flow_id)
+    runs = [run.as_dict() for run in _manager(platform).runs(org_id, flow_id)]
+    return {"flow_id": flow_id, "total": len(runs), "runs": runs}
+
+
+@_routes.get("/{flow_id}/dead-letters")
+async def flow_dead_letters(
+    flow_id: str, platform: PlatformDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Runs that failed, oldest first: their error, payload and trigger."""
+    org_id = principal.require_org()
+    await _call(_service(platform).configs.get, org_id, flow_id)
+    letters = _manager(platform).dead_letters(org_id, flow_id)
+    return {"flow_id": flow_id, "total": len(letters), "dead_letters": letters}
+
+
+@_routes.post("/{flow_id}/dead-letters/{letter_id}/replay", status_code=status.HTTP_202_ACCEPTED)
+async def replay_dead_letter(
+    flow_id: str, letter_id: str, platform: PlatformDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Queue a dead letter's event again (the flow running or paused); it leaves the list."""
+    org_id = principal.require(Action.OPERATE_FLOWS)
+    await _call(_service(platform).configs.get, org_id, flow_id)
+    letter = await _manager(platform).replay(org_id, flow_id, letter_id)
+    return {"flow_id": flow_id, "replayed": letter["id"]}
 
 
 async def _document(request: Request, limit: int) -> object:

@@ -1,0 +1,270 @@
+"""The engine: one run of a flow per trigger event, task by task.
+
+    engine = FlowEngine(publisher=publisher, http=client, workers=4)
+    boundary = engine.begin(doc, payload={"t": 81}, trigger={"type": "message"})
+    record = RunRecord.starting(doc, boundary)
+    await engine.run(org_id, doc, boundary, record, on_boundary=save)
+
+A run starts at the trigger's `start` task (the document's first when unset) and goes
+on with a task's `next` when it succeeded or was skipped (its `condition` was not
+true), with its `on_failure` when it failed after its retries; a failed task without
+`on_failure` fails the run. A task runs at most once per run, even when two tasks name
+it. Each attempt is bounded by the task's `timeout`; between attempts the engine waits
+`backoff · multiplier^(attempt-1)` seconds, at most `max_backoff`. A refusal of the
+platform (a channel that is not there, a thing not allowed to publish) keeps its code.
+
+After every task the run's *boundary* (the tasks still to run, those done, the
+variables and results) is handed to `on_boundary`, so that the flow manager can write
+it down and a restarted platform go on from there: a task is run again only if the
+platform stopped while it ran. The engine knows the platform only through a
+`Publisher` and an HTTP client (`_context.py`), so it runs the same in an edge process.
+Blocking work goes to a bounded thread pool of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+
+from shopfloor.core import ShopfloorError
+
+from ._context import Publisher, Step, TaskContext
+from ._document import FlowDocument, Retries, Task
+from ._errors import FlowRunError
+from ._types import TaskType
+
+__all__ = ["Boundary", "FlowEngine", "RunRecord", "TaskOutcome"]
+
+logger = logging.getLogger(__name__)
+
+TaskStatus = Literal["succeeded", "failed", "skipped", "cancelled"]
+RunStatus = Literal["running", "completed", "failed", "cancelled"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(slots=True)
+class TaskOutcome:
+    task_id: str
+    status: TaskStatus
+    attempts: int
+    started: str
+    finished: str
+    error: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class Boundary:
+    """Where a run stands between two tasks: what a restarted platform goes on from."""
+
+    run_id: str
+    rev: int | None
+    payload: Any
+    trigger: dict[str, Any]
+    variables: dict[str, Any]
+    pending: list[str]
+    done: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    started: str = field(default_factory=_now)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Boundary:
+        return cls(**data)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One run as the status routes answer it: each task's outcome, in order."""
+
+    run_id: str
+    flow_id: str
+    rev: int | None
+    status: RunStatus
+    started: str
+    trigger: dict[str, Any]
+    finished: str | None = None
+    tasks: list[TaskOutcome] = field(default_factory=list)
+    error: dict[str, str] | None = None
+
+    @classmethod
+    def starting(cls, doc: FlowDocument, boundary: Boundary) -> RunRecord:
+        return cls(
+            run_id=boundary.run_id, flow_id=doc.id, rev=boundary.rev, status="running",
+            started=boundary.started, trigger=boundary.trigger,
+        )  # fmt: skip
+
+    def end(self, status: RunStatus, error: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.finished = _now()
+        if error is not None:
+            self.error = error
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    code = getattr(exc, "code", None) or "flow_task_failed"
+    return {"code": str(code), "message": str(exc) or type(exc).__name__}
+
+
+def retry_delay(retries: Retries, attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` (1 is the first)."""
+    exponent = min(attempt - 1, 64)
+    return float(min(retries.max_backoff, retries.backoff * retries.multiplier**exponent))
+
+
+OnBoundary = Callable[[Boundary], Awaitable[None]]
+
+
+class FlowEngine:
+    """Runs flows; one engine serves every flow of a process (its thread pool too)."""
+
+    def __init__(
+        self,
+        *,
+        publisher: Publisher | None = None,
+        http: httpx.AsyncClient | None = None,
+        workers: int = 4,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.publisher = publisher
+        self.http = http
+        self.log = log or logging.getLogger("shopfloor.flows.run")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flows")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _blocking(self, function: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function)
+
+    @staticmethod
+    def begin(
+        doc: FlowDocument,
+        *,
+        payload: Any = None,
+        trigger: dict[str, Any] | None = None,
+        start: str | None = None,
+    ) -> Boundary:
+        """The boundary before the first task of a new run."""
+        return Boundary(
+            run_id=secrets.token_hex(8), rev=doc.rev, payload=payload,
+            trigger=dict(trigger or {}), variables=dict(doc.variables),
+            pending=[start or doc.tasks[0].id],
+        )  # fmt: skip
+
+    async def run(
+        self,
+        org_id: str,
+        doc: FlowDocument,
+        boundary: Boundary,
+        record: RunRecord,
+        *,
+        on_boundary: OnBoundary | None = None,
+    ) -> RunRecord:
+        """Run from `boundary` to the end, filling `record` (also when cancelled: the
+        task that was running is recorded `cancelled` and the cancellation goes on)."""
+        tasks = {task.id: task for task in doc.tasks}
+        context = TaskContext(
+            org_id=org_id, flow_id=doc.id, run_id=boundary.run_id,
+            payload=boundary.payload, trigger=boundary.trigger,
+            variables=boundary.variables, results=boundary.results, logger=self.log,
+            publisher=self.publisher, http=self.http, blocking=self._blocking,
+        )  # fmt: skip
+        pending = deque(boundary.pending)
+        done = set(boundary.done)
+        while pending:
+            task_id = pending.popleft()
+            if task_id in done:
+                continue
+            task = tasks.get(task_id)
+            if task is None:  # the document changed under a resumed run
+                record.end("failed", {"code": "flow_unknown_task", "message": task_id})
+                return record
+            outcome, step = await self._task(task, context, record)
+            done.add(task_id)
+            if outcome.status == "failed":
+                if not task.on_failure:
+                    record.end("failed", outcome.error)
+                    return record
+                following = list(task.on_failure)
+            elif step is not None and step.next is not None:
+                following = step.next
+            else:
+                following = list(task.next)
+            if step is not None:
+                context.results[task_id] = step.result
+            pending.extend(following)
+            boundary.pending = list(pending)
+            boundary.done = sorted(done)
+            if on_boundary is not None:
+                await on_boundary(boundary)
+        record.end("completed")
+        return record
+
+    async def _task(
+        self, task: Task, context: TaskContext, record: RunRecord
+    ) -> tuple[TaskOutcome, Step | None]:
+        started = _now()
+        outcome = TaskOutcome(task.id, "succeeded", 0, started, started)
+        record.tasks.append(outcome)
+        try:
+            return outcome, await self._attempts(task, context, outcome)
+        except FlowRunError as exc:
+            outcome.status, outcome.error = "failed", error_of(exc)
+            return outcome, None
+        except asyncio.CancelledError:
+            outcome.status = "cancelled"
+            record.end("cancelled", {"code": "flow_run_cancelled", "message": task.id})
+            raise
+        finally:
+            outcome.finished = _now()
+
+    async def _attempts(
+        self, task: Task, context: TaskContext, outcome: TaskOutcome
+    ) -> Step | None:
+        if task.condition is not None and context.evaluate(task.condition) is not True:
+            outcome.status = "skipped"
+            return None
+        kind = TaskType.backends.get(task.type)()
+        parameters = kind.Parameters.model_validate(task.parameters)
+        while True:
+            outcome.attempts += 1
+            try:
+                async with asyncio.timeout(task.timeout):
+                    step: Step = await kind.run(parameters, context)
+                return step
+            except TimeoutError:
+                error = FlowRunError(
+                    f"task {task.id!r} took more than {task.timeout} s", code="flow_task_timeout"
+                )
+            except FlowRunError as exc:
+                error = exc
+            except ShopfloorError as exc:  # the platform refused: keep its code
+                error = FlowRunError(str(exc), code=exc.code)
+            except Exception as exc:  # a task type's bug is this task's failure
+                logger.exception("flow %s: task %s raised", context.flow_id, task.id)
+                error = FlowRunError(f"{type(exc).__name__}: {exc}", code="flow_task_failed")
+            final = error.code == "flow_task_not_supported"
+            if final or outcome.attempts > task.retries.attempts:
+                raise error
+            self.log.info(
+                "flow %s: task %s failed (%s), try %d of %d", context.flow_id, task.id,
+                error.code, outcome.attempts + 1, task.retries.attempts + 1,
+            )  # fmt: skip
+            await asyncio.sleep(retry_delay(task.retries, outcome.attempts))

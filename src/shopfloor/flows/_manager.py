@@ -1,0 +1,452 @@
+"""The FlowManager: which flows run, their commands, their state kept in files.
+
+    manager = FlowManager(configs, data_dir / "flows", engine, subscriber=subscriber)
+    await manager.open()                      # flows that were running go on
+    await manager.command(org_id, "line-3", "start")
+    manager.status(org_id, "line-3")          # state, current task, counters, times
+    await manager.close()                     # running flows stay running on disk
+
+A flow is `stopped`, `running`, `paused`, `completed` (a flow without triggers ran its
+one run) or `failed` (its document is gone, a trigger cannot go on, its state file
+cannot be written). Every
+command takes the flow's own lock, so concurrent commands see one state after another.
+
+Trigger events wait in a bounded queue (`queue_size`) and are run one at a time, in
+order; an event that finds the queue full is dropped and counted (`dropped`). `pause`
+keeps the triggers firing into the queue and runs nothing; `resume` runs what waited,
+in order. `stop` is a drain: no new events, the run in progress may finish within
+`drain_timeout` seconds, then it is cancelled (recorded `cancelled`); what waited is
+dropped. A run that fails goes to the flow's dead letters (the newest
+`dead_letters_kept`), from where `replay` queues it again.
+
+Each flow's state is written (atomically) to `<root>/<org_id>/state/<flow_id>.json`
+on every change and after every task of a run: a platform stopped and started again
+starts the flows that were running (or paused) and goes on with an unfinished run from
+the task it had reached (that task runs again: it had not ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from shopfloor.core import ErrorKind, private_dir, write_atomically
+
+from ._config import ConfigManager
+from ._context import Subscriber
+from ._document import FlowDocument
+from ._engine import Boundary, FlowEngine, RunRecord, error_of
+from ._errors import FlowError, FlowNotFound, FlowStateError
+from ._triggers import TriggerEvent, events
+
+__all__ = ["COMMANDS", "FlowManager", "FlowState"]
+
+logger = logging.getLogger(__name__)
+
+State = Literal["stopped", "running", "paused", "completed", "failed"]
+Command = Literal["start", "stop", "pause", "resume"]
+COMMANDS: tuple[Command, ...] = ("start", "stop", "pause", "resume")
+STATE_DIR = "state"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(slots=True)
+class FlowState:
+    """What `GET /flows/{flow_id}/status` answers, and what the state file holds."""
+
+    org_id: str
+    flow_id: str
+    state: State = "stopped"
+    started: str | None = None
+    updated: str = field(default_factory=_now)
+    current_task: str | None = None
+    counters: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("runs", "completed", "failed", "cancelled", "dropped", "queued"), 0
+        )
+    )
+    last_error: dict[str, str] | None = None
+    #: The unfinished run's boundary (where a restarted platform goes on from).
+    boundary: dict[str, Any] | None = None
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("boundary")
+        data.pop("dead_letters")
+        data["run_in_progress"] = None if self.boundary is None else self.boundary["run_id"]
+        return data
+
+
+@dataclass(slots=True)
+class _Flow:
+    state: FlowState
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    queue: deque[TriggerEvent] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    triggers: list[asyncio.Task[None]] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+    runs: deque[RunRecord] = field(default_factory=lambda: deque(maxlen=50))
+    #: Set when the worker is to end after the run in progress.
+    draining: bool = False
+    #: Set when the platform stops: the state on disk stays as it is.
+    closing: bool = False
+
+
+class FlowManager:
+    """Runs the flows of every organisation of one data dir (one process at a time)."""
+
+    def __init__(
+        self,
+        configs: ConfigManager,
+        root: Path,
+        engine: FlowEngine,
+        *,
+        subscriber: Subscriber | None = None,
+        queue_size: int = 1000,
+        drain_timeout: float = 10.0,
+        runs_kept: int = 50,
+        dead_letters_kept: int = 100,
+    ) -> None:
+        self.configs = configs
+        self.root = root
+        self.engine = engine
+        self.subscriber = subscriber
+        self.queue_size = queue_size
+        self.drain_timeout = drain_timeout
+        self.runs_kept = runs_kept
+        self.dead_letters_kept = dead_letters_kept
+        self._flows: dict[tuple[str, str], _Flow] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Read the state files; start the flows that were running or paused."""
+        for path in sorted(await asyncio.to_thread(lambda: list(self.root.glob("*/state/*.json")))):
+            try:
+                data = json.loads(await asyncio.to_thread(path.read_bytes))
+                state = FlowState(**data)
+            except (OSError, ValueError, TypeError) as exc:
+                logger.warning("flow state %s not read: %s", path.name, exc)
+                continue
+            flow = self._flows[(state.org_id, state.flow_id)] = _Flow(state)
+            flow.runs = deque(maxlen=self.runs_kept)
+            if state.state in ("running", "paused"):
+                async with flow.lock:
+                    await self._launch(flow)
+
+    async def close(self) -> None:
+        """End every flow's tasks; their state on disk stays (running flows go on when
+        the platform starts again)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for flow in self._flows.values():
+            flow.closing = True
+            await self._halt(flow, drain=0.0)
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def command(self, org_id: str, flow_id: str, command: str) -> FlowState:
+        """Apply `command` to the flow; `FlowNotFound`, or `FlowStateError` when its
+        state does not allow it."""
+        await asyncio.to_thread(self.configs.get, org_id, flow_id)  # FlowNotFound
+        flow = self._flow(org_id, flow_id)
+        async with flow.lock:
+            state = flow.state.state
+            if command == "start":
+                if state in ("running", "paused"):
+                    raise _refused("flow_already_running", flow_id, state)
+                flow.state.started = _now()
+                flow.state.last_error = None
+                flow.state.boundary = None
+                await self._launch(flow, state="running")
+            elif command == "stop":
+                if state not in ("running", "paused"):
+                    raise _refused("flow_not_running", flow_id, state)
+                await self._halt(flow, drain=self.drain_timeout)
+                await self._set(flow, "stopped")
+            elif command == "pause":
+                if state != "running":
+                    code = "flow_already_paused" if state == "paused" else "flow_not_running"
+                    raise _refused(code, flow_id, state)
+                await self._set(flow, "paused")
+            elif command == "resume":
+                if state != "paused":
+                    raise _refused("flow_not_paused", flow_id, state)
+                await self._set(flow, "running")
+                flow.wake.set()
+            else:
+                raise FlowError(
+                    f"no command {command!r}", code="flow_unknown_command", kind=ErrorKind.INVALID
+                )
+            return flow.state
+
+    async def replay(self, org_id: str, flow_id: str, letter_id: str) -> dict[str, Any]:
+        """Queue a dead letter's event again (the flow must be running or paused)."""
+        flow = self._flows.get((org_id, flow_id))
+        if flow is None:
+            raise FlowNotFound(f"no flow {flow_id!r}", code="flow_not_found")
+        async with flow.lock:
+            letters = flow.state.dead_letters
+            letter = next((item for item in letters if item["id"] == letter_id), None)
+            if letter is None:
+                raise FlowNotFound(
+                    f"no dead letter {letter_id!r}", code="flow_dead_letter_not_found"
+                )
+            if flow.state.state not in ("running", "paused"):
+                raise _refused("flow_not_running", flow_id, flow.state.state)
+            letters.remove(letter)
+            self._offer(flow, (letter["payload"], letter["trigger"]))
+            await self._save(flow)
+            return letter
+
+    def changed(self, org_id: str, flow_id: str) -> None:
+        """The document changed: runs take it at their next start; triggers are set
+        up again from it (a running flow)."""
+        flow = self._flows.get((org_id, flow_id))
+        if flow is not None and flow.state.state in ("running", "paused") and not flow.draining:
+            task = asyncio.get_running_loop().create_task(self._retrigger(flow))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def status(self, org_id: str, flow_id: str) -> FlowState:
+        flow = self._flows.get((org_id, flow_id))
+        return flow.state if flow is not None else FlowState(org_id, flow_id)
+
+    def statuses(self, org_id: str) -> list[FlowState]:
+        return [flow.state for (org, _), flow in sorted(self._flows.items()) if org == org_id]
+
+    def runs(self, org_id: str, flow_id: str) -> list[RunRecord]:
+        flow = self._flows.get((org_id, flow_id))
+        return [] if flow is None else list(reversed(flow.runs))
+
+    def dead_letters(self, org_id: str, flow_id: str) -> list[dict[str, Any]]:
+        flow = self._flows.get((org_id, flow_id))
+        return [] if flow is None else list(flow.state.dead_letters)
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _flow(self, org_id: str, flow_id: str) -> _Flow:
+        flow = self._flows.get((org_id, flow_id))
+        if flow is None:
+            flow = self._flows[(org_id, flow_id)] = _Flow(FlowState(org_id, flow_id))
+            flow.runs = deque(maxlen=self.runs_kept)
+        return flow
+
+    async def _launch(self, flow: _Flow, *, state: State | None = None) -> None:
+        """Set up the triggers and the worker (the flow's lock held)."""
+        org_id, flow_id = flow.state.org_id, flow.state.flow_id
+        if flow.worker is not None or flow.triggers:  # what a failed flow left, ending
+            await self._halt(flow, drain=self.drain_timeout)
+        flow.draining = flow.closing = False
+        try:
+            doc = await asyncio.to_thread(self.configs.get, org_id, flow_id)
+        except FlowNotFound as exc:
+            flow.state.last_error = error_of(exc)
+            await self._set(flow, "failed")
+            return
+        if state is not None:
+            await self._set(flow, state)
+        if flow.state.boundary is None and not doc.triggers:
+            self._offer(flow, (None, {"type": "start", "at": _now()}))
+        flow.worker = asyncio.get_running_loop().create_task(
+            self._work(flow, once=not doc.triggers), name=f"flow-{flow_id}"
+        )
+        self._start_triggers(flow, doc)
+
+    def _start_triggers(self, flow: _Flow, doc: FlowDocument) -> None:
+        org_id, flow_id = flow.state.org_id, flow.state.flow_id
+        for index, trigger in enumerate(doc.triggers):
+            source = events(trigger, index, org_id, flow_id, self.subscriber, doc.variables)
+            flow.triggers.append(
+                asyncio.get_running_loop().create_task(
+                    self._feed(flow, source, trigger.start), name=f"flow-{flow_id}-trigger"
+                )
+            )
+
+    async def _retrigger(self, flow: _Flow) -> None:
+        async with flow.lock:
+            if flow.state.state not in ("running", "paused") or flow.draining:
+                return
+            for task in flow.triggers:
+                task.cancel()
+            await asyncio.gather(*flow.triggers, return_exceptions=True)
+            flow.triggers.clear()
+            try:
+                doc = await asyncio.to_thread(
+                    self.configs.get, flow.state.org_id, flow.state.flow_id
+                )
+            except FlowNotFound as exc:
+                flow.state.last_error = error_of(exc)
+                await self._halt(flow, drain=self.drain_timeout)
+                await self._set(flow, "failed")
+                return
+            self._start_triggers(flow, doc)
+
+    async def _feed(
+        self, flow: _Flow, source: AsyncIterator[TriggerEvent], start: str | None
+    ) -> None:
+        try:
+            async for payload, trigger in source:
+                if flow.draining:
+                    return
+                self._offer(flow, (payload, {**trigger, "start": start}))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A trigger that cannot go on (its channel is not the organisation's, the bus
+            # refused the subscription): the flow cannot run as its document says.
+            logger.warning("flow %s: a trigger ended: %s", flow.state.flow_id, exc)
+            await self._fail(flow, exc)
+
+    async def _fail(self, flow: _Flow, exc: BaseException) -> None:
+        """The flow cannot run: `failed`, its worker ends after the run in progress."""
+        if flow.draining:
+            return
+        flow.draining = True
+        flow.wake.set()
+        flow.state.last_error = error_of(exc)
+        await self._set(flow, "failed")
+
+    def _offer(self, flow: _Flow, event: TriggerEvent) -> None:
+        if len(flow.queue) >= self.queue_size:
+            flow.state.counters["dropped"] += 1
+            return
+        flow.queue.append(event)
+        flow.state.counters["queued"] = len(flow.queue)
+        flow.wake.set()
+
+    async def _work(self, flow: _Flow, *, once: bool) -> None:
+        try:
+            await self._work_through(flow, once=once)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the state file cannot be written …
+            logger.exception("flow %s: its worker ended", flow.state.flow_id)
+            with contextlib.suppress(Exception):
+                await self._fail(flow, exc)
+
+    async def _work_through(self, flow: _Flow, *, once: bool) -> None:
+        if flow.state.boundary is not None:  # a run the platform stopped in
+            await self._run(flow, Boundary.from_dict(flow.state.boundary))
+        while not flow.draining:
+            if flow.state.state == "paused" or not flow.queue:
+                if once and not flow.queue and flow.state.state == "running":
+                    await self._set(flow, "completed")
+                    return
+                flow.wake.clear()
+                await flow.wake.wait()
+                continue
+            payload, trigger = flow.queue.popleft()
+            flow.state.counters["queued"] = len(flow.queue)
+            try:
+                doc = await asyncio.to_thread(
+                    self.configs.get, flow.state.org_id, flow.state.flow_id
+                )
+            except FlowNotFound as exc:
+                flow.state.last_error = error_of(exc)
+                await self._set(flow, "failed")
+                return
+            start = trigger.get("start")
+            boundary = self.engine.begin(doc, payload=payload, trigger=trigger, start=start)
+            await self._run(flow, boundary, doc)
+
+    async def _run(self, flow: _Flow, boundary: Boundary, doc: FlowDocument | None = None) -> None:
+        org_id, flow_id = flow.state.org_id, flow.state.flow_id
+        if doc is None:
+            try:
+                doc = await asyncio.to_thread(self.configs.get, org_id, flow_id)
+            except FlowNotFound:
+                flow.state.boundary = None
+                return
+        record = RunRecord.starting(doc, boundary)
+        flow.runs.append(record)
+        flow.state.counters["runs"] += 1
+
+        async def reached(at: Boundary) -> None:
+            flow.state.boundary = at.as_dict()
+            flow.state.current_task = at.pending[0] if at.pending else None
+            await self._save(flow)
+
+        await reached(boundary)
+        try:
+            await self.engine.run(org_id, doc, boundary, record, on_boundary=reached)
+        except asyncio.CancelledError:
+            if flow.closing:  # the boundary stays: the run goes on after a restart
+                raise
+            flow.state.counters["cancelled"] += 1
+            flow.state.last_error = record.error
+            flow.state.boundary = flow.state.current_task = None
+            await asyncio.shield(self._save(flow))
+            raise
+        flow.state.boundary = flow.state.current_task = None
+        if record.status == "completed":
+            flow.state.counters["completed"] += 1
+        else:
+            flow.state.counters["failed"] += 1
+            flow.state.last_error = record.error
+            letters = flow.state.dead_letters
+            letters.append(
+                {
+                    "id": secrets.token_hex(6), "run_id": record.run_id, "at": _now(),
+                    "error": record.error, "payload": boundary.payload,
+                    "trigger": boundary.trigger,
+                }
+            )  # fmt: skip
+            del letters[: max(0, len(letters) - self.dead_letters_kept)]
+        await self._save(flow)
+
+    async def _halt(self, flow: _Flow, *, drain: float) -> None:
+        """End the triggers, then the worker: its run may finish within `drain`."""
+        flow.draining = True
+        for task in flow.triggers:
+            task.cancel()
+        await asyncio.gather(*flow.triggers, return_exceptions=True)
+        flow.triggers.clear()
+        worker, flow.worker = flow.worker, None
+        if worker is not None:
+            flow.wake.set()
+            done, _ = await asyncio.wait({worker}, timeout=drain)
+            if not done:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+        if not flow.closing:
+            flow.state.counters["dropped"] += len(flow.queue)
+            flow.queue.clear()
+            flow.state.counters["queued"] = 0
+
+    async def _set(self, flow: _Flow, state: State) -> None:
+        flow.state.state = state
+        await self._save(flow)
+
+    async def _save(self, flow: _Flow) -> None:
+        flow.state.updated = _now()
+        path = self.root / flow.state.org_id / STATE_DIR / f"{flow.state.flow_id}.json"
+        data = json.dumps(asdict(flow.state), default=str).encode()
+
+        def write() -> None:
+            private_dir(path.parent)
+            write_atomically(path, data)
+
+        await asyncio.to_thread(write)
+
+
+def _refused(code: str, flow_id: str, state: str) -> FlowStateError:
+    return FlowStateError(f"flow {flow_id!r} is {state}", code=code)
