@@ -50,7 +50,9 @@ class AasSettings(Section, section="aas", env_prefix="SHOPFLOOR_AAS_"):
     )  # fmt: skip
 
 
-class AasService(Service, name="aas", needs=("database", "bus", "identity"), before=("agents",)):
+class AasService(
+    Service, name="aas", needs=("database", "bus", "identity"), before=("agents", "flows")
+):
     """Asset Administration Shells: model store, AAS HTTP API (IDTA Part 2), Managers."""
 
     health = "aas"

@@ -3,7 +3,8 @@
 The engine runs the same inside `shopfloor serve` and in a process of its own at the
 edge: it knows the platform only through the two small interfaces here, a `Publisher`
 (messages onto a channel of the organisation) and a `Subscriber` (messages of one),
-and an `httpx.AsyncClient`.
+and an `httpx.AsyncClient`; where the aas service runs beside it, an
+`OperationInvoker` too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import httpx
 from ._errors import FlowRunError
 from ._expressions import compile_expression
 
-__all__ = ["Message", "Publisher", "Step", "Subscriber", "TaskContext"]
+__all__ = ["Message", "OperationInvoker", "Publisher", "Step", "Subscriber", "TaskContext"]
 
 T = TypeVar("T")
 
@@ -60,6 +61,22 @@ class Subscriber(Protocol):
     ) -> AbstractAsyncContextManager[AsyncIterator[Message]]: ...
 
 
+class OperationInvoker(Protocol):
+    """Runs an Operation of a submodel of the organisation (an AAS Core's), its Core
+    given `within` seconds: its output variables by idShort, or `FlowRunError` with the
+    reason and a code."""
+
+    async def invoke(
+        self,
+        org_id: str,
+        submodel_id: str,
+        operation: str,
+        arguments: dict[str, Any],
+        *,
+        within: float,
+    ) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """What a task answers: its result (`results.<task id>` for the tasks after it),
@@ -84,6 +101,7 @@ class TaskContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("shopfloor.flows"))
     publisher: Publisher | None = None
     http: httpx.AsyncClient | None = None
+    operations: OperationInvoker | None = None
     #: Runs blocking work in the engine's bounded thread pool.
     blocking: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None
 

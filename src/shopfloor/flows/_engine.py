@@ -37,7 +37,7 @@ import httpx
 
 from shopfloor.core import ShopfloorError
 
-from ._context import Publisher, Step, TaskContext
+from ._context import OperationInvoker, Publisher, Step, TaskContext
 from ._document import FlowDocument, Retries, Task
 from ._errors import FlowRunError
 from ._types import TaskType
@@ -139,11 +139,13 @@ class FlowEngine:
         *,
         publisher: Publisher | None = None,
         http: httpx.AsyncClient | None = None,
+        operations: OperationInvoker | None = None,
         workers: int = 4,
         log: logging.Logger | None = None,
     ) -> None:
         self.publisher = publisher
         self.http = http
+        self.operations = operations
         self.log = log or logging.getLogger("shopfloor.flows.run")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flows")
 
@@ -184,7 +186,8 @@ class FlowEngine:
             org_id=org_id, flow_id=doc.id, run_id=boundary.run_id,
             payload=boundary.payload, trigger=boundary.trigger,
             variables=boundary.variables, results=boundary.results, logger=self.log,
-            publisher=self.publisher, http=self.http, blocking=self._blocking,
+            publisher=self.publisher, http=self.http, operations=self.operations,
+            blocking=self._blocking,
         )  # fmt: skip
         pending = deque(boundary.pending)
         done = set(boundary.done)

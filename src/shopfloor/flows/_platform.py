@@ -7,6 +7,11 @@ permission, and the message is checked as any thing's (`publish_not_allowed`,
 the channel must be the organisation's, and the envelope's publisher is
 `flow:<flow_id>` (protocol `flow`). A message trigger subscribes to a channel of the
 flow's organisation (a channel of another one is `channel_not_found`).
+
+An `aas.invoke` task goes through the aas service's invoker, as an HTTP `/invoke` of
+the submodel's Operation does: to the Manager of the shell that refers to the submodel
+(its Core runs it); a result other than `Completed` fails the task with the Manager's
+messages (`flow_operation_failed`, `flow_operation_timeout`).
 """
 
 from __future__ import annotations
@@ -16,14 +21,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from shopfloor.aas import AasStore, ExecutionState, Invocation, Invoker
 from shopfloor.auth import AuthenticatedThing
 from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus, Envelope, channel_filters
 from shopfloor.registry import Registry
 
 from ._context import Message
+from ._errors import FlowRunError
 
-__all__ = ["BusSubscriber", "PlatformPublisher"]
+__all__ = ["AasOperations", "BusSubscriber", "PlatformPublisher"]
 
 
 class PlatformPublisher:
@@ -89,3 +96,37 @@ class BusSubscriber:
                     )  # fmt: skip
 
             yield messages()
+
+
+class AasOperations:
+    """The engine's `OperationInvoker` on the aas service of this process."""
+
+    def __init__(self, store: AasStore, invoker: Invoker) -> None:
+        self.store = store
+        self.invoker = invoker
+
+    async def invoke(
+        self,
+        org_id: str,
+        submodel_id: str,
+        operation: str,
+        arguments: dict[str, Any],
+        *,
+        within: float,
+    ) -> dict[str, Any]:
+        shells = await self.store.shells_referring(org_id, submodel_id)
+        result = await self.invoker.invoke(
+            Invocation(
+                org_id=org_id, aas_id=shells[0] if shells else None, submodel_id=submodel_id,
+                path=operation, input_arguments=arguments, timeout=within,
+            )
+        )  # fmt: skip
+        if result.execution_state is ExecutionState.COMPLETED and result.success:
+            return {**result.output_arguments, **result.inoutput_arguments}
+        code = (
+            "flow_operation_timeout"
+            if result.execution_state is ExecutionState.TIMEOUT
+            else "flow_operation_failed"
+        )
+        reasons = "; ".join(result.messages) or result.execution_state.value
+        raise FlowRunError(f"{operation} of {submodel_id!r}: {reasons}", code=code)

@@ -284,6 +284,21 @@ class AasInvokeTask(TaskType, type="aas.invoke"):
         submodel_id: Annotated[str, Field(min_length=1, max_length=2048)]
         operation: Annotated[str, Field(min_length=1, max_length=1024)]
         arguments: dict[str, Expression] = Field(default_factory=dict, max_length=256)
+        #: How long the Core has to answer (the Operation's client timeout).
+        timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    async def run(self, parameters: Parameters, context: TaskContext) -> Step:
+        if context.operations is None:
+            raise FlowRunError(
+                "no AAS service runs beside these flows", code="flow_task_not_supported"
+            )
+        arguments = {name: context.evaluate(source) for name, source in
+                     parameters.arguments.items()}  # fmt: skip
+        outputs = await context.operations.invoke(
+            context.org_id, parameters.submodel_id, parameters.operation, arguments,
+            within=parameters.timeout_seconds,
+        )  # fmt: skip
+        return Step(result=outputs)
 
 
 class AgentCallTask(TaskType, type="agent.call"):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import Field
 
+from shopfloor.aas.capability import AasService
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Section, Service, first_set
 from shopfloor.ingress.capability import IngressService
@@ -26,7 +27,7 @@ from shopfloor.messaging.capability import BusService
 from ._config import ConfigManager
 from ._engine import FlowEngine
 from ._manager import FlowManager
-from ._platform import BusSubscriber, PlatformPublisher
+from ._platform import AasOperations, BusSubscriber, PlatformPublisher
 
 if TYPE_CHECKING:
     from shopfloor.core import CoreSettings, Platform
@@ -120,9 +121,13 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=self.settings.http_timeout)
         )
+        operations = None
+        if self.platform.running(AasService):  # it starts first when it runs here
+            aas = self.platform.get(AasService)
+            operations = AasOperations(aas.store, aas.invoker)
         engine = FlowEngine(
             publisher=PlatformPublisher(self._registry, self._ingress, self._bus),
-            http=http, workers=self.settings.workers,
+            http=http, operations=operations, workers=self.settings.workers,
         )  # fmt: skip
         stack.callback(engine.close)
         self.manager = FlowManager(
