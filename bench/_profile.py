@@ -14,11 +14,16 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["ProfileSummary", "py_spy_path", "record", "summarise"]
+T = TypeVar("T")
+
+__all__ = ["ProfileSummary", "profile_during", "py_spy_path", "record", "summarise"]
 
 # py-spy names a frame `function (path/to/file.py:line)`.
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -106,6 +111,25 @@ class ProfileSummary:
     def busy(self) -> float:
         """Samples per possible sample: the share of the time the GIL was held."""
         return self.samples / (self.seconds * self.rate) if self.seconds else 0.0
+
+
+def profile_during(
+    pid: int, seconds: float, raw: Path, load: Callable[[], T], *, rate: int = 200
+) -> tuple[T, ProfileSummary | None, str]:
+    """Sample `pid` (`record`) while `load()` runs: what `load` returned, the summary
+    (None when py-spy failed) and py-spy's error output. py-spy is always ended."""
+    sampler = record(pid, seconds, raw, rate=rate)
+    try:
+        time.sleep(0.5)  # lets py-spy attach before the load starts
+        made = load()
+        _, errors = sampler.communicate(timeout=seconds + 60)
+    finally:
+        if sampler.poll() is None:
+            sampler.kill()
+            sampler.wait()
+    if sampler.returncode != 0:
+        return made, None, errors.decode()[-500:]
+    return made, summarise(raw, seconds=seconds, rate=rate), ""
 
 
 def _parse_frame(frame: str) -> tuple[str, str]:

@@ -71,7 +71,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy, StreamConfig
 
-from bench._profile import record, summarise
+from bench._profile import profile_during
 from bench._scenario import Anchor, BenchContext, Figure, Scenario, ScenarioResult
 from bench._servers import (
     ServerProcess,
@@ -661,19 +661,15 @@ class AasInvokeScenario(Scenario, name="aas_invoke"):
         """A separate, unmeasured run with py-spy on the platform (sampling slows it)."""
         seconds = ctx.pick(1.0, 10.0)
         raw = Path(ctx.artifacts_dir or ctx.work_dir) / "aas-invoke-nats-profile.txt"
-        sampler = record(server.pid, seconds, raw, rate=PROFILE_RATE)
-        try:
-            time.sleep(0.5)  # lets py-spy attach before the load starts
-            made = asyncio.run(_invoke_load(server.url, headers, shape.callers, seconds))
-            _, errors = sampler.communicate(timeout=seconds + 60)
-        finally:
-            if sampler.poll() is None:
-                sampler.kill()
-                sampler.wait()
-        if sampler.returncode != 0:
-            result.check("py-spy recorded the platform (NATS)", False, errors.decode()[-500:])
+        made, profile, errors = profile_during(
+            server.pid, seconds, raw,
+            lambda: asyncio.run(_invoke_load(server.url, headers, shape.callers, seconds)),
+            rate=PROFILE_RATE,
+        )  # fmt: skip
+        if profile is None:
+            result.check("py-spy recorded the platform (NATS)", False, errors)
             return made
-        result.profile = summarise(raw, seconds=seconds, rate=PROFILE_RATE)
+        result.profile = profile
         result.check(
             "py-spy recorded the platform (NATS)",
             result.profile.samples > 0,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._profile import record, summarise
+from bench._profile import profile_during
 from bench._scenario import Anchor, BenchContext, Figure, Goal, Scenario, ScenarioResult
 from bench._servers import (
     Counts,
@@ -191,19 +191,14 @@ class HttpScenario(Scenario, name="http"):
         """A separate, unmeasured run with py-spy attached (sampling slows the server)."""
         out_dir = ctx.artifacts_dir or ctx.work_dir
         raw = Path(out_dir) / "http-profile.txt"
-        sampler = record(server.pid, seconds, raw, rate=PROFILE_RATE)
-        try:
-            time.sleep(0.5)  # lets py-spy attach before the load starts
-            http_load(ctx, server, plant, seconds)
-            _, errors = sampler.communicate(timeout=seconds + 60)
-        finally:
-            if sampler.poll() is None:
-                sampler.kill()
-                sampler.wait()
-        if sampler.returncode != 0:
-            result.check("py-spy recorded the server", False, errors.decode()[-500:])
+        _, profile, errors = profile_during(
+            server.pid, seconds, raw, lambda: http_load(ctx, server, plant, seconds),
+            rate=PROFILE_RATE,
+        )  # fmt: skip
+        if profile is None:
+            result.check("py-spy recorded the server", False, errors)
             return
-        result.profile = summarise(raw, seconds=seconds, rate=PROFILE_RATE)
+        result.profile = profile
         result.check(
             "py-spy recorded the server",
             result.profile.samples > 0,

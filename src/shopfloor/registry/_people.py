@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -20,16 +21,8 @@ class PeopleMixin:
     """Organisation and user operations of `Registry` (which provides the engine)."""
 
     _engine: AsyncEngine
-
-    def _announce(
-        self,
-        kind: ChangeKind,
-        org_id: str,
-        thing_ids: tuple[str, ...] = (),
-        channel_id: str | None = None,
-        user_id: str | None = None,
-    ) -> None:
-        raise NotImplementedError  # `Registry` announces
+    #: `Registry._announce`: tells the listeners of a change (after its commit).
+    _announce: Callable[..., None]
 
     def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The connection of one write: a transaction of its own (`RegistryTransaction`
