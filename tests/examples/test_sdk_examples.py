@@ -34,7 +34,8 @@ from tests.serving import free_port
 MACHINE_AGENT = "examples.sdk.opcua_machine_agent:main"
 COORDINATOR = "examples.sdk.cell_coordinator:main"
 MACHINES = ("mill-1", "mill-2")
-FAST = "timeout=2&heartbeat=0.5&reconnect_delay=0.05&reconnect_max=0.5"
+#: Quick to notice a machine gone; 5 s for a method call, which a loaded machine may need.
+FAST = "timeout=5&heartbeat=0.5&reconnect_delay=0.05&reconnect_max=0.5"
 
 
 @pytest.fixture
@@ -153,7 +154,7 @@ async def test_machines_publish_and_the_cell_follows_them(
             # The coordinator stops the rest of the cell.
             answers = await observer.call("cell-1", "stop_all")
             expected = {name: {"machine_state": STOPPED} for name in MACHINES}
-            assert answers == expected, await _what_happened(http, engineer)
+            assert answers == expected, f"{answers}\n" + await _what_happened(http, engineer)
             assert machines["mill-2"].state == STOPPED
             state = await cell_state(lambda s: s["running"] == 0)
             assert (state["state"], state["availability"]) == ("down", 0.0)
