@@ -4,15 +4,16 @@
 
 `interval` fires every `seconds` (the first time `seconds` after it starts), `cron` at
 the times of its expression in its time zone (`cronsim`, daylight saving time
-included), `message` on each message of its channel for which its `condition` holds
-(with `only_on_change`, only when `value`, the payload by default, differs from the
-last one that fired).
+included); the `at` of both is the time the event was due. `message` fires on each
+message of its channel for which its `condition` holds (with `only_on_change`, only
+when `value`, the payload by default, differs from the last one that fired).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -68,9 +69,12 @@ async def _interval(
     due = loop.time() + parameters.seconds
     while True:
         await asyncio.sleep(max(0.0, due - loop.time()))
+        # `at` is when it was due (as a cron trigger's is), so that a run's delay reads as
+        # its first task's start minus `at`.
+        at = datetime.fromtimestamp(time.time() - (loop.time() - due)).astimezone()
         # Due times on a fixed grid: a slow run does not shift the ones after it.
         due = max(due + parameters.seconds, loop.time())
-        yield None, {"type": "interval", "index": index, "at": _now()}
+        yield None, {"type": "interval", "index": index, "at": at.isoformat()}
 
 
 Clock = Callable[[zoneinfo.ZoneInfo], datetime]
