@@ -26,8 +26,11 @@ MQTTS_PORT ?= $(or $(SHOPFLOOR_MQTTS_PORT),$(shell for p in 8883 18883; do \
 
 # The SDK's gRPC code, generated from its .proto (not committed; see src/shopfloor/sdk/_protos.py).
 PROTO_OUT := src/shopfloor/sdk/_generated/agent_pb2.py
+# The console's browser assets (htmx, ECharts) from the npm registry, pinned by the lock
+# file; served from node_modules by the console service, never copied into the repo.
+NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test bench check services install proto clean
+.PHONY: run test bench check services chromium install proto clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required (python3 on PATH)"; exit 1; }
@@ -41,7 +44,12 @@ $(PROTO_OUT): src/shopfloor/sdk/proto/agent.proto src/shopfloor/sdk/_protos.py $
 
 proto: $(PROTO_OUT)
 
-install: $(STAMP) $(PROTO_OUT)
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required for the console's assets (apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(PROTO_OUT) $(NODE_STAMP)
 
 run: install
 	SHOPFLOOR_LOG_FORMAT=$${SHOPFLOOR_LOG_FORMAT:-text} \
@@ -55,7 +63,10 @@ run: install
 services:
 	bash scripts/ensure-services.sh
 
-test: install services
+chromium:
+	bash scripts/ensure-chromium.sh
+
+test: install services chromium
 	$(BIN)/python -m pytest -q
 
 bench: install services
@@ -68,4 +79,4 @@ check: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache src/shopfloor/sdk/_generated
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache src/shopfloor/sdk/_generated node_modules
