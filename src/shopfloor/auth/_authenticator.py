@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from shopfloor.registry import NotFound, Registry, Role
+from shopfloor.registry import NotFound, Registry, Role, User
 
 from ._errors import Forbidden, Unauthenticated
 from ._oidc import OidcIdentity, OidcVerifier
@@ -68,6 +68,12 @@ class Authenticator:
         Raises SignInThrottled while too many sign-ins have failed for the account or
         from the address, whatever the password.
         """
+        user = await self.check_password(email, password, source=source)
+        return self._tokens.issue(user.id, generation=user.token_generation)
+
+    async def check_password(self, email: str, password: str, *, source: str) -> User:
+        """The user of a right e-mail and password sent from address `source`, throttled
+        as `login` is (the console's sign-in starts a session with it instead of a token)."""
         attempt = self._throttle.admit(email, source)
         user = await self._registry.find_user_by_email(email)
         known = user.password_hash if user else None
@@ -75,7 +81,7 @@ class Authenticator:
             attempt.failed()
             raise Unauthenticated("wrong e-mail or password", code="invalid_credentials")
         attempt.succeeded()
-        return self._tokens.issue(user.id, generation=user.token_generation)
+        return user
 
     async def change_password(
         self, user_id: str, current_password: str, new_password: str, *, source: str
@@ -106,11 +112,17 @@ class Authenticator:
                     return await verify(bearer)
             raise Unauthenticated("the token is not valid", code="invalid_token")
         token = self._tokens.verify(bearer)
+        return await self.user_principal(token.user_id, generation=token.generation)
+
+    async def user_principal(self, user_id: str, *, generation: int) -> Principal:
+        """The principal of a local user signed in under token generation `generation`
+        (a token's, or a console session's): refused once the account is gone or its
+        password has changed since."""
         try:
-            user = await self._registry.get_user(token.user_id)
+            user = await self._registry.get_user(user_id)
         except NotFound as exc:
             raise Unauthenticated("the account no longer exists", code="invalid_token") from exc
-        if token.generation != user.token_generation:
+        if generation != user.token_generation:
             raise Unauthenticated(
                 "the password was changed after this token was issued; sign in again",
                 code="token_revoked",

@@ -4,10 +4,23 @@ from ._database import MIGRATIONS
 from ._errors import Conflict, NotFound, RegistryError
 from ._events import ChangeKind, ChangeListener, RegistryChange
 from ._registry import KeyCipher, Registry, RegistryTransaction
-from ._types import Channel, Connection, Entity, Org, Page, Permission, Role, Thing, User
+from ._types import (
+    SORT_KEYS,
+    Channel,
+    Connection,
+    Entity,
+    Org,
+    Page,
+    Permission,
+    Role,
+    SortKey,
+    Thing,
+    User,
+)
 
 __all__ = [
     "MIGRATIONS",
+    "SORT_KEYS",
     "ChangeKind",
     "ChangeListener",
     "Channel",
@@ -24,6 +37,7 @@ __all__ = [
     "RegistryError",
     "RegistryTransaction",
     "Role",
+    "SortKey",
     "Thing",
     "User",
 ]

@@ -27,7 +27,7 @@ from ._rows import (
     count_rows,
     thing_from,
 )
-from ._types import Channel, Connection, Page, Permission, Thing
+from ._types import SORT_KEYS, Channel, Connection, Page, Permission, SortKey, Thing
 
 E = TypeVar("E", Thing, Channel)
 
@@ -169,9 +169,13 @@ class Registry(PeopleMixin):
         limit: int = 100,
         name: str | None = None,
         tag: str | None = None,
+        sort: SortKey = "name",
     ) -> Page[Thing]:
+        """A page in `sort` order (`name`, `created_at`; `-` first: descending)."""
         async with self._read() as conn:
-            return await self._page(conn, _THINGS, thing_from, org_id, offset, limit, name, tag)
+            return await self._page(
+                conn, _THINGS, thing_from, org_id, offset, limit, name, tag, sort
+            )
 
     async def update_thing(
         self,
@@ -302,9 +306,13 @@ class Registry(PeopleMixin):
         limit: int = 100,
         name: str | None = None,
         tag: str | None = None,
+        sort: SortKey = "name",
     ) -> Page[Channel]:
+        """A page in `sort` order (`name`, `created_at`; `-` first: descending)."""
         async with self._read() as conn:
-            return await self._page(conn, _CHANNELS, channel_from, org_id, offset, limit, name, tag)
+            return await self._page(
+                conn, _CHANNELS, channel_from, org_id, offset, limit, name, tag, sort
+            )
 
     async def update_channel(
         self,
@@ -440,14 +448,18 @@ class Registry(PeopleMixin):
         limit: int,
         name: str | None,
         tag: str | None,
+        sort: SortKey = "name",
     ) -> Page[E]:
+        if sort not in SORT_KEYS:
+            raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}")
         condition = entities.filtered(org_id, name=name, tag=tag)
         total = await count_rows(conn, entities.table, condition)
+        column = entities.table.c[sort.removeprefix("-")]
         rows = list(
             await conn.execute(
                 sa.select(entities.table)
                 .where(condition)
-                .order_by(entities.table.c.name, entities.table.c.id)
+                .order_by(column.desc() if sort.startswith("-") else column, entities.table.c.id)
                 .offset(offset)
                 .limit(limit)
             )

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 T = TypeVar("T")
 
@@ -18,6 +18,11 @@ class Role(enum.StrEnum):
     ENGINEER = "engineer"
     OPERATOR = "operator"
     VIEWER = "viewer"
+
+
+#: Orders of a page of things or channels (the second key is always the id).
+SortKey = Literal["name", "-name", "created_at", "-created_at"]
+SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
 
 
 class Permission(enum.StrEnum):
