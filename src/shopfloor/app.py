@@ -77,10 +77,11 @@ def create_app(settings: CoreSettings, *, platform: Platform | None = None) -> S
     app.state.platform = platform
     app.state.metrics = HttpMetrics(platform.metrics)
     install_error_handlers(app)
-    app.include_router(system_router)
     for service in platform.plan:
         for path in service.routes:
             app.include_router(load_router(path))
+    # After the services' routes: the console's `/`, when it runs, is the front page.
+    app.include_router(system_router)
     mount_docs(app)
     limits: dict[str, int] = {}
     for service in platform.plan:

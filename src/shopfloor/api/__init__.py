@@ -1,14 +1,15 @@
 """HTTP API layer: routes call services; services never import this package.
 
 A capability's `routes.py` uses the dependencies below (`PrincipalDep`, `PagingDep`,
-`PlatformDep`) and the page shape `PageOut`, and raises its own errors.
+`PlatformDep`) and the page shape `PageOut`, and raises its own errors. The console
+checks its forms with the API's own bodies (`EntityCreate`, `EntityUpdate`).
 """
 
 from ._bodies import read_bounded
 from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep, Services, ServicesDep
 from ._errors import ApiError, error_response, install_error_handlers
 from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
-from ._schemas import PageOut
+from ._schemas import EntityCreate, EntityUpdate, PageOut
 from ._sse import event_stream
 from .identity import router as identity_router
 from .readers import router as readers_router
@@ -19,6 +20,8 @@ from .system import router as system_router
 __all__ = [
     "ApiError",
     "BodyLimitMiddleware",
+    "EntityCreate",
+    "EntityUpdate",
     "HttpMetrics",
     "MetricsMiddleware",
     "PageOut",

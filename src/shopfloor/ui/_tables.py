@@ -1,0 +1,25 @@
+"""Table definitions (SQLAlchemy Core); the schema itself is made by the migrations."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+TIMESTAMP = sa.DateTime(timezone=True)
+
+sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    # SHA-256 of the session id in the cookie: a copy of the table signs nobody in.
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(36), nullable=False),
+    # "local" (a platform account); OIDC sessions (part 2) get their own source.
+    sa.Column("source", sa.String(16), nullable=False),
+    # The user's token generation at sign-in: a new password ends the session.
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("expires_at", TIMESTAMP, nullable=False),
+)

@@ -1,0 +1,98 @@
+"""The console as a service: server-rendered pages (Jinja2 + htmx) at `/`, signed in
+with the platform's own accounts into server-side sessions (docs/console.md).
+
+Its browser assets (htmx, its SSE extension, ECharts) come from the npm registry,
+installed by `make install` (`npm ci` over the committed lock file) into
+`node_modules`, and are served by the console itself: no page loads anything from
+outside the platform.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from shopfloor.core import Section, Service
+from shopfloor.core.capability import DatabaseService
+
+from ._i18n import Catalogue
+from ._pages import ConsolePage, pages
+from ._sessions import SessionStore
+from ._web import VENDOR_FILES, Console
+
+if TYPE_CHECKING:
+    from shopfloor.core import Platform
+
+__all__ = ["ConsoleService", "ConsoleSettings"]
+
+logger = logging.getLogger(__name__)
+
+#: `node_modules` of the source checkout, where `make install` puts the assets.
+CHECKOUT_ASSETS = Path(__file__).resolve().parents[3] / "node_modules"
+
+
+class ConsoleSettings(Section, section="console", env_prefix="SHOPFLOOR_CONSOLE_"):
+    session_ttl_seconds: int = Field(
+        default=8 * 3600, ge=60, le=30 * 86400,
+        description="Life of a console sign-in session, from sign-in (not renewed by use).",
+    )  # fmt: skip
+    assets_dir: Path | None = Field(
+        default=None,
+        description="Folder of the installed npm packages (`node_modules`) whose files the "
+        "console serves; unset: `node_modules` of the source checkout (`make install`).",
+    )
+    language: str = Field(
+        default="en", pattern=r"^[a-z]{2}$",
+        description="Language of the console when the browser asks for none of its own.",
+    )  # fmt: skip
+
+
+# The built-in pages; other capabilities add theirs from their own capability.py.
+pages.add(ConsolePage(capability="console", path="/", title="nav.overview", order=0))
+pages.add(ConsolePage(capability="console", path="/console/things", title="nav.things", order=10))
+pages.add(
+    ConsolePage(capability="console", path="/console/channels", title="nav.channels", order=20)
+)
+pages.add(ConsolePage(capability="agents", path="/console/agents", title="nav.agents", order=40))
+pages.add(ConsolePage(capability="flows", path="/console/flows", title="nav.flows", order=50))
+
+
+class ConsoleService(Service, name="console", needs=("database", "identity", "timeseries")):
+    """The web console at `/`: sign-in, plant overview, things and channels (docs/console.md)."""
+
+    routes = (
+        "shopfloor.ui.routes:router",
+        "shopfloor.ui.overview:router",
+        "shopfloor.ui.things:router",
+    )
+    migrations = Path(__file__).parent / "migrations"
+    version_table = "alembic_version_console"
+
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(platform)
+        self.settings = platform.settings.section(ConsoleSettings)
+        catalogue = Catalogue.load()
+        if self.settings.language not in catalogue.languages:
+            logger.warning("the console has no texts in %s; English it is", self.settings.language)
+        self.console = Console(
+            sessions=SessionStore(
+                platform.get(DatabaseService).engine,
+                ttl_seconds=self.settings.session_ttl_seconds,
+            ),
+            catalogue=catalogue,
+            assets_dir=self.settings.assets_dir or CHECKOUT_ASSETS,
+            language=self.settings.language,
+        )
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        missing = [name for name, path in VENDOR_FILES.items() if not self.console.asset(name)]
+        if missing:
+            logger.warning(
+                "the console's assets %s are missing from %s: run `make install` (npm ci) "
+                "or set SHOPFLOOR_CONSOLE_ASSETS_DIR; pages work without htmx meanwhile",
+                ", ".join(missing), self.console.assets_dir,
+            )  # fmt: skip

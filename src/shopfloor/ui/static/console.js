@@ -1,0 +1,107 @@
+// The console's one script: what htmx leaves to the page.
+//
+// - htmx 2 swaps no 4xx/5xx answer: the API's error ({"error": {"code", "message"}})
+//   is shown beside the form that was sent (its [data-error] element), or on top.
+// - a metadata field must hold a JSON object before a form is sent;
+// - [data-copy] buttons copy the text of the element they name (a key shown once).
+"use strict";
+
+(function () {
+  function errorPlace(elt) {
+    const form = elt && elt.closest ? elt.closest("form") : null;
+    return (form && form.querySelector("[data-error]")) || document.getElementById("console-error");
+  }
+
+  function show(place, message) {
+    place.textContent = message;
+    place.hidden = false;
+  }
+
+  function messageOf(xhr) {
+    try {
+      const body = JSON.parse(xhr.responseText);
+      if (body && body.error && body.error.message) {
+        return body.error.message;
+      }
+    } catch (_ignored) {
+      // not the API's error shape: fall through
+    }
+    return xhr.status + " " + (xhr.statusText || "error");
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const place = errorPlace(event.detail.elt);
+    place.hidden = true;
+    place.textContent = "";
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const xhr = event.detail.xhr;
+    if (xhr.status >= 400) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = false; // handled here: no console noise
+      show(errorPlace(event.detail.requestConfig.elt), messageOf(xhr));
+    }
+  });
+
+  document.addEventListener("htmx:sendError", function (event) {
+    show(errorPlace(event.detail.elt), document.body.dataset.networkError || "network error");
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    const elt = event.detail.elt;
+    if (event.detail.successful && elt.matches && elt.matches("form[data-reset]")) {
+      elt.reset();
+    }
+  });
+
+  document.addEventListener("htmx:validation:validate", function (event) {
+    const field = event.target;
+    if (!field.matches || !field.matches("textarea[data-json-object]")) {
+      return;
+    }
+    let problem = "";
+    const text = field.value.trim();
+    if (text) {
+      try {
+        const value = JSON.parse(text);
+        if (value === null || typeof value !== "object" || Array.isArray(value)) {
+          problem = field.dataset.invalidJson;
+        }
+      } catch (_ignored) {
+        problem = field.dataset.invalidJson;
+      }
+    }
+    field.setCustomValidity(problem || "");
+  });
+
+  document.addEventListener("htmx:validation:halted", function (event) {
+    if (event.target.reportValidity) {
+      event.target.reportValidity();
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) {
+      return;
+    }
+    const source = document.getElementById(button.dataset.copy);
+    const text = source ? source.textContent : "";
+    const done = function () {
+      button.textContent = button.dataset.copied || "Copied";
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+    } else {
+      // plain http on a plant network: no clipboard API; select the key instead
+      const range = document.createRange();
+      range.selectNodeContents(source);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      document.execCommand("copy");
+      done();
+    }
+  });
+})();
