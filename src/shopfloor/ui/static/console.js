@@ -55,11 +55,9 @@
     }
   });
 
-  document.addEventListener("htmx:validation:validate", function (event) {
-    const field = event.target;
-    if (!field.matches || !field.matches("textarea[data-json-object]")) {
-      return;
-    }
+  // Checked as it is typed: a field the browser finds invalid stops the submit before
+  // htmx sees it, so the check cannot wait for htmx's own validation event.
+  function checkJson(field) {
     let problem = "";
     const text = field.value.trim();
     if (text) {
@@ -73,6 +71,14 @@
       }
     }
     field.setCustomValidity(problem || "");
+  }
+
+  ["input", "htmx:validation:validate"].forEach(function (name) {
+    document.addEventListener(name, function (event) {
+      if (event.target.matches && event.target.matches("textarea[data-json-object]")) {
+        checkJson(event.target);
+      }
+    });
   });
 
   document.addEventListener("htmx:validation:halted", function (event) {
