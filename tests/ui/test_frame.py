@@ -1,0 +1,129 @@
+"""The console's frame without a browser: texts, the page registry, sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shopfloor.app import create_app
+from shopfloor.auth import Principal, hash_password
+from shopfloor.auth.capability import IdentityService
+from shopfloor.core.capability import DatabaseService
+from shopfloor.registry import Role
+from shopfloor.ui import Catalogue, ConsolePage, ConsolePages, SessionStore
+
+from ..serving import ADMIN, lifespan
+
+
+def test_every_language_has_every_text_and_no_other() -> None:
+    catalogue = Catalogue.load()
+    assert catalogue.languages == ("en", "ru")
+    assert catalogue.check() == {}
+    assert catalogue.missing("ru") == []
+    assert catalogue.text("ru", "nav.things") == "Устройства"
+    assert catalogue.text("ru", "common.saved", name="press") == "Сохранено: press."
+    assert catalogue.text("de", "nav.things") == "Things"  # English when unknown
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [("ru-RU,ru;q=0.9,en;q=0.8", "ru"), ("de-DE,en;q=0.5,ru;q=0.4", "en"), ("fr", "en")],
+)
+def test_the_browser_language_picks_among_ours(header: str, language: str) -> None:
+    assert Catalogue.load().best(header) == language
+
+
+def _principal(role: Role | None) -> Principal:
+    return Principal(
+        subject="u", email="u@plant.example", org_id="org" if role else None, role=role,
+        platform_admin=False, source="local",
+    )  # fmt: skip
+
+
+def test_the_navigation_lists_running_pages_the_role_may_see() -> None:
+    from shopfloor.auth import Action
+
+    registry = ConsolePages()
+    registry.add(ConsolePage(capability="console", path="/console/things", title="nav.things"))
+    registry.add(
+        ConsolePage(
+            capability="agents",
+            path="/console/agents",
+            title="nav.agents",
+            action=Action.MANAGE_AGENTS,
+            order=1,
+        )
+    )
+    with pytest.raises(ValueError, match="registered already"):
+        registry.add(ConsolePage(capability="x", path="/console/things", title="nav.x"))
+    with pytest.raises(ValueError, match="/console/"):
+        registry.add(ConsolePage(capability="x", path="/flows", title="nav.x"))
+
+    engineer, viewer = _principal(Role.ENGINEER), _principal(Role.VIEWER)
+    assert [p.path for p in registry.visible(engineer, {"console", "agents"})] == [
+        "/console/agents", "/console/things",
+    ]  # fmt: skip
+    assert [p.path for p in registry.visible(engineer, {"console"})] == ["/console/things"]
+    assert [p.path for p in registry.visible(viewer, {"console", "agents"})] == ["/console/things"]
+    assert registry.visible(_principal(None), {"console"}) == []
+
+
+async def test_sessions_are_stored_hashed_expire_and_end_with_a_new_password(
+    make_settings: Callable[..., Any],
+) -> None:
+    app = create_app(make_settings(services="console"))
+    async with lifespan(app):
+        platform = app.state.platform
+        registry = platform.get(IdentityService).registry
+        auth = platform.get(IdentityService).auth
+        admin = await registry.find_user_by_email(ADMIN[0])
+        assert admin is not None
+        clock = [datetime(2026, 12, 2, tzinfo=UTC)]
+        store = SessionStore(
+            platform.get(DatabaseService).engine, ttl_seconds=60, clock=lambda: clock[0]
+        )
+        session_id, session = await store.create(admin.id, generation=0, language="ru")
+        engine = platform.get(DatabaseService).engine
+        async with engine.connect() as conn:
+            stored = (await conn.exec_driver_sql("SELECT id_hash FROM console_sessions")).all()
+        assert session_id not in {row[0] for row in stored}
+        found = await store.get(session_id)
+        assert found is not None and found.language == "ru"
+        assert found.csrf_token == session.csrf_token
+
+        clock[0] += timedelta(seconds=61)
+        assert await store.get(session_id) is None  # expired
+
+        clock[0] = datetime(2026, 12, 2, tzinfo=UTC)
+        await registry.update_user(admin.id, password_hash=hash_password("another-password"))
+        assert (await registry.get_user(admin.id)).token_generation == 1
+        with pytest.raises(Exception, match="password was changed"):
+            await auth.user_principal(admin.id, generation=found.generation)
+
+
+async def test_sign_in_redirects_only_within_the_platform(
+    make_settings: Callable[..., Any],
+) -> None:
+    app = create_app(make_settings(services="console"))
+    async with lifespan(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+            page = await http.get("/console/sign-in?next=//evil.example/")
+            assert 'name="next" value="/"' in page.text
+            csrf = http.cookies["shopfloor_csrf"]
+            signed = await http.post(
+                "/console/sign-in",
+                data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": csrf,
+                      "next": "https://evil.example/"},
+            )  # fmt: skip
+            assert signed.status_code == 303 and signed.headers["location"] == "/"
+            assert page.headers["content-security-policy"].startswith("default-src 'self'")
+            http.cookies.clear()
+            without_csrf = await http.post(
+                "/console/sign-in", data={"email": ADMIN[0], "password": ADMIN[1]}
+            )
+            assert without_csrf.status_code == 403
