@@ -305,6 +305,9 @@ async def _announce(platform: Platform, url: str, *, demo: bool, run: _DemoRun) 
                 f"{identity.admin_password.get_secret_value()}  (demo credentials)"
             )
     out.print(f"Shopfloor {__version__} is serving at {url}  (API docs: {url}/docs)")
+    if any(service.name == "console" for service in platform.plan):
+        who = " with the admin credentials above" if demo and identity.admin_email else ""
+        out.print(f"Console: open {url}/ in a browser and sign in{who}")
     if platform.settings.http_host in ("127.0.0.1", "::1", "localhost"):
         out.print("  on loopback only: other machines reach it with --http-host 0.0.0.0 "
                   "(HOST=0.0.0.0 make run)")  # fmt: skip
