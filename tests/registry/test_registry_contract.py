@@ -193,6 +193,23 @@ async def test_listing_pages_and_filters(registry: Registry) -> None:
     assert [t.name for t in literal.items] == ["weird_%_name"]
 
 
+async def test_listings_sort_by_name_or_creation_either_way(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    names = ["mill", "press", "aligner"]  # created in this order
+    for name in names:
+        await registry.create_thing(org.id, name=name)
+        await registry.create_channel(org.id, name=name)
+    for listing in (registry.list_things, registry.list_channels):
+        assert [e.name for e in (await listing(org.id, sort="-name")).items] == [
+            "press", "mill", "aligner",
+        ]  # fmt: skip
+        assert [e.name for e in (await listing(org.id, sort="created_at")).items] == names
+        newest = await listing(org.id, sort="-created_at", limit=2)
+        assert [e.name for e in newest.items] == ["aligner", "press"] and newest.total == 3
+    with pytest.raises(ValueError, match="sort"):
+        await registry.list_things(org.id, sort="key_hash")  # type: ignore[arg-type]
+
+
 async def test_update_changes_only_what_is_given(registry: Registry) -> None:
     org = await registry.create_org("Plant")
     channel = await registry.create_channel(

@@ -73,9 +73,10 @@ def test_the_navigation_lists_running_pages_the_role_may_see() -> None:
 
 
 async def test_sessions_are_stored_hashed_expire_and_end_with_a_new_password(
-    make_settings: Callable[..., Any],
+    make_settings: Callable[..., Any], database_url: str
 ) -> None:
-    app = create_app(make_settings(services="console"))
+    """On SQLite and PostgreSQL: the console's migration and its sessions table."""
+    app = create_app(make_settings(services="console", database_url=database_url))
     async with lifespan(app):
         platform = app.state.platform
         registry = platform.get(IdentityService).registry
