@@ -112,6 +112,18 @@ async def test_an_admin_creates_a_thing_sees_its_key_once_rotates_deletes_and_si
     await page.reload()
     assert key not in await page.content()  # shown once
 
+    await row.locator("details summary").click()  # edit: rename, tags, metadata
+    edit = row.locator("details form")
+    await edit.locator("[data-testid=name]").fill("press-2")
+    await edit.locator("[data-testid=tags]").fill("line-2")
+    await edit.locator("[data-testid=metadata]").fill('{"line": 2}')
+    await edit.locator("button[type=submit]").click()
+    await page.wait_for_selector("[data-testid=saved]")
+    row = page.locator("tr[data-thing='press-2']")
+    await row.wait_for()
+    renamed = await plant.registry.get_thing(plant.org_id, created.id)
+    assert (renamed.name, renamed.tags, renamed.metadata) == ("press-2", ("line-2",), {"line": 2})
+
     await row.locator("[data-testid=rotate]").click()  # confirmed (the dialog is accepted)
     await page.wait_for_selector("[data-testid=key]")
     rotated = (await page.locator("[data-testid=key]").text_content() or "").strip()
@@ -119,9 +131,9 @@ async def test_an_admin_creates_a_thing_sees_its_key_once_rotates_deletes_and_si
     assert await plant.registry.thing_by_key(key) is None
     assert await plant.registry.thing_by_key(rotated) is not None
 
-    await page.locator("tr[data-thing='press-1'] [data-testid=delete]").click()
+    await page.locator("tr[data-thing='press-2'] [data-testid=delete]").click()
     await page.wait_for_selector("[data-testid=deleted]")
-    await page.locator("tr[data-thing='press-1']").wait_for(state="detached")
+    await page.locator("tr[data-thing='press-2']").wait_for(state="detached")
     assert (await plant.registry.list_things(plant.org_id)).total == 0
 
     await page.click("[data-testid=sign-out]")

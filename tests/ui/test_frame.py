@@ -128,3 +128,21 @@ async def test_sign_in_redirects_only_within_the_platform(
                 "/console/sign-in", data={"email": ADMIN[0], "password": ADMIN[1]}
             )
             assert without_csrf.status_code == 403
+
+
+async def test_the_session_cookie_is_secure_over_https(make_settings: Callable[..., Any]) -> None:
+    app = create_app(make_settings(services="console"))
+    async with lifespan(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://console") as http:
+            await http.get("/")
+            signed = await http.post(
+                "/console/sign-in",
+                data={"email": ADMIN[0], "password": ADMIN[1],
+                      "csrf_token": http.cookies["shopfloor_csrf"]},
+            )  # fmt: skip
+    cookie = signed.headers["set-cookie"].lower()
+    assert cookie.startswith("shopfloor_session=")
+    assert {"httponly", "secure", "samesite=lax", "path=/"} <= {
+        part.strip() for part in cookie.split(",")[0].split(";")
+    }
