@@ -146,3 +146,41 @@ async def test_the_session_cookie_is_secure_over_https(make_settings: Callable[.
     assert {"httponly", "secure", "samesite=lax", "path=/"} <= {
         part.strip() for part in cookie.split(",")[0].split(";")
     }
+
+
+async def test_a_refused_page_is_a_page_and_sign_in_comes_back_to_it(
+    make_settings: Callable[..., Any],
+) -> None:
+    app = create_app(make_settings(services="console"))
+    async with lifespan(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+            away = await http.get("/console/channels/nowhere?limit=10")
+            assert away.status_code == 303
+            assert away.headers["location"] == (
+                "/console/sign-in?next=/console/channels/nowhere%3Flimit%3D10"
+            )
+            await http.get(away.headers["location"])
+            signed = await http.post(
+                "/console/sign-in",
+                data={"email": ADMIN[0], "password": ADMIN[1],
+                      "csrf_token": http.cookies["shopfloor_csrf"],
+                      "next": "/console/channels/nowhere?limit=10"},
+            )  # fmt: skip
+            assert signed.headers["location"] == "/console/channels/nowhere?limit=10"
+            # The first admin is a platform admin of no organisation: the API's refusal.
+            page = await http.get("/console/channels/nowhere")
+            assert page.status_code == 403
+            assert page.headers["content-type"].startswith("text/html")
+            assert "this account belongs to no organisation" in page.text
+            assert "no_organisation" in page.text
+
+            registry = app.state.platform.get(IdentityService).registry
+            org = await registry.create_org("Plant")
+            admin = await registry.find_user_by_email(ADMIN[0])
+            assert admin is not None
+            await registry.update_user(admin.id, org_id=org.id, role=Role.ADMIN)
+            missing = await http.get("/console/channels/nowhere")
+            assert missing.status_code == 404 and "channel_not_found" in missing.text
+            by_htmx = await http.get("/console/channels/nowhere", headers={"HX-Request": "true"})
+            assert by_htmx.json()["error"]["code"] == "channel_not_found"

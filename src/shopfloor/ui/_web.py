@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import jinja2
 from fastapi import Depends, Request
@@ -28,7 +29,7 @@ from starlette.datastructures import FormData
 
 from shopfloor.auth import Action, Principal, Unauthenticated
 from shopfloor.auth.capability import IdentityService
-from shopfloor.core import Platform
+from shopfloor.core import Platform, ShopfloorError, http_status
 
 from ._errors import CsrfRefused, SignInRequired
 from ._i18n import Catalogue
@@ -47,6 +48,8 @@ __all__ = [
     "SignedIn",
     "SignedInDep",
     "console_of",
+    "console_page",
+    "error_page",
     "render",
     "signed_in",
 ]
@@ -254,6 +257,33 @@ def render(
             CSRF_COOKIE, csrf, httponly=True, samesite="strict", secure=secure(request)
         )  # fmt: skip
     return response
+
+
+def error_page(request: Request, caller: SignedIn, error: ShopfloorError) -> HTMLResponse:
+    """A refusal of a whole page (an unknown channel, no organisation) as a page of the
+    console in the caller's language, with the error's own message and status; htmx
+    requests and forms get the API's JSON instead (the one error handler)."""
+    status = http_status(error.kind)
+    context = {"status": status, "code": error.code, "message": error.message}
+    return render(request, "console/error.html", context, caller=caller, status_code=status)
+
+
+PageBuilder = Callable[[SignedIn], Awaitable[Response]]
+
+
+async def console_page(request: Request, build: PageBuilder) -> Response:
+    """A whole page built for the signed-in caller: without one, the sign-in page (which
+    comes back here); a refusal, as an error page (`error_page`)."""
+    caller = await signed_in(request)
+    if caller is None:
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(request, f"{PREFIX}/sign-in?next={quote(back, safe='/')}")
+    try:
+        return await build(caller)
+    except ShopfloorError as exc:
+        if request.headers.get("hx-request"):
+            raise  # htmx shows the API's JSON beside what asked
+        return error_page(request, caller, exc)
 
 
 def redirect(request: Request, url: str) -> Response:

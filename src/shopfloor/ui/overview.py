@@ -22,7 +22,7 @@ from shopfloor.storage import Query, StorageError, TimeseriesStore
 from shopfloor.storage.capability import TimeseriesService
 
 from ._pages import PREFIX
-from ._web import platform_of, redirect, render, signed_in
+from ._web import SignedIn, console_page, platform_of, render, signed_in
 
 __all__ = ["Activity", "activity_of", "router"]
 
@@ -117,6 +117,7 @@ async def overview(request: Request) -> Response:
 
 async def _agents(request: Request, org_id: str) -> list[tuple[str, str]] | None:
     """(name, observed state) of the organisation's agents; None: no agents service here."""
+    # Imported here: a console process without agents need not load their runtimes.
     from shopfloor.agents.capability import AgentsService
 
     platform = platform_of(request)
@@ -149,24 +150,17 @@ def _flows(request: Request, org_id: str) -> list[tuple[str, str, str]] | None:
 
 @router.get(PREFIX + "/agents")
 async def agents_page(request: Request) -> Response:
-    caller = await signed_in(request)
-    if caller is None:
-        return redirect(request, f"{PREFIX}/sign-in?next={PREFIX}/agents")
-    org_id = caller.principal.require_org()
-    return render(
-        request,
-        "console/agents.html",
-        {"agents": await _agents(request, org_id) or []},
-        caller=caller,
-    )
+    async def build(caller: SignedIn) -> Response:
+        agents = await _agents(request, caller.principal.require_org())
+        return render(request, "console/agents.html", {"agents": agents or []}, caller=caller)
+
+    return await console_page(request, build)
 
 
 @router.get(PREFIX + "/flows")
 async def flows_page(request: Request) -> Response:
-    caller = await signed_in(request)
-    if caller is None:
-        return redirect(request, f"{PREFIX}/sign-in?next={PREFIX}/flows")
-    org_id = caller.principal.require_org()
-    return render(
-        request, "console/flows.html", {"flows": _flows(request, org_id) or []}, caller=caller
-    )
+    async def build(caller: SignedIn) -> Response:
+        flows = _flows(request, caller.principal.require_org())
+        return render(request, "console/flows.html", {"flows": flows or []}, caller=caller)
+
+    return await console_page(request, build)

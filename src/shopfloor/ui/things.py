@@ -23,15 +23,13 @@ from shopfloor.registry import SORT_KEYS, Permission, Registry, SortKey
 
 from ._errors import InvalidForm
 from ._pages import PREFIX
-from ._web import SignedForm, SignedFormDep, platform_of, redirect, render, signed_in
+from ._web import SignedForm, SignedFormDep, SignedIn, console_page, platform_of, render
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZES = (10, 25, 50, 100)
-#: The event a change sends (`HX-Trigger`): the table on the page reloads itself.
-CHANGED = "registry-changed"
 
 
 def _registry(request: Request) -> Registry:
@@ -84,7 +82,9 @@ def _entity_fields(sent: SignedForm) -> dict[str, Any]:
 def _changed(
     request: Request, template: str, context: dict[str, Any], sent: SignedForm
 ) -> Response:
-    return render(request, template, context, caller=sent.caller, headers={"HX-Trigger": CHANGED})
+    """The answer to a change: a notice marked `data-changed`, upon which the page's
+    tables reload themselves (console.js)."""
+    return render(request, template, context, caller=sent.caller)
 
 
 # -- things ------------------------------------------------------------------------------
@@ -92,18 +92,18 @@ def _changed(
 
 @router.get(PREFIX + "/things")
 async def things_page(request: Request) -> Response:
-    caller = await signed_in(request)
-    if caller is None:
-        return redirect(request, f"{PREFIX}/sign-in?next={PREFIX}/things")
-    org_id = caller.principal.require_org()
-    listing = _listing(request)
-    sort: SortKey = listing["sort"]
-    page = await _registry(request).list_things(
-        org_id, offset=listing["offset"], limit=listing["limit"],
-        name=listing["name"] or None, tag=listing["tag"] or None, sort=sort,
-    )  # fmt: skip
-    context = {"page": page, "listing": listing, "page_sizes": PAGE_SIZES, "changed": CHANGED}
-    return render(request, "console/things.html", context, caller=caller)
+    async def build(caller: SignedIn) -> Response:
+        org_id = caller.principal.require_org()
+        listing = _listing(request)
+        sort: SortKey = listing["sort"]
+        page = await _registry(request).list_things(
+            org_id, offset=listing["offset"], limit=listing["limit"],
+            name=listing["name"] or None, tag=listing["tag"] or None, sort=sort,
+        )  # fmt: skip
+        context = {"page": page, "listing": listing, "page_sizes": PAGE_SIZES}
+        return render(request, "console/things.html", context, caller=caller)
+
+    return await console_page(request, build)
 
 
 @router.post(PREFIX + "/things")
@@ -149,18 +149,18 @@ async def delete_thing(thing_id: str, request: Request, sent: SignedFormDep) -> 
 
 @router.get(PREFIX + "/channels")
 async def channels_page(request: Request) -> Response:
-    caller = await signed_in(request)
-    if caller is None:
-        return redirect(request, f"{PREFIX}/sign-in?next={PREFIX}/channels")
-    org_id = caller.principal.require_org()
-    listing = _listing(request)
-    sort: SortKey = listing["sort"]
-    page = await _registry(request).list_channels(
-        org_id, offset=listing["offset"], limit=listing["limit"],
-        name=listing["name"] or None, tag=listing["tag"] or None, sort=sort,
-    )  # fmt: skip
-    context = {"page": page, "listing": listing, "page_sizes": PAGE_SIZES, "changed": CHANGED}
-    return render(request, "console/channels.html", context, caller=caller)
+    async def build(caller: SignedIn) -> Response:
+        org_id = caller.principal.require_org()
+        listing = _listing(request)
+        sort: SortKey = listing["sort"]
+        page = await _registry(request).list_channels(
+            org_id, offset=listing["offset"], limit=listing["limit"],
+            name=listing["name"] or None, tag=listing["tag"] or None, sort=sort,
+        )  # fmt: skip
+        context = {"page": page, "listing": listing, "page_sizes": PAGE_SIZES}
+        return render(request, "console/channels.html", context, caller=caller)
+
+    return await console_page(request, build)
 
 
 @router.post(PREFIX + "/channels")
@@ -184,22 +184,22 @@ async def delete_channel(channel_id: str, request: Request, sent: SignedFormDep)
 
 @router.get(PREFIX + "/channels/{channel_id}")
 async def channel_page(channel_id: str, request: Request) -> Response:
-    caller = await signed_in(request)
-    if caller is None:
-        return redirect(request, f"{PREFIX}/sign-in?next={PREFIX}/channels/{channel_id}")
-    org_id = caller.principal.require_org()
-    registry = _registry(request)
-    channel = await registry.get_channel(org_id, channel_id)
-    listing = _listing(request)
-    connected = await registry.channel_things(
-        org_id, channel_id, offset=listing["offset"], limit=listing["limit"]
-    )
-    things = await registry.list_things(org_id, limit=100)
-    context = {
-        "channel": channel, "page": connected, "listing": listing, "things": things.items,
-        "page_sizes": PAGE_SIZES, "changed": CHANGED,
-    }  # fmt: skip
-    return render(request, "console/channel.html", context, caller=caller)
+    async def build(caller: SignedIn) -> Response:
+        org_id = caller.principal.require_org()
+        registry = _registry(request)
+        channel = await registry.get_channel(org_id, channel_id)
+        listing = _listing(request)
+        connected = await registry.channel_things(
+            org_id, channel_id, offset=listing["offset"], limit=listing["limit"]
+        )
+        things = await registry.list_things(org_id, limit=100)
+        context = {
+            "channel": channel, "page": connected, "listing": listing, "things": things.items,
+            "page_sizes": PAGE_SIZES,
+        }  # fmt: skip
+        return render(request, "console/channel.html", context, caller=caller)
+
+    return await console_page(request, build)
 
 
 @router.post(PREFIX + "/channels/{channel_id}/things")

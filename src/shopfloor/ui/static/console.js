@@ -3,7 +3,12 @@
 // - htmx 2 swaps no 4xx/5xx answer: the API's error ({"error": {"code", "message"}})
 //   is shown beside the form that was sent (its [data-error] element), or on top.
 // - a metadata field must hold a JSON object before a form is sent;
-// - [data-copy] buttons copy the text of the element they name (a key shown once).
+// - [data-copy] buttons copy the text of the element they name (a key shown once);
+// - after a change (an answer marked data-changed), every table marked data-reloads
+//   reloads from the page's current URL (paging and filters are pushed there). It is
+//   told by the answer's swap into its target, which stays in the page: an event sent
+//   to the element that asked (HX-Trigger) is lost when that element was inside a table
+//   being replaced at that moment.
 "use strict";
 
 (function () {
@@ -78,6 +83,19 @@
       if (event.target.matches && event.target.matches("textarea[data-json-object]")) {
         checkJson(event.target);
       }
+    });
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const target = event.detail.target;
+    if (!target.querySelector || !target.querySelector("[data-changed]")) {
+      return;
+    }
+    document.querySelectorAll("[data-reloads]").forEach(function (table) {
+      const selector = "#" + table.id;
+      htmx.ajax("GET", window.location.pathname + window.location.search, {
+        source: table, target: selector, select: selector, swap: "outerHTML",
+      });
     });
   });
 
