@@ -96,6 +96,10 @@ async def test_an_admin_creates_a_thing_sees_its_key_once_rotates_deletes_and_si
     created = await plant.registry.thing_by_key(key)
     assert created is not None and created.name == "press-1"
     assert created.tags == ("line-1", "press") and created.metadata == {"line": 1}
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.click("[data-testid=thing-key] button[data-copy]")
+    await page.wait_for_selector("[data-testid=thing-key] button:has-text('Copied')")
+    assert await page.evaluate("navigator.clipboard.readText()") == key
     row = page.locator("tr[data-thing='press-1']")
     await row.wait_for()  # the table reloaded itself
     await snap(page, "thing-created")
