@@ -123,6 +123,11 @@ async def test_sign_in_redirects_only_within_the_platform(
             )  # fmt: skip
             assert signed.status_code == 303 and signed.headers["location"] == "/"
             assert page.headers["content-security-policy"].startswith("default-src 'self'")
+            odd = await http.post(
+                "/console/language", data={"language": "ru"},
+                headers={"X-CSRF-Token": "\u00e9t\u00e9".encode()},
+            )  # fmt: skip
+            assert odd.status_code == 403  # refused, not a 500
             http.cookies.clear()
             without_csrf = await http.post(
                 "/console/sign-in", data={"email": ADMIN[0], "password": ADMIN[1]}

@@ -193,7 +193,11 @@ class SignedForm:
 
 def check_csrf(request: Request, form: FormData, expected: str) -> None:
     sent = request.headers.get(CSRF_HEADER) or form.get("csrf_token") or ""
-    if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
+    if (
+        not isinstance(sent, str)
+        or not expected
+        or not hmac.compare_digest(sent.encode(), expected.encode())
+    ):
         raise CsrfRefused("the form is stale or did not come from this console: reload the page")
 
 

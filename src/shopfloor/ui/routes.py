@@ -88,7 +88,7 @@ async def sign_in(
     """Check the e-mail and password as `POST /api/v1/auth/token` does, then start a
     session (its cookie) instead of handing out a token."""
     expected = request.cookies.get(CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(csrf_token, expected):
+    if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
         raise CsrfRefused("the sign-in form is stale: reload the page")
     problems = [
         {"field": field, "problem": "required"}
