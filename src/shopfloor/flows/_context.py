@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from ._errors import FlowRunError
-from ._expressions import compile_expression
+from ._expressions import compile_expression, names_in
 
 __all__ = ["Message", "OperationInvoker", "Publisher", "Step", "Subscriber", "TaskContext"]
 
@@ -117,7 +117,10 @@ class TaskContext:
         """The value of a CEL expression over `payload`, `variables`, `trigger` and
         `results`; `FlowRunError` (`flow_expression_failed`) when it cannot be had."""
         try:
-            return compile_expression(source).execute(self.bindings())
+            program = compile_expression(source)
+            names = names_in(source)
+            bindings = {name: value for name, value in self.bindings().items() if name in names}
+            return program.execute(bindings)
         except Exception as exc:  # the library raises KeyError, TypeError, ValueError…
             raise FlowRunError(
                 f"the expression {source!r} failed: {type(exc).__name__}: {exc}",

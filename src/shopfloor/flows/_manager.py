@@ -20,10 +20,11 @@ dropped. A run that fails goes to the flow's dead letters (the newest
 `dead_letters_kept`), from where `replay` queues it again.
 
 Each flow's state is saved in `<root>/state.db` (`StateStore`: SQLite, the saves of
-flows that change together in one commit) on every change and before every task of a
-run, and is on disk before the task starts: a platform stopped (or killed) and started
-again starts the flows that were running (or paused) and goes on with an unfinished run
-from the task it had reached (that task runs again: it had not ended).
+flows that change together in one commit) on every change, committed before a command
+answers, and at every task boundary of a run, committed while the next task runs: a
+platform stopped (or killed) and started again starts the flows that were running (or
+paused) and goes on with an unfinished run from the last boundary saved (the task that
+followed it runs again: it had not ended, or its end was not saved yet).
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from shopfloor.core import ErrorKind
 
+from ._clock import now_iso
 from ._config import ConfigManager
 from ._context import Subscriber
 from ._document import FlowDocument
@@ -60,10 +61,6 @@ STATE_DB = "state.db"
 Key = tuple[str, str]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 @dataclass(slots=True)
 class FlowState:
     """What `GET /flows/{flow_id}/status` answers, and what the state database holds."""
@@ -72,7 +69,7 @@ class FlowState:
     flow_id: str
     state: State = "stopped"
     started: str | None = None
-    updated: str = field(default_factory=_now)
+    updated: str = field(default_factory=now_iso)
     current_task: str | None = None
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
@@ -85,8 +82,8 @@ class FlowState:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
     def saved(self) -> dict[str, Any]:
-        """What the state database keeps (the boundary and dead letters are the run's
-        own JSON values: copied by reference, written at once)."""
+        """What the state database keeps (the boundary and dead letters by reference:
+        serialised at once)."""
         return {
             "org_id": self.org_id, "flow_id": self.flow_id, "state": self.state,
             "started": self.started, "updated": self.updated,
@@ -186,7 +183,7 @@ class FlowManager:
             if command == "start":
                 if state in ("running", "paused"):
                     raise _refused("flow_already_running", flow_id, state)
-                flow.state.started = _now()
+                flow.state.started = now_iso()
                 flow.state.last_error = None
                 flow.state.boundary = None
                 await self._launch(flow, state="running")
@@ -280,7 +277,7 @@ class FlowManager:
         if state is not None:
             await self._set(flow, state)
         if flow.state.boundary is None and not doc.triggers:
-            self._offer(flow, (None, {"type": "start", "at": _now()}))
+            self._offer(flow, (None, {"type": "start", "at": now_iso()}))
         flow.worker = asyncio.get_running_loop().create_task(
             self._work(flow, once=not doc.triggers), name=f"flow-{flow_id}"
         )
@@ -394,7 +391,9 @@ class FlowManager:
         async def reached(at: Boundary) -> None:
             flow.state.boundary = at.as_dict()
             flow.state.current_task = at.pending[0] if at.pending else None
-            await self._save(flow)
+            # Not waited for: the next task starts while the commit runs. Killed before
+            # it, the run goes on from the boundary before (at least once, as always).
+            self._save_soon(flow)
 
         await reached(boundary)
         try:
@@ -416,13 +415,15 @@ class FlowManager:
             letters = flow.state.dead_letters
             letters.append(
                 {
-                    "id": secrets.token_hex(6), "run_id": record.run_id, "at": _now(),
+                    "id": secrets.token_hex(6), "run_id": record.run_id, "at": now_iso(),
                     "error": record.error, "payload": boundary.payload,
                     "trigger": boundary.trigger,
                 }
             )  # fmt: skip
             del letters[: max(0, len(letters) - self.dead_letters_kept)]
-        await self._save(flow)
+            await self._save(flow)  # a dead letter is kept for sure
+            return
+        self._save_soon(flow)
 
     async def _halt(self, flow: _Flow, *, drain: float) -> None:
         """End the triggers, then the worker: its run may finish within `drain`."""
@@ -449,8 +450,11 @@ class FlowManager:
         await self._save(flow)
 
     async def _save(self, flow: _Flow) -> None:
-        flow.state.updated = _now()
-        await self.states.save((flow.state.org_id, flow.state.flow_id), flow.state.saved())
+        await asyncio.shield(self._save_soon(flow))
+
+    def _save_soon(self, flow: _Flow) -> asyncio.Future[None]:
+        flow.state.updated = now_iso()
+        return self.states.save_soon((flow.state.org_id, flow.state.flow_id), flow.state.saved)
 
 
 def _refused(code: str, flow_id: str, state: str) -> FlowStateError:

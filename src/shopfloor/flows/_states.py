@@ -2,7 +2,7 @@
 
     states = StateStore(root / "state.db")
     await states.open()                  # every flow's last saved state, by (org, flow)
-    await states.save(("org", "line-3"), data)   # on disk when it returns
+    await states.save(("org", "line-3"), state.saved)   # on disk when it returns
     await states.close()
 
 A running flow saves its state at every task boundary, so a thousand flows on a one
@@ -12,7 +12,8 @@ reach a boundary together go in one transaction: `save` hands its data to the wr
 and waits for the commit that holds it. While one commit runs, the saves that come
 meanwhile gather for the next (a flow saving twice keeps only its newest). Each commit
 is synchronous (`synchronous=FULL`): a save that returned survives a crash of the
-process or of the machine.
+process or of the machine. `save_soon` does not wait: the task boundaries of a run are
+saved so, the commands' changes with `save`.
 
 SQLite comes with Python and does the hard part (atomic commits, recovery after a
 crash, locking between processes); only the batching is here, and a writer thread
@@ -24,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,11 @@ from shopfloor.core import private_dir
 
 __all__ = ["StateStore"]
 
+logger = logging.getLogger(__name__)
+
 Key = tuple[str, str]
+#: A flow's state as JSON values, asked for when its commit begins.
+Snapshot = Callable[[], dict[str, Any]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS flow_states (
@@ -50,7 +57,7 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._pending: dict[Key, str] = {}
+        self._pending: dict[Key, Snapshot] = {}
         #: Resolved when the commit of what is pending now is done.
         self._next: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -84,18 +91,23 @@ class StateStore:
         if db is not None:
             await asyncio.to_thread(db.close)
 
-    async def save(self, key: Key, data: dict[str, Any]) -> None:
-        """Write `data` as the state of flow `key`; returns once it is committed."""
-        self._pending[key] = json.dumps(data, default=str)
-        await self._committed()
+    async def save(self, key: Key, state: Snapshot) -> None:
+        """Save flow `key`'s state; returns once it is committed."""
+        await asyncio.shield(self.save_soon(key, state))
 
-    async def _committed(self) -> None:
+    def save_soon(self, key: Key, state: Snapshot) -> asyncio.Future[None]:
+        """Save flow `key`'s state with the next commit, without waiting for it; the
+        future is that commit's (a failed one is logged by the writer). `state()` is
+        called when that commit begins: a flow that changes three times before it is
+        serialised once, as it is then."""
+        self._pending[key] = state
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
-        waiting = self._next
+            # Nobody may wait for it: its exception is then only logged, not warned about.
+            self._next.add_done_callback(_consumed)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
-        await asyncio.shield(waiting)
+        return self._next
 
     async def _write(self) -> None:
         # One commit after another while saves keep coming; each takes all that waited.
@@ -106,8 +118,10 @@ class StateStore:
         pending, self._pending = self._pending, {}
         done, self._next = self._next, None
         try:
-            await asyncio.to_thread(self._commit, pending)
+            rows = [(*key, json.dumps(state(), default=str)) for key, state in pending.items()]
+            await asyncio.to_thread(self._commit, rows)
         except BaseException as exc:
+            logger.error("flow states not saved (%d flows): %s", len(pending), exc)
             if done is not None and not done.done():
                 done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
             if not isinstance(exc, Exception):
@@ -118,13 +132,13 @@ class StateStore:
             if done is not None and not done.done():
                 done.set_result(None)
 
-    def _commit(self, pending: dict[Key, str]) -> None:
+    def _commit(self, rows: list[tuple[str, str, str]]) -> None:
         db = self._required()
         with db:  # one transaction
             db.executemany(
                 "INSERT INTO flow_states (org_id, flow_id, data) VALUES (?, ?, ?) "
                 "ON CONFLICT (org_id, flow_id) DO UPDATE SET data = excluded.data",
-                [(org_id, flow_id, data) for (org_id, flow_id), data in pending.items()],
+                rows,
             )
 
     def _connect(self) -> sqlite3.Connection:
@@ -145,3 +159,8 @@ class StateStore:
         if self._db is None:
             raise RuntimeError("the state store is not open")
         return self._db
+
+
+def _consumed(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

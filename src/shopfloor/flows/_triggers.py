@@ -21,6 +21,7 @@ from typing import Any
 
 from cronsim import CronSim
 
+from ._clock import iso_at, now_iso
 from ._context import Subscriber, TaskContext
 from ._document import Trigger
 from ._errors import FlowRunError
@@ -58,10 +59,6 @@ def events(
     )
 
 
-def _now() -> str:
-    return datetime.now().astimezone().isoformat()
-
-
 async def _interval(
     parameters: IntervalTrigger.Parameters, index: int
 ) -> AsyncIterator[TriggerEvent]:
@@ -71,10 +68,10 @@ async def _interval(
         await asyncio.sleep(max(0.0, due - loop.time()))
         # `at` is when it was due (as a cron trigger's is), so that a run's delay reads as
         # its first task's start minus `at`.
-        at = datetime.fromtimestamp(time.time() - (loop.time() - due)).astimezone()
+        at = iso_at(time.time() - (loop.time() - due))
         # Due times on a fixed grid: a slow run does not shift the ones after it.
         due = max(due + parameters.seconds, loop.time())
-        yield None, {"type": "interval", "index": index, "at": at.isoformat()}
+        yield None, {"type": "interval", "index": index, "at": at}
 
 
 Clock = Callable[[zoneinfo.ZoneInfo], datetime]
@@ -115,7 +112,7 @@ async def _messages(
     async with subscriber.subscribe(org_id, parameters.channel_id, parameters.subtopic) as stream:
         async for message in stream:
             trigger = {
-                "type": "message", "index": index, "at": _now(),
+                "type": "message", "index": index, "at": now_iso(),
                 "channel_id": message.channel_id, "subtopic": message.subtopic,
                 "publisher": message.publisher, "content_type": message.content_type,
             }  # fmt: skip
