@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,29 @@ async def _thing_named(api: Api, user: dict[str, str], name: str) -> str:
     response = await api.http.post("/api/v1/things", json={"name": name}, headers=user)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+async def test_a_flow_certificate_is_neither_issued_nor_renewed_through_the_api(api: Api) -> None:
+    """The flows service makes a flow's certificate for its own calls, its key in memory
+    (docs/flows.md): the API hands out none, not by a renewal either."""
+    org = await api.org("North")
+    engineer = await api.member(org, "engineer")
+    asked = await api.http.post(
+        "/api/v1/certs", json={"entity_type": "flow", "entity_id": f"{org}/line-3"},
+        headers=engineer,
+    )  # fmt: skip
+    assert asked.status_code == 400, asked.text
+    assert asked.json()["error"]["code"] == "invalid_entity_type"
+    made = await api.platform.get(PkiService).certs.issue(
+        Entity(EntityType.FLOW, f"{org}/line-3"), ttl=timedelta(hours=1), org_id=org
+    )
+    certificate = x509.load_pem_x509_certificate(made.cert_pem.encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.UniformResourceIdentifier) == [
+        f"urn:shopfloor:flow:{org}/line-3"
+    ]
+    renewed = await api.http.post(f"/api/v1/certs/{made.serial}/renew", headers=engineer)
+    assert renewed.status_code == 400, renewed.text
+    assert renewed.json()["error"]["code"] == "invalid_entity_type"
+    listed = await api.http.get(f"/api/v1/certs/{made.serial}", headers=engineer)
+    assert listed.json()["entity_type"] == "flow"

@@ -17,7 +17,9 @@ After every task the run's *boundary* (the tasks still to run, those done, the
 variables and results) is handed to `on_boundary`, so that the flow manager can write
 it down and a restarted platform go on from there: a task is run again only if the
 platform stopped while it ran. The engine knows the platform only through a
-`Publisher` and an HTTP client (`_context.py`), so it runs the same in an edge process.
+`Publisher`, an HTTP client and, where those services run beside it, an
+`OperationInvoker` and an `AgentCaller` (`_context.py`), so it runs the same in an
+edge process.
 Blocking work goes to a bounded thread pool of its own.
 """
 
@@ -38,7 +40,7 @@ import httpx
 from shopfloor.core import ShopfloorError
 
 from ._clock import now_iso
-from ._context import OperationInvoker, Publisher, Step, TaskContext
+from ._context import AgentCaller, OperationInvoker, Publisher, Step, TaskContext
 from ._document import FlowDocument, Retries, Task
 from ._errors import FlowRunError
 from ._types import TaskType
@@ -123,7 +125,8 @@ class RunRecord:
 
 def error_of(exc: BaseException) -> dict[str, str]:
     code = getattr(exc, "code", None) or "flow_task_failed"
-    return {"code": str(code), "message": str(exc) or type(exc).__name__}
+    about = exc.about if isinstance(exc, FlowRunError) else {}
+    return {**about, "code": str(code), "message": str(exc) or type(exc).__name__}
 
 
 def retry_delay(retries: Retries, attempt: int) -> float:
@@ -153,12 +156,14 @@ class FlowEngine:
         publisher: Publisher | None = None,
         http: httpx.AsyncClient | None = None,
         operations: OperationInvoker | None = None,
+        agents: AgentCaller | None = None,
         workers: int = 4,
         log: logging.Logger | None = None,
     ) -> None:
         self.publisher = publisher
         self.http = http
         self.operations = operations
+        self.agents = agents
         self.log = log or logging.getLogger("shopfloor.flows.run")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flows")
 
@@ -200,7 +205,7 @@ class FlowEngine:
             payload=boundary.payload, trigger=boundary.trigger,
             variables=boundary.variables, results=boundary.results, logger=self.log,
             publisher=self.publisher, http=self.http, operations=self.operations,
-            blocking=self._blocking,
+            agents=self.agents, blocking=self._blocking,
         )  # fmt: skip
         pending = deque(boundary.pending)
         done = set(boundary.done)

@@ -102,6 +102,16 @@ def _record_out(record: CertificateRecord) -> CertificateOut:
     )
 
 
+def _not_a_flow(entity_type: EntityType) -> None:
+    """A flow's certificate is made by the flows service for itself, its key held in
+    memory only (docs/flows.md): nobody is handed one, through the API either."""
+    if entity_type is EntityType.FLOW:
+        raise InvalidCertificateRequest(
+            "flow certificates are made by the flows service for its own calls only",
+            code="invalid_entity_type",
+        )
+
+
 def _ttl(service: PkiService, value: int | str | None) -> timedelta:
     return service.settings.default_ttl if value is None else parse_duration(value)
 
@@ -114,6 +124,7 @@ async def issue_certificate(
 ) -> IssuedOut:
     """Issue a client certificate to a thing of the organisation, an agent or a service."""
     org_id = principal.require(MANAGE)
+    _not_a_flow(body.entity_type)
     service = platform.get(PkiService)
     issued = await service.certs.issue(
         Entity(body.entity_type, body.entity_id),
@@ -182,6 +193,7 @@ async def renew_certificate(
     org_id = principal.require(MANAGE)
     service = platform.get(PkiService)
     body = body or RenewBody()
+    _not_a_flow((await service.certs.get(org_id, serial)).entity.type)
     issued = await service.certs.renew(
         org_id, serial, ttl=_ttl(service, body.ttl), csr_pem=body.csr
     )
