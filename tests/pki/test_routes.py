@@ -163,6 +163,24 @@ async def test_another_organisations_thing_and_certificates_are_not_found(api: A
     assert (await api.http.get("/api/v1/certs", headers=south_engineer)).json()["total"] == 0
 
 
+async def test_an_agent_of_another_organisation_or_a_service_is_refused(api: Api) -> None:
+    """An agent's peers believe the organisation its certificate names: an engineer gets
+    certificates for the agents of their own organisation only, and none for the
+    platform's services."""
+    north, south = await api.org("North"), await api.org("South")
+    south_engineer = await api.member(south, "engineer")
+    theirs = {"entity_type": "agent", "entity_id": f"{north}/mill-1"}
+    refused = await api.http.post("/api/v1/certs", json=theirs, headers=south_engineer)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "entity_of_another_organisation"
+    ours = {"entity_type": "agent", "entity_id": f"{south}/mill-1"}
+    assert (await api.http.post("/api/v1/certs", json=ours, headers=south_engineer)).is_success
+    service = {"entity_type": "service", "entity_id": "mqtt"}
+    refused = await api.http.post("/api/v1/certs", json=service, headers=south_engineer)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "platform_admin_required"
+
+
 async def test_operators_may_read_but_not_issue_or_revoke(api: Api) -> None:
     org = await api.org("North")
     operator = await api.member(org, "operator")
