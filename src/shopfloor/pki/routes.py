@@ -119,12 +119,12 @@ def _may_name(entity: Entity, org_id: str, *, platform_admin: bool) -> None:
     An agent of the agents service is `<org_id>/<name>`, and its peers believe the
     organisation its certificate names: a certificate naming another organisation's
     agent would let its holder call that organisation's agents as one of theirs."""
-    if entity.type is EntityType.AGENT and "/" in entity.id:
-        if entity.id.partition("/")[0] != org_id:
-            raise Forbidden(
-                f"agent {entity.id!r} is not of your organisation ({org_id}/<name> is)",
-                code="entity_of_another_organisation",
-            )
+    organisation, named, _ = entity.id.partition("/")
+    if entity.type is EntityType.AGENT and named and organisation != org_id:
+        raise Forbidden(
+            f"agent {entity.id!r} is not of your organisation ({org_id}/<name> is)",
+            code="entity_of_another_organisation",
+        )
     if entity.type is EntityType.SERVICE and not platform_admin:
         raise Forbidden(
             "certificates of the platform's services are a platform admin's to issue",
