@@ -109,6 +109,7 @@ async def _messages(
     variables: dict[str, Any],
 ) -> AsyncIterator[TriggerEvent]:
     last: Any = _UNSET
+    skipped = 0
     async with subscriber.subscribe(org_id, parameters.channel_id, parameters.subtopic) as stream:
         async for message in stream:
             trigger = {
@@ -132,7 +133,12 @@ async def _messages(
                     else context.evaluate(parameters.value)
                 )
             except FlowRunError as exc:
-                logger.info("flow %s: message trigger skipped a message: %s", flow_id, exc)
+                # Once at info (the expression does not fit the channel's messages), then
+                # at debug: a busy channel would fill the log with the same line.
+                level = logging.DEBUG if skipped else logging.INFO
+                skipped += 1
+                logger.log(level, "flow %s: message trigger skipped a message (%d so far): %s",
+                           flow_id, skipped, exc)  # fmt: skip
                 continue
             if parameters.only_on_change:
                 if value == last:
