@@ -32,7 +32,9 @@ def flow(flow_id: str = "line-3", **overrides: Any) -> dict[str, Any]:
             {
                 "id": "fahrenheit",
                 "type": "transform",
-                "parameters": {"set": {"fahrenheit": "payload.temperature * 9.0 / 5.0 + 32.0"}},
+                "parameters": {
+                    "set": {"fahrenheit": "double(payload.temperature) * 9.0 / 5.0 + 32.0"}
+                },
                 "next": ["publish"],
             },
             {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from shopfloor.flows import read_flow
+from shopfloor.flows._context import TaskContext
 from shopfloor.flows._engine import Boundary, FlowEngine, RunRecord
 
 
@@ -190,3 +193,42 @@ async def test_a_run_goes_on_from_its_boundary(engine: FlowEngine) -> None:
     await engine.run("org", doc, after_a, resumed)
     assert [t.task_id for t in resumed.tasks] == ["b"]
     assert after_a.variables["y"] == 2
+
+
+async def test_blocking_work_runs_in_the_engines_bounded_pool() -> None:
+    """What a task type hands `run_blocking` runs in the engine's threads, at most
+    `workers` at once, while the loop goes on."""
+    engine = FlowEngine(workers=2)
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def work() -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return threading.current_thread().name
+
+    context = TaskContext(
+        org_id="o", flow_id="f", run_id="r", payload=None, trigger={}, variables={},
+        blocking=engine._blocking,
+    )  # fmt: skip
+    try:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        names = await asyncio.gather(*(context.run_blocking(work) for _ in range(6)))
+        ticker.cancel()
+    finally:
+        engine.close()
+    assert most == 2 and all(name.startswith("flows") for name in names)
+    assert ticks >= 5  # the loop was not blocked for the 0.15 s the work took

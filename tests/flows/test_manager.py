@@ -4,7 +4,9 @@ running flow kept across a restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -90,6 +92,18 @@ async def manager(setup: Setup) -> AsyncIterator[FlowManager]:
         await manager.close()
 
 
+def saved_state(root: Path, flow_id: str) -> dict[str, Any]:
+    """The flow's state as the state database on disk has it (read with sqlite3 itself,
+    in a connection of its own)."""
+    with contextlib.closing(sqlite3.connect(root / "state.db")) as db:
+        row = db.execute(
+            "SELECT data FROM flow_states WHERE org_id = ? AND flow_id = ?", (ORG, flow_id)
+        ).fetchone()
+    assert row is not None, f"no saved state of {flow_id}"
+    data: dict[str, Any] = json.loads(row[0])
+    return data
+
+
 def published(setup: Setup) -> list[Any]:
     return [payload for _, _, payload, _ in setup.recorder.messages]
 
@@ -121,8 +135,7 @@ async def test_an_interval_flow_runs_its_tasks_in_order(setup: Setup, manager: F
     await manager.command(ORG, "counter", "stop")
     status = manager.status(ORG, "counter")
     assert status.state == "stopped" and status.counters["completed"] >= 3
-    file = setup.root / ORG / "state" / "counter.json"
-    assert json.loads(file.read_text())["state"] == "stopped"
+    assert saved_state(setup.root, "counter")["state"] == "stopped"
     count = len(setup.recorder.messages)
     with pytest.raises(FlowStateError) as refused:
         await manager.command(ORG, "counter", "stop")
@@ -276,7 +289,7 @@ async def test_a_restarted_manager_resumes_a_run_at_its_task_boundary(setup: Set
     run_id = first.runs(ORG, "resumed")[0].run_id
     await first.close()
     assert published(setup) == []
-    saved = json.loads((setup.root / ORG / "state" / "resumed.json").read_text())
+    saved = saved_state(setup.root, "resumed")
     assert saved["state"] == "running" and saved["boundary"]["pending"] == ["wait"]
 
     setup.put(
@@ -335,7 +348,7 @@ async def test_concurrent_commands_leave_one_consistent_state(
     assert any(not isinstance(a, Exception) for a in answers)
     flow = manager._flows[(ORG, "busy")]
     state = manager.status(ORG, "busy").state
-    saved = json.loads((setup.root / ORG / "state" / "busy.json").read_text())
+    saved = saved_state(setup.root, "busy")
     assert saved["state"] == state
     live_triggers = [task for task in flow.triggers if not task.done()]
     if state in ("running", "paused"):

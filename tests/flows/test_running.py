@@ -49,12 +49,20 @@ async def test_commands_answer_a_result_per_flow(api: Api, base: str) -> None:
     started = await command("start", ["a", "nowhere"])
     assert started.status_code == 200, started.text
     results = started.json()["results"]
-    assert results[0] == {"flow_id": "a", "ok": True, "state": "running", "error": None}
+    assert results[0] == {
+        "flow_id": "a", "ok": True, "state": "running", "error": None, "status": None
+    }  # fmt: skip
     assert results[1]["ok"] is False and results[1]["error"]["code"] == "flow_not_found"
+    assert results[1]["status"] == 404
 
     again = await command("start", ["a"])
     assert again.status_code == 409
     assert again.json()["results"][0]["error"]["code"] == "flow_already_running"
+    # Named twice, a flow takes the commands one after the other.
+    twice = (await command("pause", ["a", "a"])).json()["results"]
+    assert [r["ok"] for r in twice] == [True, False], twice
+    assert twice[1]["error"]["code"] == "flow_already_paused"
+    assert (await command("resume", ["a"])).status_code == 200
     assert (await command("resume", ["a", "b"])).status_code == 409
     unknown = await command("explode", ["a"])
     assert unknown.status_code == 400

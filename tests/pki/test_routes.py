@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,24 @@ async def test_another_organisations_thing_and_certificates_are_not_found(api: A
     assert (await api.http.get("/api/v1/certs", headers=south_engineer)).json()["total"] == 0
 
 
+async def test_an_agent_of_another_organisation_or_a_service_is_refused(api: Api) -> None:
+    """An agent's peers believe the organisation its certificate names: an engineer gets
+    certificates for the agents of their own organisation only, and none for the
+    platform's services."""
+    north, south = await api.org("North"), await api.org("South")
+    south_engineer = await api.member(south, "engineer")
+    theirs = {"entity_type": "agent", "entity_id": f"{north}/mill-1"}
+    refused = await api.http.post("/api/v1/certs", json=theirs, headers=south_engineer)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "entity_of_another_organisation"
+    ours = {"entity_type": "agent", "entity_id": f"{south}/mill-1"}
+    assert (await api.http.post("/api/v1/certs", json=ours, headers=south_engineer)).is_success
+    service = {"entity_type": "service", "entity_id": "mqtt"}
+    refused = await api.http.post("/api/v1/certs", json=service, headers=south_engineer)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "platform_admin_required"
+
+
 async def test_operators_may_read_but_not_issue_or_revoke(api: Api) -> None:
     org = await api.org("North")
     operator = await api.member(org, "operator")
@@ -211,3 +230,29 @@ async def _thing_named(api: Api, user: dict[str, str], name: str) -> str:
     response = await api.http.post("/api/v1/things", json={"name": name}, headers=user)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+async def test_a_flow_certificate_is_neither_issued_nor_renewed_through_the_api(api: Api) -> None:
+    """The flows service makes a flow's certificate for its own calls, its key in memory
+    (docs/flows.md): the API hands out none, not by a renewal either."""
+    org = await api.org("North")
+    engineer = await api.member(org, "engineer")
+    asked = await api.http.post(
+        "/api/v1/certs", json={"entity_type": "flow", "entity_id": f"{org}/line-3"},
+        headers=engineer,
+    )  # fmt: skip
+    assert asked.status_code == 400, asked.text
+    assert asked.json()["error"]["code"] == "invalid_entity_type"
+    made = await api.platform.get(PkiService).certs.issue(
+        Entity(EntityType.FLOW, f"{org}/line-3"), ttl=timedelta(hours=1), org_id=org
+    )
+    certificate = x509.load_pem_x509_certificate(made.cert_pem.encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.UniformResourceIdentifier) == [
+        f"urn:shopfloor:flow:{org}/line-3"
+    ]
+    renewed = await api.http.post(f"/api/v1/certs/{made.serial}/renew", headers=engineer)
+    assert renewed.status_code == 400, renewed.text
+    assert renewed.json()["error"]["code"] == "invalid_entity_type"
+    listed = await api.http.get(f"/api/v1/certs/{made.serial}", headers=engineer)
+    assert listed.json()["entity_type"] == "flow"

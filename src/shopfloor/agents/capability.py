@@ -114,7 +114,9 @@ class AgentsSettings(Section, section="agents", env_prefix="SHOPFLOOR_AGENT_"):
         return {key: value for key, value in values.items() if value is not None}
 
 
-class AgentsService(Service, name="agents", needs=("database", "bus", "identity", "pki")):
+class AgentsService(
+    Service, name="agents", needs=("database", "bus", "identity", "pki"), before=("flows",)
+):
     """Industrial agents: deployed, provisioned, certified and supervised."""
 
     health = "agents"

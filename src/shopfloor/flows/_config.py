@@ -105,8 +105,9 @@ class ConfigManager:
             return [held.doc for (org, _), held in sorted(self._held.items()) if org == org_id]
 
     def get(self, org_id: str, flow_id: str) -> FlowDocument:
-        with self._lock:
-            held = self._held.get((org_id, flow_id))
+        """The flow in effect; without the lock, so that the event loop may ask while a
+        change is being written (a dict read is atomic, and entries are replaced whole)."""
+        held = self._held.get((org_id, flow_id))
         if held is None:
             raise FlowNotFound(f"no flow {flow_id!r}")
         return held.doc

@@ -4,7 +4,7 @@ The engine runs the same inside `shopfloor serve` and in a process of its own at
 edge: it knows the platform only through the two small interfaces here, a `Publisher`
 (messages onto a channel of the organisation) and a `Subscriber` (messages of one),
 and an `httpx.AsyncClient`; where the aas service runs beside it, an
-`OperationInvoker` too.
+`OperationInvoker` too, and where the agents and pki services do, an `AgentCaller`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,17 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from ._errors import FlowRunError
-from ._expressions import compile_expression
+from ._expressions import compile_expression, names_in
 
-__all__ = ["Message", "OperationInvoker", "Publisher", "Step", "Subscriber", "TaskContext"]
+__all__ = [
+    "AgentCaller",
+    "Message",
+    "OperationInvoker",
+    "Publisher",
+    "Step",
+    "Subscriber",
+    "TaskContext",
+]
 
 T = TypeVar("T")
 
@@ -77,6 +85,26 @@ class OperationInvoker(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class AgentCaller(Protocol):
+    """Calls method `method` of agent `agent` of the organisation as the flow itself
+    (`flow:<flow_id>`, over the agents' gRPC `Call`), at `address` ("host:port") or where
+    the platform says the agent is, the agent given `within` seconds: the answer's JSON,
+    or `FlowRunError` with the reason and a code (`flow_agent_unreachable`,
+    `flow_agent_refused`, `flow_agent_call_failed`, `flow_call_timeout`)."""
+
+    async def call(
+        self,
+        org_id: str,
+        flow_id: str,
+        agent: str,
+        method: str,
+        arguments: dict[str, Any],
+        *,
+        address: str | None,
+        within: float,
+    ) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """What a task answers: its result (`results.<task id>` for the tasks after it),
@@ -102,6 +130,7 @@ class TaskContext:
     publisher: Publisher | None = None
     http: httpx.AsyncClient | None = None
     operations: OperationInvoker | None = None
+    agents: AgentCaller | None = None
     #: Runs blocking work in the engine's bounded thread pool.
     blocking: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None
 
@@ -117,7 +146,10 @@ class TaskContext:
         """The value of a CEL expression over `payload`, `variables`, `trigger` and
         `results`; `FlowRunError` (`flow_expression_failed`) when it cannot be had."""
         try:
-            return compile_expression(source).execute(self.bindings())
+            program = compile_expression(source)
+            names = names_in(source)
+            bindings = {name: value for name, value in self.bindings().items() if name in names}
+            return program.execute(bindings)
         except Exception as exc:  # the library raises KeyError, TypeError, ValueError…
             raise FlowRunError(
                 f"the expression {source!r} failed: {type(exc).__name__}: {exc}",

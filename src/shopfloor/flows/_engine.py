@@ -17,27 +17,30 @@ After every task the run's *boundary* (the tasks still to run, those done, the
 variables and results) is handed to `on_boundary`, so that the flow manager can write
 it down and a restarted platform go on from there: a task is run again only if the
 platform stopped while it ran. The engine knows the platform only through a
-`Publisher` and an HTTP client (`_context.py`), so it runs the same in an edge process.
+`Publisher`, an HTTP client and, where those services run beside it, an
+`OperationInvoker` and an `AgentCaller` (`_context.py`), so it runs the same in an
+edge process.
 Blocking work goes to a bounded thread pool of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
 
 from shopfloor.core import ShopfloorError
 
-from ._context import OperationInvoker, Publisher, Step, TaskContext
+from ._clock import now_iso
+from ._context import AgentCaller, OperationInvoker, Publisher, Step, TaskContext
 from ._document import FlowDocument, Retries, Task
 from ._errors import FlowRunError
 from ._types import TaskType
@@ -48,10 +51,6 @@ logger = logging.getLogger(__name__)
 
 TaskStatus = Literal["succeeded", "failed", "skipped", "cancelled"]
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 @dataclass(slots=True)
@@ -76,10 +75,17 @@ class Boundary:
     pending: list[str]
     done: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
-    started: str = field(default_factory=_now)
+    started: str = field(default_factory=now_iso)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A shallow copy: the run's values by reference, for a state saved (serialised)
+        at once."""
+        return {
+            "run_id": self.run_id, "rev": self.rev, "payload": self.payload,
+            "trigger": self.trigger, "variables": self.variables,
+            "pending": list(self.pending), "done": list(self.done),
+            "results": self.results, "started": self.started,
+        }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Boundary:
@@ -109,7 +115,7 @@ class RunRecord:
 
     def end(self, status: RunStatus, error: dict[str, str] | None = None) -> None:
         self.status = status
-        self.finished = _now()
+        self.finished = now_iso()
         if error is not None:
             self.error = error
 
@@ -119,7 +125,8 @@ class RunRecord:
 
 def error_of(exc: BaseException) -> dict[str, str]:
     code = getattr(exc, "code", None) or "flow_task_failed"
-    return {"code": str(code), "message": str(exc) or type(exc).__name__}
+    about = exc.about if isinstance(exc, FlowRunError) else {}
+    return {**about, "code": str(code), "message": str(exc) or type(exc).__name__}
 
 
 def retry_delay(retries: Retries, attempt: int) -> float:
@@ -129,6 +136,15 @@ def retry_delay(retries: Retries, attempt: int) -> float:
 
 
 OnBoundary = Callable[[Boundary], Awaitable[None]]
+
+#: Run ids: 16 hex digits, a random half per process and a count (a thousand runs a
+#: second would spend a tenth of their time in `secrets`' system call).
+_RUN_PREFIX = secrets.token_hex(4)
+_RUN_COUNT = itertools.count()
+
+
+def _run_id() -> str:
+    return f"{_RUN_PREFIX}{next(_RUN_COUNT) & 0xFFFFFFFF:08x}"
 
 
 class FlowEngine:
@@ -140,12 +156,14 @@ class FlowEngine:
         publisher: Publisher | None = None,
         http: httpx.AsyncClient | None = None,
         operations: OperationInvoker | None = None,
+        agents: AgentCaller | None = None,
         workers: int = 4,
         log: logging.Logger | None = None,
     ) -> None:
         self.publisher = publisher
         self.http = http
         self.operations = operations
+        self.agents = agents
         self.log = log or logging.getLogger("shopfloor.flows.run")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flows")
 
@@ -165,7 +183,7 @@ class FlowEngine:
     ) -> Boundary:
         """The boundary before the first task of a new run."""
         return Boundary(
-            run_id=secrets.token_hex(8), rev=doc.rev, payload=payload,
+            run_id=_run_id(), rev=doc.rev, payload=payload,
             trigger=dict(trigger or {}), variables=dict(doc.variables),
             pending=[start or doc.tasks[0].id],
         )  # fmt: skip
@@ -187,7 +205,7 @@ class FlowEngine:
             payload=boundary.payload, trigger=boundary.trigger,
             variables=boundary.variables, results=boundary.results, logger=self.log,
             publisher=self.publisher, http=self.http, operations=self.operations,
-            blocking=self._blocking,
+            agents=self.agents, blocking=self._blocking,
         )  # fmt: skip
         pending = deque(boundary.pending)
         done = set(boundary.done)
@@ -223,7 +241,7 @@ class FlowEngine:
     async def _task(
         self, task: Task, context: TaskContext, record: RunRecord
     ) -> tuple[TaskOutcome, Step | None]:
-        started = _now()
+        started = now_iso()
         outcome = TaskOutcome(task.id, "succeeded", 0, started, started)
         record.tasks.append(outcome)
         try:
@@ -236,7 +254,7 @@ class FlowEngine:
             record.end("cancelled", {"code": "flow_run_cancelled", "message": task.id})
             raise
         finally:
-            outcome.finished = _now()
+            outcome.finished = now_iso()
 
     async def _attempts(
         self, task: Task, context: TaskContext, outcome: TaskOutcome
@@ -244,13 +262,18 @@ class FlowEngine:
         if task.condition is not None and context.evaluate(task.condition) is not True:
             outcome.status = "skipped"
             return None
-        kind = TaskType.backends.get(task.type)()
-        parameters = kind.Parameters.model_validate(task.parameters)
+        if task._parsed is None:
+            kind = TaskType.backends.get(task.type)()
+            task._parsed = (kind, kind.Parameters.model_validate(task.parameters))
+        kind, parameters = task._parsed
         while True:
             outcome.attempts += 1
             try:
-                async with asyncio.timeout(task.timeout):
+                if task.timeout is None:  # no timeout context to set up, a run saved
                     step: Step = await kind.run(parameters, context)
+                    return step
+                async with asyncio.timeout(task.timeout):
+                    step = await kind.run(parameters, context)
                 return step
             except TimeoutError:
                 error = FlowRunError(

@@ -12,7 +12,8 @@ FlowError                       every failure of the flows capability
 ├── FlowStoreError              the flows folder cannot be read or written (unavailable)
 ├── FlowRunError                a task failed when it ran: `flow_task_failed`,
 │                               `flow_task_timeout`, `flow_expression_failed`,
-│                               `flow_http_status`, `flow_task_not_supported` …
+│                               `flow_http_status`, `flow_task_not_supported`,
+│                               `flow_agent_refused` …
 └── FlowStateError              a command the flow's state does not allow
                                 (`flow_already_running`, `flow_not_running`, …) (conflict)
 """
@@ -94,10 +95,17 @@ class FlowStoreError(FlowError):
 
 
 class FlowRunError(FlowError):
-    """A task of a run failed (after its retries); `code` says how."""
+    """A task of a run failed (after its retries); `code` says how. `about` holds more
+    of the reason, recorded beside the code and message (an agent's own error code)."""
 
     code = "flow_task_failed"
     kind = ErrorKind.UNAVAILABLE
+
+    def __init__(
+        self, message: str, *, code: str | None = None, about: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.about = dict(about or {})
 
 
 class FlowStateError(FlowError):

@@ -7,7 +7,7 @@
     await manager.close()                     # running flows stay running on disk
 
 A flow is `stopped`, `running`, `paused`, `completed` (a flow without triggers ran its
-one run) or `failed` (its document is gone, a trigger cannot go on, its state file
+one run) or `failed` (its document is gone, a trigger cannot go on, its state
 cannot be written). Every
 command takes the flow's own lock, so concurrent commands see one state after another.
 
@@ -19,33 +19,35 @@ in order. `stop` is a drain: no new events, the run in progress may finish withi
 dropped. A run that fails goes to the flow's dead letters (the newest
 `dead_letters_kept`), from where `replay` queues it again.
 
-Each flow's state is written (atomically) to `<root>/<org_id>/state/<flow_id>.json`
-on every change and after every task of a run: a platform stopped and started again
-starts the flows that were running (or paused) and goes on with an unfinished run from
-the task it had reached (that task runs again: it had not ended).
+Each flow's state is saved in `<root>/state.db` (`StateStore`: SQLite, the saves of
+flows that change together in one commit) on every change, committed before a command
+answers, and at every task boundary of a run, committed while the next task runs: a
+platform stopped (or killed) and started again starts the flows that were running (or
+paused) and goes on with an unfinished run from the last boundary saved (the task that
+followed it runs again: it had not ended, or its end was not saved yet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shopfloor.core import ErrorKind, private_dir, write_atomically
+from shopfloor.core import ErrorKind
 
+from ._clock import now_iso
 from ._config import ConfigManager
 from ._context import Subscriber
 from ._document import FlowDocument
 from ._engine import Boundary, FlowEngine, RunRecord, error_of
 from ._errors import FlowError, FlowNotFound, FlowStateError
+from ._states import StateStore
 from ._triggers import TriggerEvent, events
 
 __all__ = ["COMMANDS", "FlowManager", "FlowState"]
@@ -55,22 +57,19 @@ logger = logging.getLogger(__name__)
 State = Literal["stopped", "running", "paused", "completed", "failed"]
 Command = Literal["start", "stop", "pause", "resume"]
 COMMANDS: tuple[Command, ...] = ("start", "stop", "pause", "resume")
-STATE_DIR = "state"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+STATE_DB = "state.db"
+Key = tuple[str, str]
 
 
 @dataclass(slots=True)
 class FlowState:
-    """What `GET /flows/{flow_id}/status` answers, and what the state file holds."""
+    """What `GET /flows/{flow_id}/status` answers, and what the state database holds."""
 
     org_id: str
     flow_id: str
     state: State = "stopped"
     started: str | None = None
-    updated: str = field(default_factory=_now)
+    updated: str = field(default_factory=now_iso)
     current_task: str | None = None
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
@@ -82,10 +81,22 @@ class FlowState:
     boundary: dict[str, Any] | None = None
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
+    def saved(self) -> dict[str, Any]:
+        """What the state database keeps (the boundary and dead letters by reference:
+        serialised at once)."""
+        return {
+            "org_id": self.org_id, "flow_id": self.flow_id, "state": self.state,
+            "started": self.started, "updated": self.updated,
+            "current_task": self.current_task, "counters": dict(self.counters),
+            "last_error": self.last_error, "boundary": self.boundary,
+            "dead_letters": self.dead_letters,
+        }  # fmt: skip
+
     def public(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self.saved()
         data.pop("boundary")
         data.pop("dead_letters")
+        data["last_error"] = None if self.last_error is None else dict(self.last_error)
         data["run_in_progress"] = None if self.boundary is None else self.boundary["run_id"]
         return data
 
@@ -128,21 +139,22 @@ class FlowManager:
         self.drain_timeout = drain_timeout
         self.runs_kept = runs_kept
         self.dead_letters_kept = dead_letters_kept
-        self._flows: dict[tuple[str, str], _Flow] = {}
+        self.states = StateStore(root / STATE_DB)
+        self._flows: dict[Key, _Flow] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # -- lifetime ----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Read the state files; start the flows that were running or paused."""
-        for path in sorted(await asyncio.to_thread(lambda: list(self.root.glob("*/state/*.json")))):
+        """Read the flows' states; start the flows that were running or paused."""
+        saved = await self.states.open()
+        for key, data in sorted(saved.items()):
             try:
-                data = json.loads(await asyncio.to_thread(path.read_bytes))
                 state = FlowState(**data)
-            except (OSError, ValueError, TypeError) as exc:
-                logger.warning("flow state %s not read: %s", path.name, exc)
+            except TypeError as exc:
+                logger.warning("flow state of %s/%s not read: %s", *key, exc)
                 continue
-            flow = self._flows[(state.org_id, state.flow_id)] = _Flow(state)
+            flow = self._flows[key] = _Flow(state)
             flow.runs = deque(maxlen=self.runs_kept)
             if state.state in ("running", "paused"):
                 async with flow.lock:
@@ -157,20 +169,21 @@ class FlowManager:
         for flow in self._flows.values():
             flow.closing = True
             await self._halt(flow, drain=0.0)
+        await self.states.close()
 
     # -- commands ----------------------------------------------------------------------
 
     async def command(self, org_id: str, flow_id: str, command: str) -> FlowState:
         """Apply `command` to the flow; `FlowNotFound`, or `FlowStateError` when its
         state does not allow it."""
-        await asyncio.to_thread(self.configs.get, org_id, flow_id)  # FlowNotFound
+        self.configs.get(org_id, flow_id)  # FlowNotFound
         flow = self._flow(org_id, flow_id)
         async with flow.lock:
             state = flow.state.state
             if command == "start":
                 if state in ("running", "paused"):
                     raise _refused("flow_already_running", flow_id, state)
-                flow.state.started = _now()
+                flow.state.started = now_iso()
                 flow.state.last_error = None
                 flow.state.boundary = None
                 await self._launch(flow, state="running")
@@ -256,7 +269,7 @@ class FlowManager:
             await self._halt(flow, drain=self.drain_timeout)
         flow.draining = flow.closing = False
         try:
-            doc = await asyncio.to_thread(self.configs.get, org_id, flow_id)
+            doc = self.configs.get(org_id, flow_id)
         except FlowNotFound as exc:
             flow.state.last_error = error_of(exc)
             await self._set(flow, "failed")
@@ -264,7 +277,7 @@ class FlowManager:
         if state is not None:
             await self._set(flow, state)
         if flow.state.boundary is None and not doc.triggers:
-            self._offer(flow, (None, {"type": "start", "at": _now()}))
+            self._offer(flow, (None, {"type": "start", "at": now_iso()}))
         flow.worker = asyncio.get_running_loop().create_task(
             self._work(flow, once=not doc.triggers), name=f"flow-{flow_id}"
         )
@@ -289,9 +302,7 @@ class FlowManager:
             await asyncio.gather(*flow.triggers, return_exceptions=True)
             flow.triggers.clear()
             try:
-                doc = await asyncio.to_thread(
-                    self.configs.get, flow.state.org_id, flow.state.flow_id
-                )
+                doc = self.configs.get(flow.state.org_id, flow.state.flow_id)
             except FlowNotFound as exc:
                 flow.state.last_error = error_of(exc)
                 await self._halt(flow, drain=self.drain_timeout)
@@ -337,7 +348,7 @@ class FlowManager:
             await self._work_through(flow, once=once)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the state file cannot be written …
+        except Exception as exc:  # the state cannot be saved …
             logger.exception("flow %s: its worker ended", flow.state.flow_id)
             with contextlib.suppress(Exception):
                 await self._fail(flow, exc)
@@ -356,9 +367,7 @@ class FlowManager:
             payload, trigger = flow.queue.popleft()
             flow.state.counters["queued"] = len(flow.queue)
             try:
-                doc = await asyncio.to_thread(
-                    self.configs.get, flow.state.org_id, flow.state.flow_id
-                )
+                doc = self.configs.get(flow.state.org_id, flow.state.flow_id)
             except FlowNotFound as exc:
                 flow.state.last_error = error_of(exc)
                 await self._set(flow, "failed")
@@ -371,7 +380,7 @@ class FlowManager:
         org_id, flow_id = flow.state.org_id, flow.state.flow_id
         if doc is None:
             try:
-                doc = await asyncio.to_thread(self.configs.get, org_id, flow_id)
+                doc = self.configs.get(org_id, flow_id)
             except FlowNotFound:
                 flow.state.boundary = None
                 return
@@ -382,7 +391,9 @@ class FlowManager:
         async def reached(at: Boundary) -> None:
             flow.state.boundary = at.as_dict()
             flow.state.current_task = at.pending[0] if at.pending else None
-            await self._save(flow)
+            # Not waited for: the next task starts while the commit runs. Killed before
+            # it, the run goes on from the boundary before (at least once, as always).
+            self._save_soon(flow)
 
         await reached(boundary)
         try:
@@ -404,13 +415,15 @@ class FlowManager:
             letters = flow.state.dead_letters
             letters.append(
                 {
-                    "id": secrets.token_hex(6), "run_id": record.run_id, "at": _now(),
+                    "id": secrets.token_hex(6), "run_id": record.run_id, "at": now_iso(),
                     "error": record.error, "payload": boundary.payload,
                     "trigger": boundary.trigger,
                 }
             )  # fmt: skip
             del letters[: max(0, len(letters) - self.dead_letters_kept)]
-        await self._save(flow)
+            await self._save(flow)  # a dead letter is kept for sure
+            return
+        self._save_soon(flow)
 
     async def _halt(self, flow: _Flow, *, drain: float) -> None:
         """End the triggers, then the worker: its run may finish within `drain`."""
@@ -437,15 +450,11 @@ class FlowManager:
         await self._save(flow)
 
     async def _save(self, flow: _Flow) -> None:
-        flow.state.updated = _now()
-        path = self.root / flow.state.org_id / STATE_DIR / f"{flow.state.flow_id}.json"
-        data = json.dumps(asdict(flow.state), default=str).encode()
+        await asyncio.shield(self._save_soon(flow))
 
-        def write() -> None:
-            private_dir(path.parent)
-            write_atomically(path, data)
-
-        await asyncio.to_thread(write)
+    def _save_soon(self, flow: _Flow) -> asyncio.Future[None]:
+        flow.state.updated = now_iso()
+        return self.states.save_soon((flow.state.org_id, flow.state.flow_id), flow.state.saved)
 
 
 def _refused(code: str, flow_id: str, state: str) -> FlowStateError:

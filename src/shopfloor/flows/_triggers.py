@@ -21,6 +21,7 @@ from typing import Any
 
 from cronsim import CronSim
 
+from ._clock import iso_at, now_iso
 from ._context import Subscriber, TaskContext
 from ._document import Trigger
 from ._errors import FlowRunError
@@ -58,10 +59,6 @@ def events(
     )
 
 
-def _now() -> str:
-    return datetime.now().astimezone().isoformat()
-
-
 async def _interval(
     parameters: IntervalTrigger.Parameters, index: int
 ) -> AsyncIterator[TriggerEvent]:
@@ -71,10 +68,10 @@ async def _interval(
         await asyncio.sleep(max(0.0, due - loop.time()))
         # `at` is when it was due (as a cron trigger's is), so that a run's delay reads as
         # its first task's start minus `at`.
-        at = datetime.fromtimestamp(time.time() - (loop.time() - due)).astimezone()
+        at = iso_at(time.time() - (loop.time() - due))
         # Due times on a fixed grid: a slow run does not shift the ones after it.
         due = max(due + parameters.seconds, loop.time())
-        yield None, {"type": "interval", "index": index, "at": at.isoformat()}
+        yield None, {"type": "interval", "index": index, "at": at}
 
 
 Clock = Callable[[zoneinfo.ZoneInfo], datetime]
@@ -112,10 +109,11 @@ async def _messages(
     variables: dict[str, Any],
 ) -> AsyncIterator[TriggerEvent]:
     last: Any = _UNSET
+    skipped = 0
     async with subscriber.subscribe(org_id, parameters.channel_id, parameters.subtopic) as stream:
         async for message in stream:
             trigger = {
-                "type": "message", "index": index, "at": _now(),
+                "type": "message", "index": index, "at": now_iso(),
                 "channel_id": message.channel_id, "subtopic": message.subtopic,
                 "publisher": message.publisher, "content_type": message.content_type,
             }  # fmt: skip
@@ -135,7 +133,12 @@ async def _messages(
                     else context.evaluate(parameters.value)
                 )
             except FlowRunError as exc:
-                logger.info("flow %s: message trigger skipped a message: %s", flow_id, exc)
+                # Once at info (the expression does not fit the channel's messages), then
+                # at debug: a busy channel would fill the log with the same line.
+                level = logging.DEBUG if skipped else logging.INFO
+                skipped += 1
+                logger.log(level, "flow %s: message trigger skipped a message (%d so far): %s",
+                           flow_id, skipped, exc)  # fmt: skip
                 continue
             if parameters.only_on_change:
                 if value == last:

@@ -12,19 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import Field
 
 from shopfloor.aas.capability import AasService
+from shopfloor.agents.capability import AgentsService
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Section, Service, first_set
 from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
+from shopfloor.pki.capability import PkiService
 
 from ._config import ConfigManager
+from ._context import AgentCaller
 from ._engine import FlowEngine
 from ._manager import FlowManager
 from ._platform import AasOperations, BusSubscriber, PlatformPublisher
@@ -73,6 +77,11 @@ class FlowsSettings(Section, section="flows", env_prefix="SHOPFLOOR_FLOWS_"):
     http_timeout: float = Field(
         default=30.0, gt=0, description="Seconds an `http` task's request may take."
     )
+    agent_cert_ttl: float = Field(
+        default=3600.0, ge=60, le=30 * 86400,
+        description="Seconds of life of the certificate a flow calls agents with (`agent.call`; "
+        "made again past two thirds of it).",
+    )  # fmt: skip
 
 
 class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
@@ -125,9 +134,10 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
         if self.platform.running(AasService):  # it starts first when it runs here
             aas = self.platform.get(AasService)
             operations = AasOperations(aas.store, aas.invoker)
+        agents = await self._agent_calls(stack)
         engine = FlowEngine(
             publisher=PlatformPublisher(self._registry, self._ingress, self._bus),
-            http=http, operations=operations, workers=self.settings.workers,
+            http=http, operations=operations, agents=agents, workers=self.settings.workers,
         )  # fmt: skip
         stack.callback(engine.close)
         self.manager = FlowManager(
@@ -139,6 +149,22 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
         )  # fmt: skip
         stack.push_async_callback(self.manager.close)
         await self.manager.open()
+
+    async def _agent_calls(self, stack: AsyncExitStack) -> AgentCaller | None:
+        """`agent.call` through the agents and pki services of this process (they start
+        first when they run here): a flow's certificate from the platform's CA, the
+        agent's address from its status and config; None where either is not here."""
+        if not (self.platform.running(AgentsService) and self.platform.running(PkiService)):
+            return None
+        from ._agent_calls import PlatformAgentCalls  # the SDK's gRPC only where it runs
+
+        calls = PlatformAgentCalls(
+            self.platform.get(PkiService).certs,
+            self.platform.get(AgentsService).agents.store.get,
+            ttl=timedelta(seconds=self.settings.agent_cert_ttl),
+        )
+        stack.push_async_callback(calls.aclose)  # after the manager: no run is left
+        return calls
 
     def _on_event(self, event: Event) -> None:
         if event.origin != self.events.origin:  # this process's own changes are held

@@ -24,12 +24,19 @@ URN_PREFIX = "urn:shopfloor:"
 _ENTITY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: An agent of the agents service is `<org_id>/<name>` (the name a DNS label).
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+#: A flow is `<org_id>/<flow_id>` (a flow document's id: docs/flows.md).
+_FLOW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: The types whose ids are `<org_id>/<name>`, and the shape of the name.
+_SCOPED_IDS = {"agent": _AGENT_ID, "flow": _FLOW_ID}
 
 
 class EntityType(enum.StrEnum):
     THING = "thing"
     AGENT = "agent"
     SERVICE = "service"
+    #: A flow of the flows service, calling agents as itself (`flow:<flow_id>`): its
+    #: certificate is made by the flows service, held in memory, never handed out.
+    FLOW = "flow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +49,12 @@ class Entity:
     def __post_init__(self) -> None:
         if _ENTITY_ID.fullmatch(self.id):
             return
-        if self.type is EntityType.AGENT and _AGENT_ID.fullmatch(self.id):
+        scoped = _SCOPED_IDS.get(self.type.value)
+        if scoped is not None and scoped.fullmatch(self.id):
             return
         shapes = _ENTITY_ID.pattern
-        if self.type is EntityType.AGENT:
-            shapes += f" or {_AGENT_ID.pattern}"
+        if scoped is not None:
+            shapes += f" or {scoped.pattern}"
         raise InvalidCertificateRequest(
             f"a {self.type.value} id must match {shapes}", code="invalid_entity_id"
         )

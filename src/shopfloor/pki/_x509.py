@@ -107,13 +107,13 @@ def entity_subject(entity: Entity) -> x509.Name:
     """`CN=<id>, OU=urn:shopfloor:<type>`: the subject every backend writes."""
     common_name = entity.id
     if len(entity.id) > MAX_COMMON_NAME:
-        if entity.type is not EntityType.AGENT:
+        if entity.type not in (EntityType.AGENT, EntityType.FLOW):
             raise InvalidCertificateRequest(
                 f"entity_id longer than {MAX_COMMON_NAME} characters cannot be a certificate's CN",
                 code="invalid_entity_id",
             )
-        # `<org_id>/<name>` may pass 64: the SAN URI names the agent in full, the CN is
-        # shortened with a digest (and `~`, which no id holds, so the CN alone names no
+        # `<org_id>/<name>` may pass 64: the SAN URI names the agent (or flow) in full, the
+        # CN is shortened with a digest (and `~`, which no id holds, so the CN alone names no
         # agent: a CA that drops SAN URIs, as CFSSL does, gives a certificate nobody admits).
         digest = hashlib.sha256(entity.id.encode()).hexdigest()[:12]
         common_name = f"{entity.id[: MAX_COMMON_NAME - 13]}~{digest}"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from shopfloor.api import PageOut, PagingDep, PlatformDep, PrincipalDep
-from shopfloor.auth import Action
+from shopfloor.auth import Action, Forbidden
 
 from ._certificates import CertificateRecord, IssuedCertificate
 from ._errors import InvalidCertificateRequest
@@ -102,6 +102,36 @@ def _record_out(record: CertificateRecord) -> CertificateOut:
     )
 
 
+def _not_a_flow(entity_type: EntityType) -> None:
+    """A flow's certificate is made by the flows service for itself, its key held in
+    memory only (docs/flows.md): nobody is handed one, through the API either."""
+    if entity_type is EntityType.FLOW:
+        raise InvalidCertificateRequest(
+            "flow certificates are made by the flows service for its own calls only",
+            code="invalid_entity_type",
+        )
+
+
+def _may_name(entity: Entity, org_id: str, *, platform_admin: bool) -> None:
+    """Whom the caller may have a certificate made for: its organisation's things (the
+    registry checks) and agents, and, as a platform admin, the platform's services.
+
+    An agent of the agents service is `<org_id>/<name>`, and its peers believe the
+    organisation its certificate names: a certificate naming another organisation's
+    agent would let its holder call that organisation's agents as one of theirs."""
+    organisation, named, _ = entity.id.partition("/")
+    if entity.type is EntityType.AGENT and named and organisation != org_id:
+        raise Forbidden(
+            f"agent {entity.id!r} is not of your organisation ({org_id}/<name> is)",
+            code="entity_of_another_organisation",
+        )
+    if entity.type is EntityType.SERVICE and not platform_admin:
+        raise Forbidden(
+            "certificates of the platform's services are a platform admin's to issue",
+            code="platform_admin_required",
+        )
+
+
 def _ttl(service: PkiService, value: int | str | None) -> timedelta:
     return service.settings.default_ttl if value is None else parse_duration(value)
 
@@ -114,9 +144,12 @@ async def issue_certificate(
 ) -> IssuedOut:
     """Issue a client certificate to a thing of the organisation, an agent or a service."""
     org_id = principal.require(MANAGE)
+    _not_a_flow(body.entity_type)
+    entity = Entity(body.entity_type, body.entity_id)  # invalid_entity_id
+    _may_name(entity, org_id, platform_admin=principal.platform_admin)
     service = platform.get(PkiService)
     issued = await service.certs.issue(
-        Entity(body.entity_type, body.entity_id),
+        entity,
         ttl=_ttl(service, body.ttl),
         csr_pem=body.csr,
         org_id=org_id,
@@ -182,6 +215,7 @@ async def renew_certificate(
     org_id = principal.require(MANAGE)
     service = platform.get(PkiService)
     body = body or RenewBody()
+    _not_a_flow((await service.certs.get(org_id, serial)).entity.type)
     issued = await service.certs.renew(
         org_id, serial, ttl=_ttl(service, body.ttl), csr_pem=body.csr
     )

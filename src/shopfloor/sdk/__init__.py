@@ -22,12 +22,13 @@ from ._bootstrap import (
     bootstrap,
     open_answer,
 )
-from ._client import Peers, Resolver, StateChange
+from ._client import AgentClient, ClientCredentials, Peers, Resolver, StateChange
 from ._context import AgentContext, AgentContextError, config_port, config_seconds
 from ._coordinator import CoordinatorAgent
 from ._errors import (
     AgentError,
     AgentRefused,
+    AgentTimeout,
     AgentUnreachable,
     BootstrapRefused,
     BootstrapResponseTampered,
@@ -53,12 +54,20 @@ from ._revocation import (
 from ._runner import run_agent
 from ._service import CallHandler
 from ._settings import AgentSettings
-from ._tls import AgentCredentials, AgentIdentity, agent_dns_name, platform_tls
+from ._tls import (
+    AgentCredentials,
+    AgentIdentity,
+    FlowIdentity,
+    MemoryCredentials,
+    agent_dns_name,
+    platform_tls,
+)
 
 __all__ = [
     "METHOD_RELATIONS",
     "Agent",
     "AgentAssertion",
+    "AgentClient",
     "AgentContext",
     "AgentContextError",
     "AgentCredentials",
@@ -66,6 +75,7 @@ __all__ = [
     "AgentIdentity",
     "AgentRefused",
     "AgentSettings",
+    "AgentTimeout",
     "AgentUnreachable",
     "BootstrapRefused",
     "BootstrapResponseTampered",
@@ -75,12 +85,15 @@ __all__ = [
     "Caller",
     "CertificateRevoked",
     "Checker",
+    "ClientCredentials",
     "CoordinatorAgent",
     "CredentialPaths",
     "CrlSource",
     "DeviceChannel",
     "DeviceConfig",
+    "FlowIdentity",
     "HttpCrlSource",
+    "MemoryCredentials",
     "PeerUnknown",
     "Peers",
     "PlatformClient",

@@ -4,12 +4,14 @@ In order, for every call, before the agent's code sees it:
 
 1. the caller's certificate, as the TLS handshake verified it against the agents' CA
    (`x509_pem_cert` in the call's `auth_context()`), must name an agent
-   (`urn:shopfloor:agent:<org_id>/<name>`): else `UNAUTHENTICATED`;
+   (`urn:shopfloor:agent:<org_id>/<name>`) or a flow of the flows service
+   (`urn:shopfloor:flow:<org_id>/<flow_id>`): else `UNAUTHENTICATED`;
 2. its serial must not be on the platform's revocation list (`RevocationList`): else
    `UNAUTHENTICATED`, as when there is no list to check against;
-3. the agent must be of this agent's organisation: else `PERMISSION_DENIED`;
-4. the checker must allow `(agent:<caller>, relation, agent:<this agent>)`, the relation
-   the method needs (`METHOD_RELATIONS`): else `PERMISSION_DENIED`, with the reason.
+3. the agent or flow must be of this agent's organisation: else `PERMISSION_DENIED`;
+4. the checker must allow `(agent:<caller>, relation, agent:<this agent>)` (for a flow
+   `flow:<flow_id>`), the relation the method needs (`METHOD_RELATIONS`): else
+   `PERMISSION_DENIED`, with the reason.
 
 grpc.aio's `ServerInterceptor` is handed the method and the metadata only
 (`HandlerCallDetails`), not the peer's certificate, so `AccessInterceptor` cannot
@@ -34,10 +36,10 @@ from typing import Any, TypeAlias, cast
 import grpc
 from cryptography import x509
 
-from shopfloor.pki import CertificateRefused, PkiError
+from shopfloor.pki import CertificateRefused, EntityType, PkiError, entity_of
 
 from ._revocation import CertificateRevoked, RevocationList, RevocationUnknown
-from ._tls import AgentIdentity
+from ._tls import AgentIdentity, FlowIdentity
 from ._wire import CALL, FOLLOW, GET_STATE, PING
 
 __all__ = [
@@ -53,7 +55,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: `checker(subject, relation, object)`: `agent:<caller>`, a relation, `agent:<callee>`.
+#: `checker(subject, relation, object)`: `agent:<caller>` (or `flow:<caller>`), a relation,
+#: `agent:<callee>`.
 Checker = Callable[[str, str, str], bool | Awaitable[bool]]
 
 #: The relation a caller needs to the agent it calls, per gRPC method; None: any agent of
@@ -78,10 +81,13 @@ def same_organisation(subject: str, relation: str, object: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The agent calling, as its certificate names it."""
+    """The agent calling, as its certificate names it; or a flow of the flows service
+    (`kind` "flow", `name` the flow's id, `identity` a `FlowIdentity`)."""
 
-    identity: AgentIdentity
+    identity: AgentIdentity | FlowIdentity
     serial: int
+    #: "agent", or "flow": a flow's `agent.call` task (docs/flows.md).
+    kind: str = "agent"
 
     @property
     def name(self) -> str:
@@ -89,6 +95,7 @@ class Caller:
 
     @property
     def subject(self) -> str:
+        """How the relation graph names the caller: `agent:<name>`, `flow:<flow_id>`."""
         return self.identity.subject
 
 
@@ -96,7 +103,7 @@ _CALLER: ContextVar[Caller | None] = ContextVar("shopfloor_agent_caller", defaul
 
 
 def current_caller() -> Caller | None:
-    """The agent whose call is being served (None outside a call)."""
+    """The agent (or flow: `kind`) whose call is being served (None outside a call)."""
     return _CALLER.get()
 
 
@@ -151,7 +158,7 @@ class Access:
         if known.identity.org_id != self.identity.org_id:
             raise Refusal(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"agent {known.name} is of another organisation",
+                f"{known.kind} {known.name} is of another organisation",
             )
         return known
 
@@ -198,6 +205,8 @@ class Access:
 def _caller_of(pem: bytes) -> Caller | Refusal:
     try:
         certificate = x509.load_pem_x509_certificate(pem)
+        if entity_of(certificate).type is EntityType.FLOW:
+            return Caller(FlowIdentity.of(certificate), certificate.serial_number, kind="flow")
         return Caller(AgentIdentity.of(certificate), certificate.serial_number)
     except CertificateRefused as exc:
         return Refusal(grpc.StatusCode.UNAUTHENTICATED, str(exc))

@@ -8,7 +8,11 @@ routes by it, and the name the target's certificate must carry, so whatever the
 address, only that agent is accepted. `:authority` is that name too.
 
 Channels are kept per target and made again after a certificate renewal, so new
-connections present the new certificate; the replaced ones close with the client.
+connections present the new certificate, and when the target's address changes (an
+agent restarted elsewhere); the replaced ones close with the client.
+
+The caller is whoever `credentials` name: an agent (`AgentCredentials`, its files), or
+a flow of the flows service (`MemoryCredentials`, a certificate it holds in memory).
 """
 
 from __future__ import annotations
@@ -17,15 +21,22 @@ import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
-from ._errors import AgentError, AgentRefused, AgentUnreachable, CallFailed, PeerUnknown
-from ._tls import AgentCredentials, agent_dns_name
+from ._errors import (
+    AgentError,
+    AgentRefused,
+    AgentTimeout,
+    AgentUnreachable,
+    CallFailed,
+    PeerUnknown,
+)
+from ._tls import agent_dns_name
 from ._wire import CALL, FOLLOW, GET_STATE, PING, pb
 
-__all__ = ["AgentClient", "Peers", "Resolver", "StateChange"]
+__all__ = ["AgentClient", "ClientCredentials", "Peers", "Resolver", "StateChange"]
 
 #: How soon a channel tries its target again after a failed connection. gRPC's own
 #: backoff grows to 120 s, for the internet; an agent that restarts on a plant's network
@@ -38,6 +49,16 @@ RECONNECT_OPTIONS = (
 
 #: `resolve(agent_name) -> "host:port"`, or `PeerUnknown`.
 Resolver = Callable[[str], str]
+
+
+class ClientCredentials(Protocol):
+    """The certificate a client presents: `AgentCredentials`, `MemoryCredentials`."""
+
+    def channel_generation(self) -> int:
+        """The current certificate's generation (a new one: new channels)."""
+        ...
+
+    def channel_credentials(self) -> grpc.ChannelCredentials: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +116,10 @@ class Peers:
 class _Stubs:
     """A channel to one agent and its methods, made for one generation of credentials."""
 
-    def __init__(self, channel: grpc.aio.Channel, generation: int) -> None:
+    def __init__(self, channel: grpc.aio.Channel, generation: int, address: str) -> None:
         self.channel = channel
         self.generation = generation
+        self.address = address
         self.ping = channel.unary_unary(
             PING,
             request_serializer=pb.PingRequest.SerializeToString,
@@ -121,11 +143,12 @@ class _Stubs:
 
 
 class AgentClient:
-    """Calls to the agents of `org_id`, as the agent whose `credentials` these are."""
+    """Calls to the agents of `org_id`, as the agent (or flow) whose `credentials` these
+    are."""
 
     def __init__(
         self,
-        credentials: AgentCredentials,
+        credentials: ClientCredentials,
         *,
         org_id: str,
         resolve: Resolver,
@@ -144,12 +167,12 @@ class AgentClient:
         return self._stubs(target).channel
 
     def _stubs(self, target: str) -> _Stubs:
-        _ = self.credentials.material  # looks at the files, at most every check_interval
-        generation = self.credentials.generation
-        held = self._targets.get(target)
-        if held is not None and held.generation == generation:
-            return held
+        # (an agent's files are looked at again at most every check_interval)
+        generation = self.credentials.channel_generation()
         address = self.resolve(target)
+        held = self._targets.get(target)
+        if held is not None and held.generation == generation and held.address == address:
+            return held
         if held is not None:
             self._retired.append(held.channel)
         name = agent_dns_name(self.org_id, target)
@@ -162,7 +185,7 @@ class AgentClient:
                 *RECONNECT_OPTIONS,
             ],
         )
-        stubs = self._targets[target] = _Stubs(channel, generation)
+        stubs = self._targets[target] = _Stubs(channel, generation, address)
         return stubs
 
     async def ping(self, target: str, payload: bytes = b"") -> pb.PingReply:
@@ -183,10 +206,20 @@ class AgentClient:
             raise _translated(exc, target) from exc
         return StateChange.from_message(reply)
 
-    async def call(self, target: str, method: str, arguments: Mapping[str, Any]) -> Any:
+    async def call(
+        self,
+        target: str,
+        method: str,
+        arguments: Mapping[str, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - gRPC's deadline of the call
+    ) -> Any:
+        """`method` of `target` with `arguments`, within `timeout` seconds (the client's
+        own by default): its JSON result, or `CallFailed` with the target's code."""
         request = pb.CallRequest(method=method, arguments_json=json.dumps(dict(arguments)))
+        deadline = self.timeout if timeout is None else timeout
         try:
-            reply: pb.CallReply = await self._stubs(target).call(request, timeout=self.timeout)
+            reply: pb.CallReply = await self._stubs(target).call(request, timeout=deadline)
         except grpc.aio.AioRpcError as exc:
             raise _translated(exc, target) from exc
         if reply.WhichOneof("outcome") == "error":
@@ -216,6 +249,8 @@ def _translated(exc: grpc.aio.AioRpcError, target: str) -> AgentError:
     details = exc.details() or status.name
     if status in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return AgentRefused(f"agent {target} refused the call: {details}", status=status)
-    if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if status is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return AgentTimeout(f"agent {target} did not answer in time: {details}")
+    if status is grpc.StatusCode.UNAVAILABLE:
         return AgentUnreachable(f"agent {target} is unreachable: {details}")
     return AgentError(f"agent {target} answered {status.name}: {details}", code="agent_failed")

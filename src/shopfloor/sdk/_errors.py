@@ -15,6 +15,7 @@ shopfloor.core.ShopfloorError
     ├── PeerUnknown             no address for the target: not in `config.peers`, no `proxy`
     ├── AgentUnreachable        no answer: connection, TLS handshake (the name the caller
     │                           asked for is not in the target's certificate), deadline
+    │   └── AgentTimeout        the deadline passed (the target may have run the call)
     ├── AgentRefused            the target refused the caller: `status` UNAUTHENTICATED (no
     │                           usable certificate, a revoked one) or PERMISSION_DENIED
     │                           (another organisation, the relation graph); its reason
@@ -84,6 +85,12 @@ class PeerUnknown(AgentError):
 class AgentUnreachable(AgentError):
     code = "agent_unreachable"
     kind = ErrorKind.UNAVAILABLE
+
+
+class AgentTimeout(AgentUnreachable):
+    """No answer within the call's deadline: the target may be slow, or may have run it."""
+
+    code = "agent_timeout"
 
 
 class AgentRefused(AgentError):

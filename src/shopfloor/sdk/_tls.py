@@ -35,7 +35,15 @@ from shopfloor.pki import CertificateRefused, Entity, EntityType, entity_of
 
 from ._context import AgentContext, AgentContextError
 
-__all__ = ["AgentCredentials", "AgentIdentity", "TlsMaterial", "agent_dns_name", "platform_tls"]
+__all__ = [
+    "AgentCredentials",
+    "AgentIdentity",
+    "FlowIdentity",
+    "MemoryCredentials",
+    "TlsMaterial",
+    "agent_dns_name",
+    "platform_tls",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +87,35 @@ class AgentIdentity:
     def subject(self) -> str:
         """How the relation graph names it: `agent:<name>`."""
         return f"agent:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowIdentity:
+    """A flow of an organisation calling as itself (`urn:shopfloor:flow:<org_id>/<flow_id>`,
+    a certificate the flows service makes for it: docs/flows.md). `name` is the flow's id."""
+
+    org_id: str
+    name: str
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> FlowIdentity:
+        """The flow `certificate` names; `CertificateRefused` for any other entity."""
+        entity = entity_of(certificate)
+        org_id, slash, name = entity.id.partition("/")
+        if entity.type is not EntityType.FLOW or not slash:
+            raise CertificateRefused(
+                f"the certificate names {entity.uri}, not a flow", code="certificate_not_flow"
+            )
+        return cls(org_id, name)
+
+    @property
+    def entity(self) -> Entity:
+        return Entity(EntityType.FLOW, f"{self.org_id}/{self.name}")
+
+    @property
+    def subject(self) -> str:
+        """How the relation graph names it: `flow:<flow_id>`."""
+        return f"flow:{self.name}"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -155,6 +192,12 @@ class AgentCredentials:
                 self._refresh(force=False)
             return self._material
 
+    def channel_generation(self) -> int:
+        """The generation of the certificate new channels present, the files looked at
+        again when `check_interval` has passed (`ClientCredentials`)."""
+        _ = self.material
+        return self.generation
+
     def reload(self) -> bool:
         """Read the files now (on SIGHUP); whether they held a new certificate."""
         with self._lock:
@@ -227,6 +270,36 @@ class AgentCredentials:
         except OSError:
             return None
         return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in stats)
+
+
+class MemoryCredentials:
+    """A client certificate, its key and the CA held in memory, never on disk: what a
+    caller that is not an agent presents (a flow of the flows service). `replace` takes a
+    renewed certificate; channels made after it present the new one."""
+
+    def __init__(self, cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> None:
+        self.material = TlsMaterial.parse(cert_pem, key_pem, ca_pem)
+        #: Counts the certificates taken (0: the first).
+        self.generation = 0
+
+    def replace(self, cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> None:
+        self.material = TlsMaterial.parse(cert_pem, key_pem, ca_pem)
+        self.generation += 1
+
+    @property
+    def serial(self) -> int:
+        return self.material.serial
+
+    def channel_generation(self) -> int:
+        return self.generation
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        material = self.material
+        return grpc.ssl_channel_credentials(
+            root_certificates=material.ca_pem,
+            private_key=material.key_pem,
+            certificate_chain=material.cert_pem,
+        )
 
 
 def platform_tls(ca_file: str | os.PathLike[str] | None) -> ssl.SSLContext:
