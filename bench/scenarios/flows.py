@@ -360,7 +360,7 @@ def _command(http: httpx.Client, command: str, flow_ids: list[str], bound: float
             f"{FLOWS}/commands", json={"command": command, "flow_ids": flow_ids}, timeout=bound
         )
     except httpx.TimeoutException:
-        return Command(math.inf, 0, f"no answer within {bound:.0f} s")
+        return Command(math.inf, 0, f"no answer within {bound:.0f} s{_states(http, flow_ids)}")
     seconds = time.perf_counter() - began
     if response.status_code != 200:
         return Command(seconds, 0, f"{response.status_code} {response.text[:200]}")
@@ -368,6 +368,37 @@ def _command(http: httpx.Client, command: str, flow_ids: list[str], bound: float
     ok = sum(1 for r in results if r["ok"])
     first_error = next((r["error"] for r in results if not r["ok"]), None)
     return Command(seconds, ok, f"first refusal: {first_error}" if first_error else "")
+
+
+def _states(http: httpx.Client, flow_ids: list[str]) -> str:
+    """The states of `flow_ids` now, as `/flows/status` says (it may be slow too)."""
+    try:
+        response = http.get(f"{FLOWS}/status", timeout=15)
+    except httpx.TimeoutException:
+        return "; `/flows/status` did not answer within 15 s either"
+    wanted = set(flow_ids)
+    states: dict[str, int] = {}
+    for flow in response.json()["flows"]:
+        if flow["flow_id"] in wanted:
+            states[flow["state"]] = states.get(flow["state"], 0) + 1
+    return "; then " + ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
+
+
+def _first_runs(runs: Runs, flows: int, sent_at: float) -> str:
+    """When the flows had started, from their runs: the first event of an interval flow
+    is due 1 s after its start, and its events run in order."""
+    firsts = [
+        min(_stamp(r["trigger"]["at"]) for r in flow) for flow in runs.by_flow.values() if flow
+    ]
+    if not firsts:
+        return "; no flow ran"
+    last = max(firsts) - 1.0 - sent_at
+    if len(firsts) < flows:
+        return f"; {len(firsts):,} of {flows:,} flows had run when the runs were read"
+    return (
+        f"; every flow had run when the runs were read, the last started about "
+        f"{last:.1f} s after the `PATCH` was sent (its first event due 1 s later)"
+    )
 
 
 def _create_flows(http: httpx.Client, docs: list[dict[str, Any]]) -> float:
@@ -540,6 +571,7 @@ def _timers(ctx: BenchContext, plan: Plan, result: ScenarioResult) -> TimerRun:
                 time.sleep(1.0)
                 rss_before = _vmrss(server.pid)
                 created = _create_flows(http, [_timer_flow(i, trigger) for i in ids])
+                sent_at = time.time()
                 start = _command(http, "start", ids, plan.bound)
                 time.sleep(2.0)  # the last flows started reach their first event
                 w0 = time.time()
@@ -556,6 +588,8 @@ def _timers(ctx: BenchContext, plan: Plan, result: ScenarioResult) -> TimerRun:
                 stopped = _command(http, "stop", ids, plan.bound)
         finally:
             _finish(server, stopped)
+    if not start.finished:
+        start.note += _first_runs(runs, plan.flows, sent_at)
     all_quiet, others_quiet, others_toggled = Delays(), Delays(), Delays()
     held = [sum(1 for r in flow if r["tasks"] and _stamp(r["tasks"][0]["started"]) < w1)
             for flow in runs.by_flow.values()]  # fmt: skip
@@ -685,6 +719,8 @@ class _Counter:
             self._process.wait(10)
         if self._thread is not None:
             self._thread.join(10)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
 
     def _count(self, stream: IO[bytes]) -> None:
         for line in stream:
@@ -757,7 +793,7 @@ def _send(target: MqttTarget, counter: _Counter, numbers: range, work: Path) -> 
         )
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait()
+        process.communicate()
         failure = f"mosquitto_pub not done within {timeout:.0f} s"
     counter.wait(numbers, quiet=10.0, timeout=timeout)
     with counter._changed:
