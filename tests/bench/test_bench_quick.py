@@ -48,6 +48,7 @@ REQUIRED_CHECKS = {
     "agents": "API: every kill came back",
     "agent_calls": "the checker was asked once per call",
     "aas_invoke": "the Core handled every invoke exactly once: nats",
+    "flows": "message flow: every message published arrived once",
 }
 
 
