@@ -22,6 +22,10 @@ What runs where:
   it had had by then (a lower bound, so a backlog shows in the percentiles);
 - memory per flow: VmRSS of the server (`/proc/<pid>/status`) at the end of the first
   window, with every flow running, minus VmRSS before the first flow was made, / N;
+- the timers' phases: started by one command (the figure of starting them all), every
+  flow's timer would fire on the same instant of each second; so they are stopped and
+  started again in 20 commands 50 ms apart, their phases spread over the second as the
+  anchor's are (the cron part measures them all on one instant);
 - one flow started and stopped, one command every 0.5 s, for a window while the others
   run; the others' delays in that window beside theirs in the window before (nothing
   toggled);
@@ -575,6 +579,12 @@ def _timers(ctx: BenchContext, plan: Plan, result: ScenarioResult) -> TimerRun:
                 created = _create_flows(http, [_timer_flow(i, trigger) for i in ids])
                 sent_at = time.time()
                 start = _command(http, "start", ids, plan.bound)
+                # Started by one command, every flow's timer has the same phase: each
+                # second is a burst (what the cron part measures). The anchor's tasks have
+                # their phases spread over the second; so have the flows measured here:
+                # stopped, then started again in PHASES commands, one every 1/PHASES s.
+                _command(http, "stop", ids, plan.bound)
+                _start_spread(http, ids, plan.bound)
                 time.sleep(2.0)  # the last flows started reach their first event
                 w0 = time.time()
                 time.sleep(plan.window)
@@ -613,6 +623,17 @@ def _timers(ctx: BenchContext, plan: Plan, result: ScenarioResult) -> TimerRun:
         achieved=_started_between(runs.by_flow, w0, w1) / (w1 - w0), stops=stops,
         starts=starts, toggle_failures=failures, unread=runs.unread, dropped=dropped,
     )  # fmt: skip
+
+
+#: The commands the timers' flows are started in, for their phases to spread.
+PHASES = 20
+
+
+def _start_spread(http: httpx.Client, ids: list[str], bound: float) -> None:
+    began = time.monotonic()
+    for k in range(PHASES):
+        _command(http, "start", ids[k::PHASES], bound)
+        time.sleep(max(0.0, began + (k + 1) / PHASES - time.monotonic()))
 
 
 def _dropped(http: httpx.Client, bound: float) -> int:

@@ -127,6 +127,36 @@ async def test_a_failed_run_is_a_dead_letter_replayed_through_the_api(api: Api) 
     assert gone.json()["error"]["code"] == "flow_dead_letter_not_found"
 
 
+async def test_a_deleted_channel_is_published_to_no_more(api: Api) -> None:
+    """The publisher keeps "this channel is the organisation's"; the registry's change
+    drops it at once."""
+    org = await api.org("plant")
+    engineer = await api.member(org, "engineer")
+    made = await api.http.post("/api/v1/channels", json={"name": "out"}, headers=engineer)
+    channel = made.json()["id"]
+    doc = ticking(
+        "once", triggers=[],
+        tasks=[{"id": "out", "type": "publish",
+                "parameters": {"channel_id": channel, "payload": "1"}}],
+    )  # fmt: skip
+    assert (await api.http.post("/flows", json=doc, headers=engineer)).status_code == 201
+    manager = api.platform.get(_flows()).manager
+    body = {"command": "start", "flow_ids": ["once"]}
+
+    async def ran(status: str, count: int) -> None:
+        assert (await api.http.patch("/flows/commands", json=body, headers=engineer)).is_success
+        await eventually(
+            lambda: sum(r.status == status for r in manager.runs(org, "once")) == count
+        )
+
+    await ran("completed", 1)
+    await ran("completed", 2)  # the channel's answer is kept now
+    deleted = await api.http.delete(f"/api/v1/channels/{channel}", headers=engineer)
+    assert deleted.status_code == 204
+    await ran("failed", 1)
+    assert manager.runs(org, "once")[0].error["code"] == "channel_not_found"  # type: ignore[index]
+
+
 async def _nonempty(items: Any) -> bool:
     return bool(await items)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -196,9 +197,9 @@ class ConfigManager:
         with self._lock:
             seen: set[tuple[str, str]] = set()
             for org_id in self._org_ids():
-                files = self._files(org_id)
-                seen.update((org_id, flow_id) for flow_id, _ in files)
-                moved = [(f, p) for f, p in files if self._stamp(p) != self._known_stamp(org_id, f)]
+                files = self._scan(org_id)
+                seen.update((org_id, flow_id) for flow_id, _, _ in files)
+                moved = [(f, p) for f, p, stamp in files if stamp != self._known_stamp(org_id, f)]
                 if not moved:
                     continue
                 with self._folder(org_id):
@@ -365,11 +366,30 @@ class ConfigManager:
             return []
 
     def _files(self, org_id: str) -> list[tuple[str, Path]]:
+        return [(flow_id, path) for flow_id, path, _ in self._scan(org_id)]
+
+    def _scan(self, org_id: str) -> list[tuple[str, Path, tuple[int, int, int]]]:
+        """The organisation's flow files with their stamps, by id: one directory read
+        and a stat per file (`os.scandir`; `Path.glob` and a `stat` per path took a
+        tenth of a core every poll with a thousand flows)."""
         found = []
-        for path in sorted((self.root / org_id).glob("*.json")):
-            if _FLOW_ID.match(path.stem) and path.is_file():
-                found.append((path.stem, path))
-        return found
+        try:
+            entries = list(os.scandir(self.root / org_id))
+        except OSError:
+            return []
+        for entry in entries:
+            flow_id, dot, suffix = entry.name.rpartition(".")
+            if not (dot and suffix == "json" and _FLOW_ID.match(flow_id)):
+                continue
+            try:
+                if not entry.is_file():
+                    continue
+                stat = entry.stat()
+            except OSError:
+                continue
+            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            found.append((flow_id, Path(entry.path), stamp))
+        return sorted(found)
 
     def _history_files(self, org_id: str, flow_id: str) -> list[tuple[int, Path]]:
         """Revision files of a flow, newest first."""

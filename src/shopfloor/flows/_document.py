@@ -28,7 +28,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
 )
 from pydantic_core import PydanticCustomError
@@ -120,9 +119,6 @@ class Task(_Strict):
     )
     retries: Retries = Field(default_factory=Retries)
     timeout: float | None = Field(default=None, gt=0, le=86400, description="Seconds.")
-    #: The engine's parsed parameters of this task, made at its first run (a document
-    #: read is not changed after; a change is a new document).
-    _parsed: Any = PrivateAttr(default=None)
 
 
 class Trigger(_Strict):

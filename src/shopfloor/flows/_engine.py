@@ -137,6 +137,9 @@ def retry_delay(retries: Retries, attempt: int) -> float:
 
 OnBoundary = Callable[[Boundary], Awaitable[None]]
 
+#: Parsed tasks kept by an engine before it starts again from none.
+PARSED_KEPT = 65_536
+
 #: Run ids: 16 hex digits, a random half per process and a count (a thousand runs a
 #: second would spend a tenth of their time in `secrets`' system call).
 _RUN_PREFIX = secrets.token_hex(4)
@@ -166,6 +169,9 @@ class FlowEngine:
         self.agents = agents
         self.log = log or logging.getLogger("shopfloor.flows.run")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flows")
+        #: Each task's type and parameters, parsed at its first run, by the task read
+        #: (held, so that its id names it); a changed document is new task objects.
+        self._parsed: dict[int, tuple[Task, TaskType, Any]] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -262,10 +268,17 @@ class FlowEngine:
         if task.condition is not None and context.evaluate(task.condition) is not True:
             outcome.status = "skipped"
             return None
-        if task._parsed is None:
+        held = self._parsed.get(id(task))
+        if held is None or held[0] is not task:
+            if len(self._parsed) >= PARSED_KEPT:  # documents replaced many times over
+                self._parsed.clear()
             kind = TaskType.backends.get(task.type)()
-            task._parsed = (kind, kind.Parameters.model_validate(task.parameters))
-        kind, parameters = task._parsed
+            held = self._parsed[id(task)] = (
+                task,
+                kind,
+                kind.Parameters.model_validate(task.parameters),
+            )
+        _, kind, parameters = held
         while True:
             outcome.attempts += 1
             try:

@@ -17,15 +17,16 @@ messages (`flow_operation_failed`, `flow_operation_timeout`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from shopfloor.aas import AasStore, ExecutionState, Invocation, Invoker
-from shopfloor.auth import AuthenticatedThing
+from shopfloor.auth import AuthenticatedThing, ThingAccess
 from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus, Envelope, channel_filters
-from shopfloor.registry import Registry
+from shopfloor.registry import ChangeKind, Registry, RegistryChange
 
 from ._context import Message
 from ._errors import FlowRunError
@@ -34,10 +35,30 @@ __all__ = ["AasOperations", "BusSubscriber", "PlatformPublisher"]
 
 
 class PlatformPublisher:
-    def __init__(self, registry: Registry, ingress: Ingress, bus: Bus) -> None:
+    """Publishes for flows; what it checked is kept for `ttl` seconds, each entry dropped
+    as soon as the registry says it changed (`on_change`, from the event hub, so a
+    change made by any process reaches it), everything when the bus was away.
+
+    A message flow publishes once per run, one run after another: a database query per
+    publish to see the channel is the organisation's (or the thing is) was most of a
+    run's time."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        ingress: Ingress,
+        bus: Bus,
+        access: ThingAccess | None = None,
+        *,
+        ttl: float = 30.0,
+    ) -> None:
         self.registry = registry
         self.ingress = ingress
         self.bus = bus
+        self.access = access
+        self.ttl = ttl
+        #: (org_id, channel_id) → when the answer "it is the organisation's" expires.
+        self._channels: dict[tuple[str, str], float] = {}
 
     async def publish(
         self,
@@ -51,19 +72,45 @@ class PlatformPublisher:
         thing_id: str | None = None,
     ) -> None:
         if thing_id is not None:
-            thing = await self.registry.get_thing(org_id, thing_id)  # not another org's
+            await self._thing(org_id, thing_id)
             await self.ingress.publish(
-                AuthenticatedThing(id=thing.id, org_id=org_id), channel_id, subtopic,
+                AuthenticatedThing(id=thing_id, org_id=org_id), channel_id, subtopic,
                 payload, content_type, protocol="flow",
             )  # fmt: skip
             return
-        await self.registry.get_channel(org_id, channel_id)
+        await self._channel(org_id, channel_id)
         await self.bus.publish(
             Envelope(
                 channel=channel_id, subtopic=subtopic, publisher=f"flow:{flow_id}",
                 protocol="flow", payload=payload, content_type=content_type,
             )
         )  # fmt: skip
+
+    async def _thing(self, org_id: str, thing_id: str) -> None:
+        """The thing must be the organisation's (`thing_not_found` otherwise)."""
+        if self.access is not None:
+            found = await self.access.thing(thing_id)  # cached, dropped on a change
+            if found is not None and found.org_id == org_id:
+                return
+        await self.registry.get_thing(org_id, thing_id)  # raises thing_not_found
+
+    async def _channel(self, org_id: str, channel_id: str) -> None:
+        """The channel must be the organisation's (`channel_not_found` otherwise)."""
+        key = (org_id, channel_id)
+        now = time.monotonic()
+        if self._channels.get(key, 0.0) > now:
+            return
+        await self.registry.get_channel(org_id, channel_id)
+        if len(self._channels) >= 65_536:
+            self._channels = {k: t for k, t in self._channels.items() if t > now}
+        self._channels[key] = now + self.ttl
+
+    def on_change(self, change: RegistryChange) -> None:
+        if change.kind == ChangeKind.CHANNEL_DELETED and change.channel_id is not None:
+            self._channels.pop((change.org_id, change.channel_id), None)
+
+    def forget_all(self) -> None:
+        self._channels.clear()
 
 
 def _decoded(payload: bytes) -> Any:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import httpx
@@ -26,6 +27,7 @@ from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
 from shopfloor.pki.capability import PkiService
+from shopfloor.registry import RegistryChange
 
 from ._config import ConfigManager
 from ._context import AgentCaller
@@ -109,6 +111,7 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
         #: Set when another process announced a change: look at the folder now.
         self._wake = asyncio.Event()
         self._registry = platform.get(IdentityService).registry
+        self._access = platform.get(IdentityService).access
         self._ingress = platform.get(IngressService).ingress
         self._bus = platform.get(BusService).bus
         self.manager: FlowManager | None = None
@@ -125,7 +128,11 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
         self.configs.on_change = announce
         stack.callback(setattr, self.configs, "on_change", None)
         stack.enter_context(self.events.listen("flows.>", self._on_event))
-        stack.enter_context(self.events.listen(RECONNECTED, lambda _event: self._wake.set()))
+        publisher = PlatformPublisher(self._registry, self._ingress, self._bus, self._access)
+        stack.enter_context(
+            self.events.listen(RECONNECTED, lambda _event: self._reconnected(publisher))
+        )
+        stack.enter_context(self.events.listen("registry.>", partial(_registry_changed, publisher)))
         await self.spawn("flows-rescan", self._rescan)
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=self.settings.http_timeout)
@@ -136,7 +143,7 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
             operations = AasOperations(aas.store, aas.invoker)
         agents = await self._agent_calls(stack)
         engine = FlowEngine(
-            publisher=PlatformPublisher(self._registry, self._ingress, self._bus),
+            publisher=publisher,
             http=http, operations=operations, agents=agents, workers=self.settings.workers,
         )  # fmt: skip
         stack.callback(engine.close)
@@ -166,6 +173,11 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
         stack.push_async_callback(calls.aclose)  # after the manager: no run is left
         return calls
 
+    def _reconnected(self, publisher: PlatformPublisher) -> None:
+        # Changes made while this process was cut off from the bus are unknown.
+        publisher.forget_all()
+        self._wake.set()
+
     def _on_event(self, event: Event) -> None:
         if event.origin != self.events.origin:  # this process's own changes are held
             self._wake.set()
@@ -180,3 +192,11 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
             if not stopping.is_set():
                 self._wake.clear()
                 await asyncio.to_thread(self.configs.rescan)
+
+
+def _registry_changed(publisher: PlatformPublisher, event: Event) -> None:
+    try:
+        change = RegistryChange.from_data(event.data)
+    except (KeyError, ValueError):
+        return
+    publisher.on_change(change)
