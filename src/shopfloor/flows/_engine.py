@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+import marshal
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -121,6 +123,34 @@ class RunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def packed(self) -> bytes:
+        """The record as `marshal` bytes: how a finished run is kept. Bytes are one
+        object the garbage collector never looks into; a record of objects is dozens,
+        and a thousand flows keeping their runs made every full collection take a fifth
+        of a second. `marshal` (kept in memory only, never written) takes 2 µs where
+        `json.dumps` took 15."""
+        tasks = [
+            {"task_id": t.task_id, "status": t.status, "attempts": t.attempts,
+             "started": t.started, "finished": t.finished, "error": t.error}
+            for t in self.tasks
+        ]  # fmt: skip
+        data = {
+            "run_id": self.run_id, "flow_id": self.flow_id, "rev": self.rev,
+            "status": self.status, "started": self.started, "trigger": self.trigger,
+            "finished": self.finished, "tasks": tasks, "error": self.error,
+        }  # fmt: skip
+        try:
+            return marshal.dumps(data)
+        except ValueError:  # a value marshal does not take: its JSON text, marked
+            return b"J" + json.dumps(data, default=str).encode()
+
+    @classmethod
+    def unpacked(cls, packed: bytes) -> RunRecord:
+        # Only bytes this process made itself by `packed`, never read from outside.
+        data = json.loads(packed[1:]) if packed[:1] == b"J" else marshal.loads(packed)  # noqa: S302
+        data["tasks"] = [TaskOutcome(**task) for task in data["tasks"]]
+        return cls(**data)
 
 
 def error_of(exc: BaseException) -> dict[str, str]:

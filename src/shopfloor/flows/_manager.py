@@ -109,7 +109,8 @@ class _Flow:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     triggers: list[asyncio.Task[None]] = field(default_factory=list)
     worker: asyncio.Task[None] | None = None
-    runs: deque[RunRecord] = field(default_factory=lambda: deque(maxlen=50))
+    #: The newest runs: the one in progress as itself, the finished ones packed.
+    runs: deque[RunRecord | bytes] = field(default_factory=lambda: deque(maxlen=50))
     #: Set when the worker is to end after the run in progress.
     draining: bool = False
     #: Set when the platform stops: the state on disk stays as it is.
@@ -247,7 +248,12 @@ class FlowManager:
 
     def runs(self, org_id: str, flow_id: str) -> list[RunRecord]:
         flow = self._flows.get((org_id, flow_id))
-        return [] if flow is None else list(reversed(flow.runs))
+        if flow is None:
+            return []
+        return [
+            run if isinstance(run, RunRecord) else RunRecord.unpacked(run)
+            for run in reversed(flow.runs)
+        ]
 
     def dead_letters(self, org_id: str, flow_id: str) -> list[dict[str, Any]]:
         flow = self._flows.get((org_id, flow_id))
@@ -404,9 +410,11 @@ class FlowManager:
             flow.state.counters["cancelled"] += 1
             flow.state.last_error = record.error
             flow.state.boundary = flow.state.current_task = None
+            _pack(flow, record)
             await asyncio.shield(self._save(flow))
             raise
         flow.state.boundary = flow.state.current_task = None
+        _pack(flow, record)
         if record.status == "completed":
             flow.state.counters["completed"] += 1
         else:
@@ -455,6 +463,12 @@ class FlowManager:
     def _save_soon(self, flow: _Flow) -> asyncio.Future[None]:
         flow.state.updated = now_iso()
         return self.states.save_soon((flow.state.org_id, flow.state.flow_id), flow.state.saved)
+
+
+def _pack(flow: _Flow, record: RunRecord) -> None:
+    """The finished run, kept packed (it is the newest: a flow's runs take turns)."""
+    if flow.runs and flow.runs[-1] is record:
+        flow.runs[-1] = record.packed()
 
 
 def _refused(code: str, flow_id: str, state: str) -> FlowStateError:
