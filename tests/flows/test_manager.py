@@ -9,6 +9,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +358,25 @@ async def test_concurrent_commands_leave_one_consistent_state(
         assert len(live_triggers) == 1 and flow.worker is not None and not flow.worker.done()
     else:
         assert live_triggers == [] and (flow.worker is None or flow.worker.done())
+
+
+async def test_flows_on_one_cron_schedule_share_its_clock(
+    setup: Setup, manager: FlowManager
+) -> None:
+    every_second = [{"type": "cron", "parameters": {"expression": "* * * * * *"}}]
+    out = [{"id": "out", "type": "publish", "parameters": {"channel_id": "c", "payload": "1"}}]
+    for flow_id in ("a", "b"):
+        setup.put(flow_id, out, triggers=every_second)
+        await manager.command(ORG, flow_id, "start")
+    assert len(manager.clock._tasks) == 1  # one timer for both
+    await eventually(lambda: all(len(manager.runs(ORG, f)) >= 2 for f in ("a", "b")), within=10)
+    for flow_id in ("a", "b"):
+        ats = [run.trigger["at"] for run in manager.runs(ORG, flow_id)]
+        # each the second it was due at (UTC, the schedule's zone)
+        assert all(datetime.fromisoformat(at).microsecond == 0 for at in ats), ats
+    await manager.command(ORG, "a", "stop")
+    runs_of_a = len(manager.runs(ORG, "a"))
+    await eventually(lambda: len(manager.runs(ORG, "b")) >= runs_of_a + 2, within=10)
+    assert len(manager.runs(ORG, "a")) == runs_of_a  # a stopped flow is not delivered to
+    await manager.command(ORG, "b", "stop")
+    assert manager.clock._tasks == {}  # the last one gone, the clock's timer ends

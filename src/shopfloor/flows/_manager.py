@@ -48,7 +48,8 @@ from ._document import FlowDocument
 from ._engine import Boundary, FlowEngine, RunRecord, error_of
 from ._errors import FlowError, FlowNotFound, FlowStateError
 from ._states import StateStore
-from ._triggers import TriggerEvent, events
+from ._triggers import CronClock, TriggerEvent, events
+from ._types import CronTrigger
 
 __all__ = ["COMMANDS", "FlowManager", "FlowState"]
 
@@ -141,6 +142,7 @@ class FlowManager:
         self.runs_kept = runs_kept
         self.dead_letters_kept = dead_letters_kept
         self.states = StateStore(root / STATE_DB)
+        self.clock = CronClock()
         self._flows: dict[Key, _Flow] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -291,13 +293,36 @@ class FlowManager:
 
     def _start_triggers(self, flow: _Flow, doc: FlowDocument) -> None:
         org_id, flow_id = flow.state.org_id, flow.state.flow_id
+        loop = asyncio.get_running_loop()
         for index, trigger in enumerate(doc.triggers):
-            source = events(trigger, index, org_id, flow_id, self.subscriber, doc.variables)
-            flow.triggers.append(
-                asyncio.get_running_loop().create_task(
+            if trigger.type == "cron":
+                parameters = CronTrigger.Parameters.model_validate(trigger.parameters)
+                task = loop.create_task(
+                    self._on_clock(flow, parameters, index, trigger.start),
+                    name=f"flow-{flow_id}-cron",
+                )  # fmt: skip
+            else:
+                source = events(trigger, index, org_id, flow_id, self.subscriber, doc.variables)
+                task = loop.create_task(
                     self._feed(flow, source, trigger.start), name=f"flow-{flow_id}-trigger"
                 )
-            )
+            flow.triggers.append(task)
+
+    async def _on_clock(
+        self, flow: _Flow, parameters: CronTrigger.Parameters, index: int, start: str | None
+    ) -> None:
+        """A cron trigger: subscribed to the clock of its schedule while this runs."""
+
+        def deliver(event: TriggerEvent) -> None:
+            if not flow.draining:
+                payload, trigger = event
+                self._offer(flow, (payload, {**trigger, "start": start}))
+
+        unsubscribe = self.clock.subscribe(parameters, index, deliver)
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        finally:
+            unsubscribe()
 
     async def _retrigger(self, flow: _Flow) -> None:
         async with flow.lock:
