@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import ClassVar, Self, cast
 
 import grpc
 from cryptography import x509
@@ -58,64 +58,56 @@ def agent_dns_name(org_id: str, name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class AgentIdentity:
-    """An agent of an organisation, as its certificate's SAN URI names it."""
+class _Named:
+    """An entity of an organisation named `<org_id>/<name>` in its certificate."""
 
     org_id: str
     name: str
 
+    #: Its entity type, and the relation graph's type of it.
+    TYPE: ClassVar[EntityType]
+
     @classmethod
-    def of(cls, certificate: x509.Certificate) -> AgentIdentity:
-        """The agent `certificate` names; `CertificateRefused` for any other entity."""
+    def of(cls, certificate: x509.Certificate) -> Self:
+        """The entity `certificate` names; `CertificateRefused` for any other."""
         entity = entity_of(certificate)
         org_id, slash, name = entity.id.partition("/")
-        if entity.type is not EntityType.AGENT or not slash:
+        if entity.type is not cls.TYPE or not slash:
+            kind = cls.TYPE.value
+            article = "an" if kind[0] in "aeiou" else "a"
             raise CertificateRefused(
-                f"the certificate names {entity.uri}, not an agent", code="certificate_not_agent"
+                f"the certificate names {entity.uri}, not {article} {kind}",
+                code=f"certificate_not_{kind}",
             )
         return cls(org_id, name)
 
     @property
     def entity(self) -> Entity:
-        return Entity(EntityType.AGENT, f"{self.org_id}/{self.name}")
+        return Entity(self.TYPE, f"{self.org_id}/{self.name}")
+
+    @property
+    def subject(self) -> str:
+        """How the relation graph names it: `agent:<name>`, `flow:<flow_id>`."""
+        return f"{self.TYPE.value}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity(_Named):
+    """An agent of an organisation, as its certificate's SAN URI names it."""
+
+    TYPE: ClassVar[EntityType] = EntityType.AGENT
 
     @property
     def dns_name(self) -> str:
         return agent_dns_name(self.org_id, self.name)
 
-    @property
-    def subject(self) -> str:
-        """How the relation graph names it: `agent:<name>`."""
-        return f"agent:{self.name}"
-
 
 @dataclass(frozen=True, slots=True)
-class FlowIdentity:
+class FlowIdentity(_Named):
     """A flow of an organisation calling as itself (`urn:shopfloor:flow:<org_id>/<flow_id>`,
     a certificate the flows service makes for it: docs/flows.md). `name` is the flow's id."""
 
-    org_id: str
-    name: str
-
-    @classmethod
-    def of(cls, certificate: x509.Certificate) -> FlowIdentity:
-        """The flow `certificate` names; `CertificateRefused` for any other entity."""
-        entity = entity_of(certificate)
-        org_id, slash, name = entity.id.partition("/")
-        if entity.type is not EntityType.FLOW or not slash:
-            raise CertificateRefused(
-                f"the certificate names {entity.uri}, not a flow", code="certificate_not_flow"
-            )
-        return cls(org_id, name)
-
-    @property
-    def entity(self) -> Entity:
-        return Entity(EntityType.FLOW, f"{self.org_id}/{self.name}")
-
-    @property
-    def subject(self) -> str:
-        """How the relation graph names it: `flow:<flow_id>`."""
-        return f"flow:{self.name}"
+    TYPE: ClassVar[EntityType] = EntityType.FLOW
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -92,16 +92,23 @@ def _changed(
 
 @router.get(PREFIX + "/things")
 async def things_page(request: Request) -> Response:
+    return await _table_page(request, "console/things.html", _registry(request).list_things)
+
+
+async def _table_page(request: Request, template: str, lister: Any) -> Response:
+    """A page of the organisation's things or channels, as the listing's query asks
+    (`Registry.list_things`, `list_channels`: the same paging, filters and sort)."""
+
     async def build(caller: SignedIn) -> Response:
         org_id = caller.principal.require_org()
         listing = _listing(request)
         sort: SortKey = listing["sort"]
-        page = await _registry(request).list_things(
+        page = await lister(
             org_id, offset=listing["offset"], limit=listing["limit"],
             name=listing["name"] or None, tag=listing["tag"] or None, sort=sort,
         )  # fmt: skip
         context = {"page": page, "listing": listing, "page_sizes": PAGE_SIZES}
-        return render(request, "console/things.html", context, caller=caller)
+        return render(request, template, context, caller=caller)
 
     return await console_page(request, build)
 
@@ -149,18 +156,7 @@ async def delete_thing(thing_id: str, request: Request, sent: SignedFormDep) -> 
 
 @router.get(PREFIX + "/channels")
 async def channels_page(request: Request) -> Response:
-    async def build(caller: SignedIn) -> Response:
-        org_id = caller.principal.require_org()
-        listing = _listing(request)
-        sort: SortKey = listing["sort"]
-        page = await _registry(request).list_channels(
-            org_id, offset=listing["offset"], limit=listing["limit"],
-            name=listing["name"] or None, tag=listing["tag"] or None, sort=sort,
-        )  # fmt: skip
-        context = {"page": page, "listing": listing, "page_sizes": PAGE_SIZES}
-        return render(request, "console/channels.html", context, caller=caller)
-
-    return await console_page(request, build)
+    return await _table_page(request, "console/channels.html", _registry(request).list_channels)
 
 
 @router.post(PREFIX + "/channels")
