@@ -143,11 +143,11 @@ class Plan:
     @classmethod
     def of(cls, ctx: BenchContext) -> Plan:
         return cls(
-            flows=ctx.pick(100, 1000), window=ctx.pick(3.0, 12.0),
-            toggle_window=ctx.pick(3.0, 8.0), cron_every=CRON_EVERY[ctx.quick],
-            cron_window=ctx.pick(4.0, 10.0), profile_seconds=ctx.pick(2.0, 10.0),
+            flows=ctx.pick(100, 1000), window=ctx.pick(2.0, 12.0),
+            toggle_window=ctx.pick(2.0, 8.0), cron_every=CRON_EVERY[ctx.quick],
+            cron_window=ctx.pick(2.0, 10.0), profile_seconds=ctx.pick(1.0, 10.0),
             bound=ctx.pick(30.0, 30.0), warm_messages=ctx.pick(30, 200),
-            message_seconds=ctx.pick(2.0, 10.0), min_messages=ctx.pick(50, 500),
+            message_seconds=ctx.pick(1.0, 10.0), min_messages=ctx.pick(50, 500),
             max_messages=ctx.pick(2_000, 50_000),
         )  # fmt: skip
 

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from shopfloor.core import client_ssl_context
+
 from ._errors import AgentConflict, AgentError, AgentNotFound, InvalidAgentSpec
 from ._provisioners import AgentRef, Grant, Provisioner
 from ._runtime import AgentRuntime, LogLine, Observed, ObservedState, Workload
@@ -295,7 +297,9 @@ class Agents:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reconcile on every change and every `reconcile_interval` until `stopping`."""
-        self._http = httpx.AsyncClient(timeout=self.options.probe_timeout)
+        self._http = httpx.AsyncClient(
+            timeout=self.options.probe_timeout, verify=client_ssl_context()
+        )
         try:
             while not stopping.is_set():
                 busy = await self.reconcile()

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import jwt
 
+from shopfloor.core import client_ssl_context
+
 from ._errors import Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ class OidcVerifier:
         self._mapping = mapping or OidcClaimsMapping()
         self._ttl = jwks_ttl_seconds
         self._min_refresh = min_refresh_seconds
-        self._http = http or httpx.AsyncClient(timeout=10.0)
+        self._http = http or httpx.AsyncClient(timeout=10.0, verify=client_ssl_context())
         self._owns_http = http is None
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = -math.inf  # never fetched

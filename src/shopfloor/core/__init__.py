@@ -33,6 +33,7 @@ from ._settings import (
     settings_model,
 )
 from ._sse import KEEPALIVE, ServerSentEvent, SseParser, sse_event
+from ._tls import client_ssl_context
 from ._urls import UrlOptions
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "UrlOptions",
     "async_url",
     "backoff_delay",
+    "client_ssl_context",
     "create_engine",
     "discover",
     "env_names",

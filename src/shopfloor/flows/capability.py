@@ -22,7 +22,7 @@ from pydantic import Field
 from shopfloor.aas.capability import AasService
 from shopfloor.agents.capability import AgentsService
 from shopfloor.auth.capability import IdentityService
-from shopfloor.core import Section, Service, first_set
+from shopfloor.core import Section, Service, client_ssl_context, first_set
 from shopfloor.ingress.capability import IngressService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
@@ -135,7 +135,7 @@ class FlowsService(Service, name="flows", needs=("bus", "identity", "ingress")):
         stack.enter_context(self.events.listen("registry.>", partial(_registry_changed, publisher)))
         await self.spawn("flows-rescan", self._rescan)
         http = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=self.settings.http_timeout)
+            httpx.AsyncClient(timeout=self.settings.http_timeout, verify=client_ssl_context())
         )
         operations = None
         if self.platform.running(AasService):  # it starts first when it runs here
