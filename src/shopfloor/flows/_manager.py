@@ -483,7 +483,8 @@ class FlowManager:
         await self._save(flow)
 
     async def _save(self, flow: _Flow) -> None:
-        await asyncio.shield(self._save_soon(flow))
+        flow.state.updated = now_iso()
+        await self.states.save((flow.state.org_id, flow.state.flow_id), flow.state.saved)
 
     def _save_soon(self, flow: _Flow) -> asyncio.Future[None]:
         flow.state.updated = now_iso()
