@@ -187,6 +187,7 @@ class MqttService(Service, name="mqtt", needs=("ingress", "pki")):
     """MQTT: the embedded broker, or the bridge to Mosquitto when a broker URL is set."""
 
     stage = EDGE_STAGE
+    commands = {"mosquitto": "shopfloor.adapters.mosquitto.commands:mosquitto_app"}
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
@@ -313,3 +314,6 @@ class MqttService(Service, name="mqtt", needs=("ingress", "pki")):
         if self.broker is not None:
             return self.broker.ready
         return self.mosquitto is not None and self.mosquitto.ready
+
+    def problem(self) -> str | None:
+        return self.mosquitto.problem() if self.mosquitto is not None else None

@@ -51,10 +51,12 @@ async def front_page(platform: PlatformDep) -> HTMLResponse:
 async def health(platform: PlatformDep) -> JSONResponse:
     services = await platform.health.report()
     ready = platform.started and all(services.values())
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "version": __version__, "services": services},
-        status_code=200 if ready else 503,
-    )
+    body: dict[str, object] = {
+        "status": "ok" if ready else "unavailable", "version": __version__, "services": services,
+    }  # fmt: skip
+    if problems := platform.health.problems(services):
+        body["problems"] = problems
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics")

@@ -37,14 +37,27 @@ class Health:
     """Readiness of every started service; `/health` is ok only when all are ready."""
 
     checks: dict[str, HealthCheck] = field(default_factory=dict)
+    #: Why a service is not ready, in words an operator can act on (`Service.problem`).
+    explanations: dict[str, Callable[[], str | None]] = field(default_factory=dict)
 
-    def add(self, name: str, check: HealthCheck) -> None:
+    def add(
+        self, name: str, check: HealthCheck, explain: Callable[[], str | None] | None = None
+    ) -> None:
         if name in self.checks:
             raise ValueError(f"health check {name!r} registered twice")
         self.checks[name] = check
+        if explain is not None:
+            self.explanations[name] = explain
 
     def remove(self, name: str) -> None:
         self.checks.pop(name, None)
+        self.explanations.pop(name, None)
+
+    def problems(self, report: dict[str, bool]) -> dict[str, str]:
+        """The explanations of the entries of `report` that are not ready."""
+        found = {name: self.explanations[name]() for name, ok in report.items()
+                 if not ok and name in self.explanations}  # fmt: skip
+        return {name: text for name, text in found.items() if text}
 
     async def report(self) -> dict[str, bool]:
         names = list(self.checks)
@@ -140,7 +153,7 @@ class Platform:
                 self._running[cls] = service
                 health = service.health_name()
                 if health:
-                    self.health.add(health, service.check)
+                    self.health.add(health, service.check, service.problem)
                     self._stack.callback(self.health.remove, health)
         except BaseException:
             await self._stack.aclose()

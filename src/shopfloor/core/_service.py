@@ -117,6 +117,10 @@ class Service(Lifecycle, Pluggable, registry=_SERVICES):
         """The `/health` answer of this service (`ready` unless it probes something)."""
         return self.ready
 
+    def problem(self) -> str | None:
+        """Why the service is not ready and what to fix, shown by `/health` while it is not."""
+        return None
+
     @classmethod
     def body_limits(cls, settings: CoreSettings) -> dict[str, int]:
         """Request body limits of its own, by path prefix, where `max_body_bytes` (for

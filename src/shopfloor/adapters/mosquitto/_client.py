@@ -31,7 +31,7 @@ from . import _dynsec as dynsec
 from ._dynsec import DynsecCommand, DynsecResponse
 from ._errors import DynsecUnavailable, InvalidBrokerUrl
 
-__all__ = ["BrokerUrl", "DynsecClient"]
+__all__ = ["BrokerUrl", "DynsecClient", "login_hint"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,24 @@ logger = logging.getLogger(__name__)
 #: so huge batches block the broker; tiny ones cost a round trip each.
 BATCH_SIZE = 100
 _NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+#: CONNACK "not authorised": Mosquitto answers a wrong login and a dynamic-security
+#: plugin without a readable file alike (measured on 2.0.11).
+_NOT_AUTHORISED = 135
+
+
+def login_hint(error: BaseException | None) -> str:
+    """What to check after the broker refused a login: '' for other failures."""
+    if not isinstance(error, aiomqtt.MqttCodeError) or error.rc is None:
+        return ""
+    code = error.rc if isinstance(error.rc, int) else error.rc.value
+    if code != _NOT_AUTHORISED:
+        return ""
+    return (
+        "; check the user and password of SHOPFLOOR_MQTT_BROKER_URL (percent-encode "
+        "@ : / % # ? in them), and that the broker can read its dynamic-security file "
+        "(without it Mosquitto refuses every client; its log says 'Error loading Dynamic "
+        "security plugin config'): `shopfloor mosquitto check` checks both"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,14 @@ class BrokerUrl:
         parts = urlsplit(url)
         if parts.scheme != "mqtt":
             raise InvalidBrokerUrl("the Mosquitto broker URL must start with mqtt://")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            # A raw / ? or # in the password ends the host part early.
+            raise InvalidBrokerUrl(
+                "the Mosquitto broker URL is mqtt://user:password@host:port with nothing "
+                "after the port: percent-encode / ? # @ : % in the user and password "
+                "(python3 -c 'import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1], "
+                "safe=\"\"))' '<password>')"
+            )
         try:
             port = parts.port or 1883
         except ValueError as exc:
@@ -101,6 +127,11 @@ class DynsecClient(Lifecycle):
         self._connected = asyncio.Event()
         self._last_error: BaseException | None = None
         self._was_ready = False
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """Why the latest connection attempt failed (None once connected)."""
+        return self._last_error
 
     @classmethod
     def from_url(cls, url: str, **options: float) -> DynsecClient:
@@ -173,7 +204,8 @@ class DynsecClient(Lifecycle):
         except TimeoutError as exc:
             reason = f": {self._last_error}" if self._last_error else ""
             raise DynsecUnavailable(
-                f"cannot connect to Mosquitto at {self._host}:{self._port} as admin{reason}"
+                f"cannot connect to Mosquitto at {self._host}:{self._port} as admin "
+                f"{self._username}{reason}{login_hint(self._last_error)}"
             ) from exc
 
     async def _run(self, stopping: asyncio.Event) -> None:

@@ -30,7 +30,11 @@ def plugin_source() -> bytes:
 
 
 def build_plugin(out_dir: Path, *, compiler: str = "gcc") -> Path:
-    """Compile the plugin into `out_dir` unless an identical build is there; its path."""
+    """Compile the plugin into `out_dir` unless an identical build is there; its path.
+
+    The file is made readable by every user; `out_dir` (and the folders above it) must
+    be open to the broker's user too (`shopfloor mosquitto check` says so).
+    """
     source = plugin_source()
     recipe = hashlib.sha256(source)
     recipe.update("\0".join((compiler, *PLUGIN_FLAGS)).encode())
@@ -58,5 +62,8 @@ def build_plugin(out_dir: Path, *, compiler: str = "gcc") -> Path:
             raise PluginBuildError(
                 f"compiling the publisher plugin failed{hint}:\n{result.stderr.strip()}"
             )
+        # Readable by everyone whatever the umask: Mosquitto loads plugins after it
+        # switched from root to its own user.
+        built.chmod(0o755)
         os.replace(built, target)
     return target

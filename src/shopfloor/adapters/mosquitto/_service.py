@@ -29,9 +29,10 @@ from shopfloor.ingress import Ingress
 from shopfloor.messaging import Bus
 from shopfloor.registry import ChangeKind, Connection, NotFound, Registry, RegistryChange, Thing
 
+from ._access import BRIDGE_USERNAME
 from ._bridge import MosquittoBridge
 from ._bridge_support import BridgeMetrics
-from ._client import BrokerUrl, DynsecClient
+from ._client import BrokerUrl, DynsecClient, login_hint
 from ._dynsec import DynsecCommand, DynsecResponse
 from ._errors import DynsecUnavailable, MosquittoError
 from ._options import MosquittoOptions
@@ -120,6 +121,7 @@ class MosquittoService(Lifecycle):
         self._synced = False
         self._last_sync: SyncReport | None = None
         self._running = False
+        self._admin_problem: str | None = None
         self._backoff = self._options.backoff()
         self._unfollow = registry.add_listener(self.on_change) if follow_registry else None
 
@@ -127,6 +129,23 @@ class MosquittoService(Lifecycle):
     def ready(self) -> bool:
         """Whether the broker was reconciled once and the bridge is connected now."""
         return self._synced and self._bridge.connected
+
+    def problem(self) -> str | None:
+        """Why the service is not ready, with what to check; None when it is."""
+        if self.ready:
+            return None
+        if self._admin_problem is not None:
+            return self._admin_problem
+        client = self._admin.client
+        if client is not None and client.last_error is not None:
+            error = client.last_error
+            return f"the admin connection to Mosquitto was lost: {error}{login_hint(error)}"
+        if not self._synced:
+            return f"not reconciled with Mosquitto at {self._broker.host}:{self._broker.port} yet"
+        return (
+            f"the bridge is not connected to Mosquitto at {self._broker.host}:"
+            f"{self._broker.port} as {BRIDGE_USERNAME}"
+        )
 
     @property
     def last_sync(self) -> SyncReport | None:
@@ -186,11 +205,13 @@ class MosquittoService(Lifecycle):
             try:
                 async with client:
                     attempt = 0
+                    self._admin_problem = None
                     self._admin.client = client
                     while not isinstance(item := await self._work.get(), _Stop):
                         await self._apply(item)
                     return
             except MosquittoError as exc:
+                self._admin_problem = str(exc)
                 logger.warning("cannot reach mosquitto as admin: %s", exc)
             finally:
                 self._admin.client = None
