@@ -35,6 +35,21 @@ async def test_health_is_unavailable_when_a_service_is_not_ready(api: Api) -> No
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
     assert response.json()["services"]["broken"] is False
+    assert "problems" not in response.json()  # nothing said why
+
+
+async def test_health_says_why_a_service_is_not_ready(api: Api) -> None:
+    ready = False
+
+    async def check() -> bool:
+        return ready
+
+    api.platform.health.add("broker", check, lambda: "the broker refused the admin login")
+    response = await api.http.get("/health")
+    assert response.status_code == 503
+    assert response.json()["problems"] == {"broker": "the broker refused the admin login"}
+    ready = True
+    assert "problems" not in (await api.http.get("/health")).json()
 
 
 async def test_metrics_count_requests_by_route_template(api: Api) -> None:
