@@ -32,10 +32,11 @@ from tests.pipeline.conftest import Plant, build_plant, running
 
 import shopfloor
 from shopfloor.adapters.capability import MqttSettings
-from shopfloor.adapters.mosquitto import BrokerUrl, InvalidBrokerUrl
-from shopfloor.adapters.mosquitto._check import (
+from shopfloor.adapters.mosquitto import (
+    BrokerUrl,
     Finding,
-    Level,
+    InvalidBrokerUrl,
+    Severity,
     check_broker_files,
     check_broker_logins,
     read_broker_files,
@@ -169,7 +170,7 @@ async def broker_started(site: Site, start: str) -> AsyncIterator[asyncio.subpro
 
 
 def problems(findings: list[Finding]) -> list[str]:
-    return [f.message for f in findings if f.level is Level.PROBLEM]
+    return [f.message for f in findings if f.severity is Severity.PROBLEM]
 
 
 def mosquitto_pub(
@@ -212,7 +213,7 @@ async def test_the_documented_steps_as_root_store_a_things_message(
             await _what_differs_from_the_embedded_broker(site, plant)
             # The bridge's client exists now, and its password is the platform's.
             logins = await check_broker_logins(url, site.bridge_password)
-            assert problems(logins) == [] and Level.WARNING not in {f.level for f in logins}
+            assert problems(logins) == [] and Severity.WARNING not in {f.severity for f in logins}
             await _an_unreadable_dynsec_file_is_named_by_health(site, plant, broker, steps)
     assert "Error saving in-memory database" not in site.log.read_text()
     await _missteps_are_named_by_the_check(site)
@@ -315,7 +316,7 @@ async def _missteps_are_named_by_the_check(site: Site) -> None:
     everywhere = site.root / "everywhere.conf"
     everywhere.write_text(site.config.read_text().replace(" 127.0.0.1\n", "\n", 1))
     warnings = [f.message for f in check_broker_files(read_broker_files(everywhere))
-                if f.level is Level.WARNING]  # fmt: skip
+                if f.severity is Severity.WARNING]  # fmt: skip
     assert warnings == [
         f"listener {site.port} listens on every address of the host; give it "
         "one (shopfloor mosquitto config --bind-address) unless that is meant"

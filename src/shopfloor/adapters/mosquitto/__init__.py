@@ -17,7 +17,9 @@ The broker runs the dynamic-security plugin (clients, roles, ACLs) and Shopfloor
 publisher plugin (`build_plugin`), which stamps every PUBLISH with the user property
 `shopfloor-publisher` = the authenticated thing id (and `shopfloor-message-id`), and
 lets the bridge name the publisher of what it republishes. `render_config` and
-`init_dynsec_config` prepare a broker; docs/mosquitto.md is the operator's guide.
+`init_dynsec_config` prepare a broker, `check_broker_files` and `check_broker_logins`
+(`shopfloor mosquitto check`) find what keeps it from working; docs/mosquitto.md is the
+operator's guide.
 `CrlKeeper` keeps the CRL of a TLS listener current (docs/mtls.md).
 """
 
@@ -37,6 +39,14 @@ from ._access import (
     thing_role,
 )
 from ._bridge_support import BridgeMetrics, parse_channel_topic
+from ._check import (
+    BrokerFiles,
+    Finding,
+    Severity,
+    check_broker_files,
+    check_broker_logins,
+    read_broker_files,
+)
 from ._client import BrokerUrl, DynsecClient
 from ._config import (
     MosquittoConfig,
@@ -74,6 +84,7 @@ __all__ = [
     "THING_ROLE_PREFIX",
     "Acl",
     "BridgeMetrics",
+    "BrokerFiles",
     "BrokerUrl",
     "CrlKeeper",
     "DynsecClient",
@@ -84,6 +95,7 @@ __all__ = [
     "DynsecResponse",
     "DynsecSync",
     "DynsecUnavailable",
+    "Finding",
     "InvalidBrokerUrl",
     "MosquittoConfig",
     "MosquittoError",
@@ -91,17 +103,21 @@ __all__ = [
     "MosquittoService",
     "MosquittoTls",
     "PluginBuildError",
+    "Severity",
     "SnapshotRegistry",
     "SyncReport",
     "ThingAccess",
     "bridge_acls",
     "build_plugin",
     "channel_topics",
+    "check_broker_files",
+    "check_broker_logins",
     "errors_topic",
     "find_dynsec_plugin",
     "init_dynsec_config",
     "parse_channel_topic",
     "plugin_source",
+    "read_broker_files",
     "registry_snapshot",
     "reload_command",
     "render_config",

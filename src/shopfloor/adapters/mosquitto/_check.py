@@ -32,7 +32,7 @@ from ._errors import InvalidBrokerUrl, MosquittoError
 __all__ = [
     "BrokerFiles",
     "Finding",
-    "Level",
+    "Severity",
     "check_broker_files",
     "check_broker_logins",
     "read_broker_files",
@@ -42,7 +42,7 @@ __all__ = [
 DEFAULT_BROKER_USER = "mosquitto"
 
 
-class Level(Enum):
+class Severity(Enum):
     OK = "ok"
     WARNING = "warning"
     PROBLEM = "problem"
@@ -52,20 +52,20 @@ class Level(Enum):
 class Finding:
     """One result of the check: what was checked and, unless ok, what to do."""
 
-    level: Level
+    severity: Severity
     message: str
 
     @classmethod
     def ok(cls, message: str) -> Finding:
-        return cls(Level.OK, message)
+        return cls(Severity.OK, message)
 
     @classmethod
     def warning(cls, message: str) -> Finding:
-        return cls(Level.WARNING, message)
+        return cls(Severity.WARNING, message)
 
     @classmethod
     def problem(cls, message: str) -> Finding:
-        return cls(Level.PROBLEM, message)
+        return cls(Severity.PROBLEM, message)
 
 
 @dataclass(frozen=True, slots=True)

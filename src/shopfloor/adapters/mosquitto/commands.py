@@ -16,7 +16,7 @@ import typer
 
 from shopfloor.console import console, out
 
-from ._check import Finding, Level, check_broker_files, check_broker_logins, read_broker_files
+from ._check import Finding, Severity, check_broker_files, check_broker_logins, read_broker_files
 from ._config import MosquittoConfig, find_dynsec_plugin, render_config
 from ._errors import MosquittoError
 from ._plugin import build_plugin
@@ -28,8 +28,8 @@ mosquitto_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_MARKS = {Level.OK: "[green]ok[/green]", Level.WARNING: "[yellow]warning[/yellow]",
-          Level.PROBLEM: "[red]problem[/red]"}  # fmt: skip
+_MARKS = {Severity.OK: "[green]ok[/green]", Severity.WARNING: "[yellow]warning[/yellow]",
+          Severity.PROBLEM: "[red]problem[/red]"}  # fmt: skip
 
 
 @mosquitto_app.command("config")
@@ -130,7 +130,7 @@ def check_command(
     else:
         findings += asyncio.run(check_broker_logins(broker_url, bridge_password))
     for finding in findings:
-        out.print(f"{_MARKS[finding.level]} ", end="")
+        out.print(f"{_MARKS[finding.severity]} ", end="")
         out.print(finding.message, markup=False, highlight=False)
-    if any(finding.level is Level.PROBLEM for finding in findings):
+    if any(finding.severity is Severity.PROBLEM for finding in findings):
         raise typer.Exit(1)
