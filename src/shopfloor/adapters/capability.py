@@ -172,7 +172,8 @@ class MqttSettings(Section, section="mqtt"):
     def _mosquitto_mode(self) -> MqttSettings:
         if self.mqtt_broker_url and len(self.mqtt_bridge_password.get_secret_value()) < 16:
             raise ValueError(
-                "Mosquitto mode needs SHOPFLOOR_MQTT_BRIDGE_PASSWORD (at least 16 characters)"
+                "Mosquitto mode needs SHOPFLOOR_MQTT_BRIDGE_PASSWORD (at least 16 random "
+                "characters, the same in every process, e.g. from openssl rand -hex 24)"
             )
         if (self.mqtt_tls_cert is None) != (self.mqtt_tls_key is None):
             raise ValueError("set both SHOPFLOOR_MQTT_TLS_CERT and SHOPFLOOR_MQTT_TLS_KEY, or none")

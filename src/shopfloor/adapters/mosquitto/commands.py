@@ -72,7 +72,11 @@ def config_command(
         user=user,
         pid_file=pid_file,
     )
-    _write(output, render_config(config))
+    try:
+        _write(output, render_config(config))
+    except OSError as exc:
+        console.print(f"[red]Cannot write {output}:[/red] {exc.strerror}")
+        raise typer.Exit(1) from exc
     out.print(f"wrote {output} (publisher plugin {plugin})", markup=False)
 
 
