@@ -63,6 +63,11 @@ class MosquittoConfig:
     is no byte limit). `max_queued_messages` cannot be 0 ("no limit") although the
     manual allows it: Mosquitto 2.0 then treats every client as over quota whenever
     one of its publishes is refused, and disconnects it.
+
+    `bind_address=None` listens on every address of the host; `persistence_dir=None`
+    turns persistence off, and with it the bridge's queue across broker restarts.
+    Every path must be open to the broker's user (`user`, else Mosquitto's own when
+    started as root), which `check_broker_files` checks.
     """
 
     dynsec_plugin: Path
@@ -91,7 +96,7 @@ class MosquittoConfig:
 
 
 def render_config(config: MosquittoConfig) -> str:
-    """The text of mosquitto.conf."""
+    """The text of mosquitto.conf (`shopfloor mosquitto config` writes it to a file)."""
     listener = f"listener {config.port}"
     if config.bind_address:
         listener += f" {config.bind_address}"
