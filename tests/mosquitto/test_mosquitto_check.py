@@ -52,6 +52,7 @@ def test_the_config_is_read_as_mosquitto_reads_it(
     assert (files.persistence, files.persistence_dir) == (True, broker_files.persistence_dir)
     assert files.listeners == (("1883", "127.0.0.1"),)
     assert files.user == "broker"
+    assert files.bridge_username == "shopfloor-bridge"
 
 
 def test_missing_files_order_and_persistence_are_problems(
@@ -82,6 +83,10 @@ def test_missing_files_order_and_persistence_are_problems(
         Severity.WARNING,
     )
     assert unset.startswith("persistence_location is not set")
+    (untrusted,) = findings(
+        tmp_path, text.replace("plugin_opt_bridge_username", "# "), Severity.WARNING
+    )
+    assert untrusted.startswith("no plugin_opt_bridge_username shopfloor-bridge right after")
 
 
 def test_config_writes_the_file_and_refuses_without_a_bind_address(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ class BrokerFiles:
     #: (port, bind address or None) of every `listener` line.
     listeners: tuple[tuple[str, str | None], ...] = ()
     includes: tuple[str, ...] = ()
+    #: The `plugin_opt_bridge_username` given to the publisher plugin, if any.
+    bridge_username: str | None = None
 
 
 def read_broker_files(path: Path) -> BrokerFiles:
@@ -89,6 +91,7 @@ def read_broker_files(path: Path) -> BrokerFiles:
     plugins: list[Path] = []
     listeners: list[tuple[str, str | None]] = []
     includes: list[str] = []
+    bridge_username = None
     for raw in path.read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -102,6 +105,10 @@ def read_broker_files(path: Path) -> BrokerFiles:
             listeners.append((port, address.strip() or None))
         elif key == "include_dir":
             includes.append(rest)
+        elif key == "plugin_opt_bridge_username" and plugins:
+            # Mosquitto hands a plugin the options below its own line.
+            if plugins[-1].name.startswith("shopfloor_publisher"):
+                bridge_username = rest
         else:
             values[key] = rest
     location = values.get("persistence_location")
@@ -116,6 +123,7 @@ def read_broker_files(path: Path) -> BrokerFiles:
         persistence_dir=Path(location) if location else None,
         listeners=tuple(listeners),
         includes=tuple(includes),
+        bridge_username=bridge_username,
     )
 
 
@@ -213,6 +221,12 @@ def check_broker_files(files: BrokerFiles, *, broker_user: str | None = None) ->
     if publisher is not None and dynsec_plugin is not None and publisher > dynsec_plugin:
         findings.append(Finding.problem("the publisher plugin must come before the "
                                         "dynamic-security plugin (forged wills)"))  # fmt: skip
+    if publisher is not None and files.bridge_username != BRIDGE_USERNAME:
+        findings.append(Finding.warning(
+            f"no plugin_opt_bridge_username {BRIDGE_USERNAME} right after the publisher "
+            "plugin: MQTT subscribers then see the bridge as the publisher of HTTP and "
+            "WebSocket messages; fix: shopfloor mosquitto config"
+        ))  # fmt: skip
     for plugin in files.plugins:
         findings += _access(plugin, user, _R, "plugin", "644")
     if files.dynsec_file is None:
