@@ -85,6 +85,7 @@ pages.add(ConsolePage(capability="console", path="/console/things", title="nav.t
 pages.add(
     ConsolePage(capability="console", path="/console/channels", title="nav.channels", order=20)
 )
+pages.add(ConsolePage(capability="console", path="/console/explore", title="nav.explore", order=30))
 pages.add(ConsolePage(capability="agents", path="/console/agents", title="nav.agents", order=40))
 pages.add(ConsolePage(capability="flows", path="/console/flows", title="nav.flows", order=50))
 
@@ -96,6 +97,7 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
         "shopfloor.ui.routes:router",
         "shopfloor.ui.overview:router",
         "shopfloor.ui.things:router",
+        "shopfloor.ui.explore:router",
     )
     migrations = Path(__file__).parent / "migrations"
     version_table = "alembic_version_console"
