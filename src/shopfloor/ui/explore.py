@@ -93,7 +93,11 @@ def _chart(page: Page) -> dict[str, list[list[float]]]:
 
 
 def _shown(message: StoredMessage) -> str:
-    for value in (message.value, message.string_value, message.bool_value, message.data_value):
+    """A value for the table: numbers to 6 significant digits (an average's
+    36.040350877192985 reads 36.0404; the CSV keeps every digit)."""
+    if message.value is not None:
+        return f"{message.value:.6g}"
+    for value in (message.string_value, message.bool_value, message.data_value):
         if value is not None:
             return str(value).lower() if isinstance(value, bool) else str(value)
     return ""
