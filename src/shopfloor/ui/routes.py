@@ -160,15 +160,20 @@ async def oidc_callback(request: Request) -> Response:
         ttl_seconds=oidc.session_ttl_seconds,
     )
     response = redirect(request, _local(finished.next))
-    _set_session_cookie(request, response, session_id)
+    _set_session_cookie(request, response, session_id, max_age=min(
+        console.sessions.ttl_seconds, oidc.session_ttl_seconds
+    ))  # fmt: skip
     response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH)
     return response
 
 
-def _set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+def _set_session_cookie(
+    request: Request, response: Response, session_id: str, *, max_age: int
+) -> None:
+    """The session's cookie, expiring with the session."""
     response.set_cookie(
-        SESSION_COOKIE, session_id, max_age=console_of(request).sessions.ttl_seconds,
-        httponly=True, samesite="lax", secure=secure(request),
+        SESSION_COOKIE, session_id, max_age=max_age, httponly=True, samesite="lax",
+        secure=secure(request),
     )  # fmt: skip
     response.delete_cookie(CSRF_COOKIE)
 
@@ -202,7 +207,7 @@ async def sign_in(
         user.id, generation=user.token_generation, language=language
     )
     response = redirect(request, _local(next))
-    _set_session_cookie(request, response, session_id)
+    _set_session_cookie(request, response, session_id, max_age=console.sessions.ttl_seconds)
     return response
 
 
