@@ -1,5 +1,6 @@
 """The console as a service: server-rendered pages (Jinja2 + htmx) at `/`, signed in
-with the platform's own accounts into server-side sessions (docs/console.md).
+with the platform's own accounts or at the OIDC issuer into server-side sessions
+(docs/console.md).
 
 Its browser assets (htmx, its SSE extension, ECharts) come from the npm registry,
 installed by `make install` (`npm ci` over the committed lock file) into
@@ -91,7 +92,8 @@ pages.add(ConsolePage(capability="flows", path="/console/flows", title="nav.flow
 
 
 class ConsoleService(Service, name="console", needs=("database", "identity", "timeseries")):
-    """The web console at `/`: sign-in, plant overview, things and channels (docs/console.md)."""
+    """The web console at `/`: sign-in, plant overview, things, channels and the data
+    explorer (docs/console.md)."""
 
     routes = (
         "shopfloor.ui.routes:router",
