@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from shopfloor.auth import hash_password
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Platform
 from shopfloor.registry import Registry, Role
+from shopfloor.settings import Settings
 
 from ..serving import ADMIN, lifespan, served_app
 
@@ -44,7 +46,14 @@ class Plant:
 
 @pytest.fixture
 async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
-    app = create_app(make_settings(services="api,console,http,writer"))
+    async with serve_plant(make_settings(services="api,console,http,writer")) as served:
+        yield served
+
+
+@asynccontextmanager
+async def serve_plant(settings: Settings) -> AsyncIterator[Plant]:
+    """The platform of `settings` served, with the organisation and its two users."""
+    app = create_app(settings)
     async with lifespan(app) as manager:
         platform: Platform = app.state.platform
         registry = platform.get(IdentityService).registry

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import difflib
-import io
-from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from shopfloor.auth import Forbidden, Unauthenticated, thing_key
 from shopfloor.registry import Permission
@@ -17,24 +13,13 @@ from shopfloor.storage import (
     EARLIEST_TIME,
     LATEST_TIME,
     MAX_OFFSET,
-    QUERY_PARAMETERS,
 )
 from shopfloor.storage import Query as ReadQuery
 
 from ._deps import ServicesDep
-from ._errors import ApiError
+from ._reading import csv_response, reader_channel, reader_query
 
 router = APIRouter(prefix="/api/v1", tags=["readers"])
-
-CSV_COLUMNS = (
-    "channel", "subtopic", "publisher", "protocol", "name", "unit", "time",
-    "value", "string_value", "bool_value", "data_value", "sum",
-)  # fmt: skip
-FORMATS = ("json", "csv")
-PARAMETERS = QUERY_PARAMETERS | {"format"}
-# A text cell starting with one of these is a formula to Excel, LibreOffice and Google
-# Sheets (OWASP "CSV injection"); a leading apostrophe makes it text again.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 async def _authorise(channel_id: str, request: Request, platform: ServicesDep) -> None:
@@ -53,7 +38,7 @@ async def _authorise(channel_id: str, request: Request, platform: ServicesDep) -
             "send `Authorization: Bearer <token>` or `Thing <key>`", code="missing_credentials"
         )
     principal = await platform.auth.principal(token.strip())
-    await platform.registry.get_channel(principal.require_org(), channel_id)
+    await reader_channel(platform.registry, principal, channel_id)
 
 
 def _read_query(channel_id: str, request: Request) -> ReadQuery:
@@ -63,23 +48,7 @@ def _read_query(channel_id: str, request: Request) -> ReadQuery:
     route (they are there for the OpenAPI document), so its answers are the ones a
     client sees: `invalid_<parameter>` or `unknown_parameter`, never a 422.
     """
-    params = request.query_params
-    for key in params:
-        if key not in PARAMETERS:
-            close = difflib.get_close_matches(key, sorted(PARAMETERS), n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else f"; known: {', '.join(sorted(PARAMETERS))}"
-            )
-            raise ApiError(400, "unknown_parameter", f"unknown parameter {key[:64]!r}{hint}")
-    if params.get("format", "json") not in FORMATS:
-        raise ApiError(
-            400,
-            "invalid_format",
-            f"format must be one of {', '.join(FORMATS)}, not {params['format'][:64]!r}",
-        )
-    return ReadQuery.from_params(channel_id, params)  # InvalidQuery: 400 by its kind
+    return reader_query(channel_id, request.query_params)
 
 
 @router.get(
@@ -116,41 +85,5 @@ async def read_messages(
     kind."""
     page = await platform.store.query(query)
     if format == "csv":
-        rows = [m.to_reader_json() for m in page.messages]
-        return StreamingResponse(
-            _csv(rows),
-            media_type="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="channel-{channel_id}.csv"',
-                "X-Total-Count": str(page.total),
-            },
-        )
+        return csv_response(page, filename=f"channel-{channel_id}.csv")
     return JSONResponse(page.to_reader_json())
-
-
-def _csv_cell(value: object) -> object:
-    """A reader field as a CSV cell: booleans as JSON writes them, text made inert.
-
-    Numbers are written as numbers (a negative value stays `-12.5`); every text cell
-    that a spreadsheet would run as a formula gets a leading `'`, whatever follows,
-    since `-2+3` is a formula too. That includes `string_value`s that look like
-    negative numbers: they were sent as text.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _csv(rows: list[dict[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _csv_cell(value) for key, value in row.items()})
-        if buffer.tell() > 64_000:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()

@@ -136,6 +136,39 @@ class Authenticator:
             source="local",
         )
 
+    @property
+    def oidc(self) -> OidcVerifier | None:
+        """The configured OIDC issuer's verifier (the console's sign-in uses its keys)."""
+        return self._oidc
+
+    async def oidc_sign_in(self, id_token: str, *, audience: str, nonce: str) -> Principal:
+        """The principal of an ID token of the configured issuer, mapped as its access
+        tokens are; refused when it maps to no organisation or no known role (a token
+        would sign in with no organisation; a console session has no use for that),
+        unless it names a platform admin."""
+        if self._oidc is None:
+            raise Unauthenticated("no OIDC issuer is configured", code="oidc_unavailable")
+        identity = await self._oidc.verify_id_token(id_token, audience=audience, nonce=nonce)
+        principal = await self._oidc_principal(identity)
+        if principal.platform_admin or principal.org_id is not None:
+            return principal
+        if not any(role.value in identity.roles for role in _ROLE_RANK):
+            raise Forbidden(
+                "the identity provider gives this account no Shopfloor role",
+                code="oidc_unknown_role",
+            )
+        raise Forbidden(
+            "the identity provider names no organisation of this platform for this account",
+            code="oidc_no_organisation",
+        )
+
+    async def organisation_exists(self, org_id: str) -> bool:
+        try:
+            await self._registry.get_org(org_id)
+        except NotFound:
+            return False
+        return True
+
     async def _oidc_principal(self, identity: OidcIdentity) -> Principal:
         org_id = None
         for name in identity.orgs:

@@ -3,11 +3,16 @@
 The issuer's keys come from its discovery document and JWKS, cached for a while; a token
 signed with a key id we have not seen triggers one refetch (key rotation), rate-limited
 so forged tokens with random key ids cannot make us hammer the issuer.
+
+The console's sign-in (the authorization-code flow, `shopfloor.ui._oidc`) verifies the
+issuer's ID tokens with the same keys and maps them with the same `OidcClaimsMapping`:
+`verify_id_token` checks the audience (the console's client id) and the nonce too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import time
@@ -86,6 +91,7 @@ class OidcVerifier:
         self._http = http or httpx.AsyncClient(timeout=10.0, verify=client_ssl_context())
         self._owns_http = http is None
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._metadata: dict[str, Any] | None = None
         self._fetched_at = -math.inf  # never fetched
         self._lock = asyncio.Lock()
 
@@ -94,6 +100,29 @@ class OidcVerifier:
             await self._http.aclose()
 
     async def verify(self, token: str) -> OidcIdentity:
+        return self._identity(await self._claims(token, audience=self._audience))
+
+    async def verify_id_token(self, token: str, *, audience: str, nonce: str) -> OidcIdentity:
+        """An ID token handed to the client `audience` for the sign-in that sent `nonce`."""
+        claims = await self._claims(token, audience=audience)
+        sent = claims.get("nonce")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
+            raise Unauthenticated("the ID token is not of this sign-in", code="invalid_token")
+        return self._identity(claims)
+
+    async def metadata(self) -> dict[str, Any]:
+        """The issuer's discovery document (its endpoints), fetched once a process."""
+        if self._metadata is None:
+            try:
+                self._metadata = await self._discover()
+            except (httpx.HTTPError, ValueError) as exc:
+                logger.warning("cannot fetch the OIDC issuer's discovery document: %s", exc)
+                raise Unauthenticated(
+                    "the identity provider cannot be reached", code="oidc_unavailable"
+                ) from exc
+        return self._metadata
+
+    async def _claims(self, token: str, *, audience: str | None) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -107,15 +136,15 @@ class OidcVerifier:
                 key,
                 algorithms=ALGORITHMS,
                 issuer=self.issuer,
-                audience=self._audience,
-                options={"require": ["exp", "iss", "sub"], "verify_aud": bool(self._audience)},
+                audience=audience,
+                options={"require": ["exp", "iss", "sub"], "verify_aud": bool(audience)},
                 leeway=30,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("the token has expired", code="token_expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("the token is not valid", code="invalid_token") from exc
-        return self._identity(claims)
+        return claims
 
     def _identity(self, claims: dict[str, Any]) -> OidcIdentity:
         m = self._mapping
@@ -161,12 +190,17 @@ class OidcVerifier:
             self._keys = keys
             self._fetched_at = time.monotonic()
 
-    async def _fetch_keys(self) -> dict[str, jwt.PyJWK]:
+    async def _discover(self) -> dict[str, Any]:
         discovery = await self._http.get(f"{self.issuer}/.well-known/openid-configuration")
         discovery.raise_for_status()
-        document = discovery.json()
+        document: dict[str, Any] = discovery.json()
         if str(document.get("issuer", "")).rstrip("/") != self.issuer:
             raise ValueError("the discovery document names another issuer")
+        return document
+
+    async def _fetch_keys(self) -> dict[str, jwt.PyJWK]:
+        document = await self._discover()
+        self._metadata = document
         jwks = await self._http.get(str(document["jwks_uri"]))
         jwks.raise_for_status()
         keyset = jwt.PyJWKSet.from_dict(jwks.json())

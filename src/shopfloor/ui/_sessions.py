@@ -6,6 +6,13 @@ expires (`expires_at`, fixed at sign-in: no sliding renewal), at sign-out, when 
 user is deleted (the foreign key cascades) and when their password changes (the
 session keeps the user's token generation, which `Authenticator.user_principal`
 checks on every request, as it does for tokens). Each session has its CSRF token.
+
+A session of an OIDC account (`source` "oidc", no local user: the issuer's users are
+not copied into the registry) keeps the principal mapped from the ID token at sign-in
+(subject, e-mail, organisation, role, platform admin). Every request re-checks that
+its organisation still exists; what the issuer changes later (a role taken away, the
+account disabled) counts from the next sign-in, so such a session lives at most
+`oidc_session_ttl_seconds` (docs/console.md).
 """
 
 from __future__ import annotations
@@ -17,7 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shopfloor.auth import Principal
+from shopfloor.registry import Role
 
 from . import _tables as t
 
@@ -41,12 +52,39 @@ def _digest(session_id: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConsoleSession:
-    user_id: str
+    user_id: str | None  # None for an OIDC account
     source: str
     generation: int
     csrf_token: str
     language: str
     expires_at: datetime
+    #: An OIDC account's principal, as mapped at sign-in; None for a local user.
+    principal: Principal | None = None
+
+
+def _principal_data(principal: Principal) -> dict[str, object]:
+    return {
+        "subject": principal.subject,
+        "email": principal.email,
+        "org_id": principal.org_id,
+        "role": principal.role.value if principal.role else None,
+        "platform_admin": principal.platform_admin,
+    }
+
+
+def _principal_of(data: dict[str, object] | None) -> Principal | None:
+    if not data:
+        return None
+    role = data.get("role")
+    org_id = data.get("org_id")
+    return Principal(
+        subject=str(data["subject"]),
+        email=str(data.get("email", "")),
+        org_id=org_id if isinstance(org_id, str) else None,
+        role=Role(role) if isinstance(role, str) else None,
+        platform_admin=bool(data.get("platform_admin")),
+        source="oidc",
+    )
 
 
 class SessionStore:
@@ -57,32 +95,57 @@ class SessionStore:
         self._clock = clock
 
     async def create(
-        self, user_id: str, *, generation: int, language: str, source: str = "local"
+        self, user_id: str, *, generation: int, language: str
     ) -> tuple[str, ConsoleSession]:
-        """A new session; returns the id for the cookie (kept nowhere else) and the
-        session. Expired sessions of every user are removed on the way."""
+        """A new session of a local user; returns the id for the cookie (kept nowhere
+        else) and the session. Expired sessions of every user are removed on the way."""
+        now = self._clock()
+        return await self._insert(
+            ConsoleSession(
+                user_id=user_id,
+                source="local",
+                generation=generation,
+                csrf_token=secrets.token_urlsafe(32),
+                language=language,
+                expires_at=now + self._ttl,
+            )
+        )
+
+    async def create_oidc(
+        self, principal: Principal, *, language: str, ttl_seconds: int
+    ) -> tuple[str, ConsoleSession]:
+        """A new session of an OIDC account, for at most `ttl_seconds` (and the store's
+        own life, whichever ends first)."""
+        now = self._clock()
+        ttl = min(self._ttl, timedelta(seconds=ttl_seconds))
+        return await self._insert(
+            ConsoleSession(
+                user_id=None,
+                source="oidc",
+                generation=0,
+                csrf_token=secrets.token_urlsafe(32),
+                language=language,
+                expires_at=now + ttl,
+                principal=principal,
+            )
+        )
+
+    async def _insert(self, session: ConsoleSession) -> tuple[str, ConsoleSession]:
         session_id = secrets.token_urlsafe(32)
         now = self._clock()
-        session = ConsoleSession(
-            user_id=user_id,
-            source=source,
-            generation=generation,
-            csrf_token=secrets.token_urlsafe(32),
-            language=language,
-            expires_at=now + self._ttl,
-        )
         async with self._engine.begin() as conn:
             await conn.execute(sa.delete(t.sessions).where(t.sessions.c.expires_at <= now))
             await conn.execute(
                 sa.insert(t.sessions).values(
                     id_hash=_digest(session_id),
-                    user_id=user_id,
-                    source=source,
-                    generation=generation,
+                    user_id=session.user_id,
+                    source=session.source,
+                    generation=session.generation,
                     csrf_token=session.csrf_token,
-                    language=language,
+                    language=session.language,
                     created_at=now,
                     expires_at=session.expires_at,
+                    principal=_principal_data(session.principal) if session.principal else None,
                 )
             )
         return session_id, session
@@ -97,14 +160,7 @@ class SessionStore:
             ).first()
         if row is None or _as_utc(row.expires_at) <= self._clock():
             return None
-        return ConsoleSession(
-            user_id=row.user_id,
-            source=row.source,
-            generation=row.generation,
-            csrf_token=row.csrf_token,
-            language=row.language,
-            expires_at=_as_utc(row.expires_at),
-        )
+        return _session_of(row)
 
     async def set_language(self, session_id: str, language: str) -> None:
         async with self._engine.begin() as conn:
@@ -119,3 +175,15 @@ class SessionStore:
             await conn.execute(
                 sa.delete(t.sessions).where(t.sessions.c.id_hash == _digest(session_id))
             )
+
+
+def _session_of(row: Row[tuple[object, ...]]) -> ConsoleSession:
+    return ConsoleSession(
+        user_id=row.user_id,
+        source=row.source,
+        generation=row.generation,
+        csrf_token=row.csrf_token,
+        language=row.language,
+        expires_at=_as_utc(row.expires_at),
+        principal=_principal_of(row.principal),
+    )

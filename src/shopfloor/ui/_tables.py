@@ -13,13 +13,29 @@ sessions = sa.Table(
     metadata,
     # SHA-256 of the session id in the cookie: a copy of the table signs nobody in.
     sa.Column("id_hash", sa.String(64), primary_key=True),
-    sa.Column("user_id", sa.String(36), nullable=False),
-    # "local" (a platform account); OIDC sessions (part 2) get their own source.
+    # The local user; NULL for an account of the OIDC issuer (`source` "oidc").
+    sa.Column("user_id", sa.String(36), nullable=True),
+    # "local" (a platform account) or "oidc".
     sa.Column("source", sa.String(16), nullable=False),
     # The user's token generation at sign-in: a new password ends the session.
     sa.Column("generation", sa.Integer, nullable=False),
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("language", sa.String(8), nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("expires_at", TIMESTAMP, nullable=False),
+    # OIDC sessions: the principal mapped from the ID token at sign-in (`OidcPrincipal`).
+    sa.Column("principal", sa.JSON, nullable=True),
+)
+
+#: OIDC sign-ins on their way through the issuer: what the callback checks, keyed by the
+#: SHA-256 of the random id in the browser's `shopfloor_oidc` cookie.
+oidc_sign_ins = sa.Table(
+    "console_oidc_sign_ins",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("next", sa.String(2000), nullable=False),
     sa.Column("expires_at", TIMESTAMP, nullable=False),
 )

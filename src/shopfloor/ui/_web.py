@@ -33,6 +33,7 @@ from shopfloor.core import Platform, ShopfloorError, http_status
 
 from ._errors import CsrfRefused, SignInRequired
 from ._i18n import Catalogue
+from ._oidc import OidcSignIn
 from ._pages import PREFIX, pages
 from ._sessions import ConsoleSession, SessionStore
 
@@ -83,9 +84,17 @@ class Console:
     """Templates, texts, sessions and assets of the console (held by its service)."""
 
     def __init__(
-        self, *, sessions: SessionStore, catalogue: Catalogue, assets_dir: Path, language: str
+        self,
+        *,
+        sessions: SessionStore,
+        catalogue: Catalogue,
+        assets_dir: Path,
+        language: str,
+        oidc: OidcSignIn | None = None,
     ) -> None:
         self.sessions = sessions
+        #: The sign-in at the OIDC issuer, when one is configured for the console.
+        self.oidc = oidc
         self.catalogue = catalogue
         self.assets_dir = assets_dir
         self.language = language if language in catalogue.languages else "en"
@@ -152,7 +161,8 @@ class SignedIn:
 
 async def signed_in(request: Request) -> SignedIn | None:
     """The signed-in caller, or None (no cookie, expired, ended, or the password
-    changed since: the session is removed then)."""
+    changed since, or the OIDC account's organisation is gone: the session is removed
+    then)."""
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         return None
@@ -161,8 +171,14 @@ async def signed_in(request: Request) -> SignedIn | None:
     if session is None:
         return None
     auth = platform_of(request).get(IdentityService).auth
+    if session.principal is not None:  # an OIDC account: as mapped at sign-in
+        principal = session.principal
+        if principal.org_id is not None and not await auth.organisation_exists(principal.org_id):
+            await console.sessions.delete(session_id)
+            return None
+        return SignedIn(principal=principal, session=session, session_id=session_id)
     try:
-        principal = await auth.user_principal(session.user_id, generation=session.generation)
+        principal = await auth.user_principal(session.user_id or "", generation=session.generation)
     except Unauthenticated:
         await console.sessions.delete(session_id)
         return None

@@ -1,5 +1,6 @@
 """The console as a service: server-rendered pages (Jinja2 + htmx) at `/`, signed in
-with the platform's own accounts into server-side sessions (docs/console.md).
+with the platform's own accounts or at the OIDC issuer into server-side sessions
+(docs/console.md).
 
 Its browser assets (htmx, its SSE extension, ECharts) come from the npm registry,
 installed by `make install` (`npm ci` over the committed lock file) into
@@ -13,13 +14,16 @@ import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
+from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
 
 from ._i18n import Catalogue
+from ._oidc import OidcSignIn
 from ._pages import ConsolePage, pages
 from ._sessions import SessionStore
 from ._web import VENDOR_FILES, Console
@@ -49,6 +53,31 @@ class ConsoleSettings(Section, section="console", env_prefix="SHOPFLOOR_CONSOLE_
         default="en", pattern=r"^[a-z]{2}$",
         description="Language of the console when the browser asks for none of its own.",
     )  # fmt: skip
+    oidc_client_id: str = Field(
+        default="",
+        description="Client id of the console at the OIDC issuer (`SHOPFLOOR_OIDC_ISSUER`); "
+        "set, the sign-in page offers the issuer's sign-in beside the password form.",
+    )
+    oidc_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Its client secret (confidential client); empty: a public client (PKCE).",
+    )
+    oidc_redirect_url: str = Field(
+        default="",
+        description="The callback URL registered at the issuer; empty: "
+        "`<the URL the browser used>/console/sign-in/oidc/callback`.",
+    )
+    oidc_label: str = Field(
+        default="", description="Name of the issuer on the sign-in button; empty: its host."
+    )
+    oidc_scope: str = Field(
+        default="openid email profile", description="Scopes asked of the issuer."
+    )
+    oidc_session_ttl_seconds: int = Field(
+        default=3600, ge=60, le=30 * 86400,
+        description="Longest life of the console session of an OIDC account (the issuer's "
+        "later changes count from its next sign-in).",
+    )  # fmt: skip
 
 
 # The built-in pages; other capabilities add theirs from their own capability.py.
@@ -57,17 +86,20 @@ pages.add(ConsolePage(capability="console", path="/console/things", title="nav.t
 pages.add(
     ConsolePage(capability="console", path="/console/channels", title="nav.channels", order=20)
 )
+pages.add(ConsolePage(capability="console", path="/console/explore", title="nav.explore", order=30))
 pages.add(ConsolePage(capability="agents", path="/console/agents", title="nav.agents", order=40))
 pages.add(ConsolePage(capability="flows", path="/console/flows", title="nav.flows", order=50))
 
 
 class ConsoleService(Service, name="console", needs=("database", "identity", "timeseries")):
-    """The web console at `/`: sign-in, plant overview, things and channels (docs/console.md)."""
+    """The web console at `/`: sign-in, plant overview, things, channels and the data
+    explorer (docs/console.md)."""
 
     routes = (
         "shopfloor.ui.routes:router",
         "shopfloor.ui.overview:router",
         "shopfloor.ui.things:router",
+        "shopfloor.ui.explore:router",
     )
     migrations = Path(__file__).parent / "migrations"
     version_table = "alembic_version_console"
@@ -86,6 +118,23 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
             catalogue=catalogue,
             assets_dir=self.settings.assets_dir or CHECKOUT_ASSETS,
             language=self.settings.language,
+            oidc=self._oidc_sign_in(platform),
+        )
+
+    def _oidc_sign_in(self, platform: Platform) -> OidcSignIn | None:
+        auth = platform.get(IdentityService).auth
+        if auth.oidc is None or not self.settings.oidc_client_id:
+            return None
+        return OidcSignIn(
+            platform.get(DatabaseService).engine,
+            auth,
+            auth.oidc,
+            client_id=self.settings.oidc_client_id,
+            client_secret=self.settings.oidc_client_secret.get_secret_value(),
+            scope=self.settings.oidc_scope,
+            label=self.settings.oidc_label or urlsplit(auth.oidc.issuer).netloc,
+            redirect_url=self.settings.oidc_redirect_url,
+            session_ttl_seconds=self.settings.oidc_session_ttl_seconds,
         )
 
     async def _start(self, stack: AsyncExitStack) -> None:

@@ -23,6 +23,7 @@ from shopfloor.storage.capability import TimeseriesService
 
 from ._pages import PREFIX
 from ._web import SignedIn, console_page, platform_of, render, signed_in
+from .routes import sign_in_page
 
 __all__ = ["Activity", "activity_of", "router"]
 
@@ -76,7 +77,7 @@ async def activity_of(
 async def overview(request: Request) -> Response:
     caller = await signed_in(request)
     if caller is None:  # a newcomer's first page: sign in right here
-        return render(request, "console/sign_in.html", {"next": "/"}, caller=None)
+        return await sign_in_page(request)
     principal = caller.principal
     platform = platform_of(request)
     context: dict[str, object] = {"things": [], "channels": [], "agents": None, "flows": None}

@@ -2,24 +2,28 @@
 assets. The pages are in `overview.py` and `things.py`.
 
 Sign-in methods: the platform's own accounts (`Authenticator.check_password`, throttled
-as the API's token route is). OIDC sign-in (the authorization-code flow with PKCE,
-through authlib) is to come as a second method beside it: `GET /console/sign-in/oidc`
-redirecting to the issuer and `/console/sign-in/oidc/callback` starting a session
-with `source="oidc"` (the sessions table has the column); nothing of it exists yet.
+as the API's token route is) and, when the console has a client at the OIDC issuer,
+the issuer's own sign-in (`_oidc.py`): `GET /console/sign-in/oidc` redirects there (a
+link, not a form: the CSP's `form-action 'self'` would stop a form's redirect to the
+issuer) and `GET /console/sign-in/oidc/callback` starts a session with `source="oidc"`.
+Its refusals come back to the sign-in page as `?error=<code>`, told in the user's
+language.
 """
 
 from __future__ import annotations
 
 import hmac
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 
 from shopfloor.auth.capability import IdentityService
+from shopfloor.core import ShopfloorError
 
 from ._errors import CsrfRefused, InvalidForm
+from ._oidc import FLOW_SECONDS, OIDC_ERRORS, OidcSignIn
 from ._pages import PREFIX
 from ._web import (
     CSRF_COOKIE,
@@ -36,6 +40,9 @@ from ._web import (
 )
 
 router = APIRouter(include_in_schema=False)
+
+OIDC_COOKIE = "shopfloor_oidc"
+OIDC_PATH = PREFIX + "/sign-in/oidc"
 
 _ASSET_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
@@ -71,10 +78,104 @@ def _local(target: str) -> str:
 
 
 @router.get(PREFIX + "/sign-in")
-async def sign_in_page(request: Request, next: str = "/") -> Response:
+async def sign_in_page(
+    request: Request, next: str = "/", error: str = "", signed_out: str = ""
+) -> Response:
     if await signed_in(request) is not None:
         return redirect(request, _local(next))
-    return render(request, "console/sign_in.html", {"next": _local(next)}, caller=None)
+    oidc = console_of(request).oidc
+    context = {
+        "next": _local(next),
+        "oidc_label": oidc.label if oidc else None,
+        "oidc_error": error if error in OIDC_ERRORS else None,
+        "issuer_sign_out": (
+            await oidc.end_session_url(_base(request) + PREFIX + "/sign-in")
+            if oidc and signed_out == "oidc"
+            else None
+        ),
+    }
+    return render(request, "console/sign_in.html", context, caller=None)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _oidc_of(request: Request) -> OidcSignIn:
+    oidc = console_of(request).oidc
+    if oidc is None:
+        raise InvalidForm(
+            "the console has no OIDC sign-in configured",
+            details=[{"field": "oidc", "problem": "not configured"}],
+        )
+    return oidc
+
+
+def _callback_url(request: Request, oidc: OidcSignIn) -> str:
+    return oidc.redirect_url or _base(request) + OIDC_PATH + "/callback"
+
+
+def _refused(request: Request, error: ShopfloorError, next: str = "/") -> Response:
+    code = error.code if error.code in OIDC_ERRORS else "oidc_failed"
+    query = urlencode({"error": code, "next": _local(next)})
+    response = redirect(request, f"{PREFIX}/sign-in?{query}")
+    response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH)
+    return response
+
+
+@router.get(OIDC_PATH)
+async def oidc_sign_in(request: Request, next: str = "/") -> Response:
+    """To the issuer's sign-in, this browser's flow kept under the `shopfloor_oidc`
+    cookie (HttpOnly, `SameSite=Lax` so that the issuer's redirect back carries it)."""
+    oidc = _oidc_of(request)
+    try:
+        started = await oidc.start(redirect_url=_callback_url(request, oidc), next=_local(next))
+    except ShopfloorError as exc:
+        return _refused(request, exc, next)
+    response = Response(status_code=303, headers={"Location": started.authorization_url})
+    response.set_cookie(
+        OIDC_COOKIE, started.flow_id, max_age=FLOW_SECONDS, path=OIDC_PATH, httponly=True,
+        samesite="lax", secure=secure(request),
+    )  # fmt: skip
+    return response
+
+
+@router.get(OIDC_PATH + "/callback")
+async def oidc_callback(request: Request) -> Response:
+    """The issuer's answer: a session for the principal its ID token maps to."""
+    oidc = _oidc_of(request)
+    params = {key: value for key, value in request.query_params.items()}
+    try:
+        finished = await oidc.finish(
+            request.cookies.get(OIDC_COOKIE, ""),
+            params=params,
+            redirect_url=_callback_url(request, oidc),
+        )
+    except ShopfloorError as exc:
+        return _refused(request, exc)
+    console = console_of(request)
+    session_id, _session = await console.sessions.create_oidc(
+        finished.principal,
+        language=console.anonymous_language(request),
+        ttl_seconds=oidc.session_ttl_seconds,
+    )
+    response = redirect(request, _local(finished.next))
+    _set_session_cookie(request, response, session_id, max_age=min(
+        console.sessions.ttl_seconds, oidc.session_ttl_seconds
+    ))  # fmt: skip
+    response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH)
+    return response
+
+
+def _set_session_cookie(
+    request: Request, response: Response, session_id: str, *, max_age: int
+) -> None:
+    """The session's cookie, expiring with the session."""
+    response.set_cookie(
+        SESSION_COOKIE, session_id, max_age=max_age, httponly=True, samesite="lax",
+        secure=secure(request),
+    )  # fmt: skip
+    response.delete_cookie(CSRF_COOKIE)
 
 
 @router.post(PREFIX + "/sign-in")
@@ -106,18 +207,17 @@ async def sign_in(
         user.id, generation=user.token_generation, language=language
     )
     response = redirect(request, _local(next))
-    response.set_cookie(
-        SESSION_COOKIE, session_id, max_age=console.sessions.ttl_seconds, httponly=True,
-        samesite="lax", secure=secure(request),
-    )  # fmt: skip
-    response.delete_cookie(CSRF_COOKIE)
+    _set_session_cookie(request, response, session_id, max_age=console.sessions.ttl_seconds)
     return response
 
 
 @router.post(PREFIX + "/sign-out")
 async def sign_out(request: Request, sent: SignedFormDep) -> Response:
+    """Ends the session; an OIDC account's lands on the sign-in page, which offers the
+    issuer's own sign-out (its `end_session_endpoint`) when it has one."""
     await console_of(request).sessions.delete(sent.caller.session_id)
-    response = redirect(request, "/")
+    oidc_account = sent.caller.session.source == "oidc"
+    response = redirect(request, f"{PREFIX}/sign-in?signed_out=oidc" if oidc_account else "/")
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=secure(request))
     return response
 
