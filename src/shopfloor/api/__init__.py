@@ -2,14 +2,15 @@
 
 A capability's `routes.py` uses the dependencies below (`PrincipalDep`, `PagingDep`,
 `PlatformDep`) and the page shape `PageOut`, and raises its own errors. The console
-checks its forms with the API's own bodies (`EntityCreate`, `EntityUpdate`).
+checks its forms with the API's own bodies (`EntityCreate`, `EntityUpdate`, `UserCreate`,
+`UserUpdate`, `PasswordChange`).
 """
 
 from ._bodies import read_bounded
 from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep, Services, ServicesDep
 from ._errors import ApiError, error_response, install_error_handlers
 from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
-from ._schemas import EntityCreate, EntityUpdate, PageOut
+from ._schemas import EntityCreate, EntityUpdate, PageOut, PasswordChange, UserCreate, UserUpdate
 from ._sse import event_stream
 from .identity import router as identity_router
 from .readers import router as readers_router
@@ -27,10 +28,13 @@ __all__ = [
     "PageOut",
     "Paging",
     "PagingDep",
+    "PasswordChange",
     "PlatformDep",
     "PrincipalDep",
     "Services",
     "ServicesDep",
+    "UserCreate",
+    "UserUpdate",
     "error_response",
     "event_stream",
     "identity_router",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from shopfloor.auth import Action
 from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
 
@@ -58,6 +59,15 @@ pages.add(
     ConsolePage(capability="console", path="/console/channels", title="nav.channels", order=20)
 )
 pages.add(ConsolePage(capability="agents", path="/console/agents", title="nav.agents", order=40))
+pages.add(
+    ConsolePage(
+        capability="console", path="/console/users", title="users.title",
+        action=Action.MANAGE_USERS, order=80,
+    )
+)  # fmt: skip
+pages.add(
+    ConsolePage(capability="console", path="/console/account", title="account.title", order=95)
+)
 pages.add(ConsolePage(capability="flows", path="/console/flows", title="nav.flows", order=50))
 
 
@@ -68,6 +78,7 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
         "shopfloor.ui.routes:router",
         "shopfloor.ui.overview:router",
         "shopfloor.ui.things:router",
+        "shopfloor.ui.users:router",
     )
     migrations = Path(__file__).parent / "migrations"
     version_table = "alembic_version_console"

@@ -1,0 +1,196 @@
+"""The console's admin pages without a browser: users and roles, the own account,
+certificates and bootstrap configurations, each refused as the API refuses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from shopfloor.app import create_app
+from shopfloor.auth import hash_password
+from shopfloor.auth.capability import IdentityService
+from shopfloor.core import Platform
+from shopfloor.registry import Registry, Role
+
+from ..serving import ADMIN, lifespan
+
+VIEWER = ("viewer@plant.example", "viewer-password")
+OTHER = ("other@elsewhere.example", "other-password")
+
+
+@dataclass
+class Org:
+    platform: Platform
+    app: Any
+    org_id: str
+    other_org_id: str
+
+    @property
+    def registry(self) -> Registry:
+        return self.platform.get(IdentityService).registry
+
+
+@pytest.fixture
+async def org(make_settings: Callable[..., Any]) -> AsyncIterator[Org]:
+    app = create_app(make_settings(services="api,console,bootstrap"))
+    async with lifespan(app) as manager:
+        platform: Platform = app.state.platform
+        registry = platform.get(IdentityService).registry
+        plant = await registry.create_org("Plant")
+        other = await registry.create_org("Elsewhere")
+        admin = await registry.find_user_by_email(ADMIN[0])
+        assert admin is not None
+        await registry.update_user(admin.id, org_id=plant.id, role=Role.ADMIN)
+        for (email, password), org_id, role in (
+            (VIEWER, plant.id, Role.VIEWER), (OTHER, other.id, Role.ADMIN),
+        ):  # fmt: skip
+            await registry.create_user(
+                email=email, password_hash=hash_password(password), org_id=org_id, role=role
+            )
+        yield Org(platform=platform, app=manager.app, org_id=plant.id, other_org_id=other.id)
+
+
+class Console:
+    """A browser without a browser: the session cookie and the page's CSRF token."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.csrf = ""
+
+    async def sign_in(self, who: tuple[str, str]) -> None:
+        await self.http.get("/console/sign-in")
+        signed = await self.http.post(
+            "/console/sign-in",
+            data={"email": who[0], "password": who[1],
+                  "csrf_token": self.http.cookies["shopfloor_csrf"]},
+        )  # fmt: skip
+        assert signed.status_code == 303, signed.text
+        await self.get("/console/account")
+
+    async def get(self, path: str) -> httpx.Response:
+        page = await self.http.get(path)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        if found:
+            self.csrf = found.group(1)
+        return page
+
+    async def post(self, path: str, **form: str) -> httpx.Response:
+        return await self.http.post(
+            path, data={**form, "csrf_token": self.csrf}, headers={"HX-Request": "true"}
+        )
+
+
+@pytest.fixture
+async def console(org: Org) -> AsyncIterator[Callable[..., Any]]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def open_as(who: tuple[str, str]) -> Console:
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=org.app), base_url="http://c")
+        clients.append(http)
+        signed = Console(http)
+        await signed.sign_in(who)
+        return signed
+
+    try:
+        yield open_as
+    finally:
+        for http in clients:
+            await http.aclose()
+
+
+def error_of(answer: httpx.Response) -> tuple[int, str, str]:
+    body = answer.json()["error"]
+    return answer.status_code, body["code"], body["message"]
+
+
+async def test_an_admin_manages_the_users_of_their_organisation_only(
+    org: Org, console: Callable[..., Any]
+) -> None:
+    admin = await console(ADMIN)
+    made = await admin.post(
+        "/console/users", email="Op@Plant.example", password="op-password", role="operator"
+    )
+    assert made.status_code == 200 and "op@plant.example" in made.text
+    user = await org.registry.find_user_by_email("op@plant.example")
+    assert user is not None and user.role is Role.OPERATOR and user.org_id == org.org_id
+    short = await admin.post("/console/users", email="x@plant.example", password="short")
+    assert error_of(short)[:2] == (400, "validation_error")  # the API's password rule
+    taken = await admin.post("/console/users", email="op@plant.example", password="op-password")
+    assert taken.status_code == 409
+
+    page = await admin.get("/console/users?sort=-email&email=plant")
+    rows = re.findall(r'data-user="([^"]+)"', page.text)
+    assert rows == ["viewer@plant.example", "root@plant.example", "op@plant.example"]
+    assert "other@elsewhere.example" not in page.text
+    by_role = await admin.get("/console/users?role=operator")
+    assert re.findall(r'data-user="([^"]+)"', by_role.text) == ["op@plant.example"]
+
+    changed = await admin.post(f"/console/users/{user.id}/role", role="engineer")
+    assert changed.status_code == 200
+    assert (await org.registry.get_user(user.id)).role is Role.ENGINEER
+    reset = await admin.post(f"/console/users/{user.id}/password", password="brand-new-pass")
+    assert reset.status_code == 200
+    assert (await org.registry.get_user(user.id)).token_generation == 1
+
+    # An admin of another organisation (not a platform admin) finds none of them.
+    outsider = await console(OTHER)
+    assert "op@plant.example" not in (await outsider.get("/console/users")).text
+    for path, form in (
+        (f"/console/users/{user.id}/role", {"role": "viewer"}),
+        (f"/console/users/{user.id}/password", {"password": "taken-over-1"}),
+        (f"/console/users/{user.id}/delete", {}),
+    ):
+        assert error_of(await outsider.post(path, **form))[:2] == (404, "user_not_found")
+    me = await org.registry.find_user_by_email(ADMIN[0])
+    assert me is not None
+    self_delete = await admin.post(f"/console/users/{me.id}/delete")
+    assert error_of(self_delete)[:2] == (409, "cannot_delete_self")
+    own_reset = await admin.post(f"/console/users/{me.id}/password", password="no-current-1")
+    assert error_of(own_reset)[:2] == (403, "current_password_required")
+
+    gone = await admin.post(f"/console/users/{user.id}/delete")
+    assert gone.status_code == 200 and "data-changed" in gone.text
+    assert await org.registry.find_user_by_email("op@plant.example") is None
+
+
+async def test_a_viewer_is_refused_the_users_page_and_its_forms_as_by_the_api(
+    org: Org, console: Callable[..., Any]
+) -> None:
+    viewer = await console(VIEWER)
+    page = await viewer.get("/console/users")
+    assert page.status_code == 403 and "role viewer may not manage users" in page.text
+    assert 'href="/console/users"' not in (await viewer.get("/")).text
+    refused = await viewer.post("/console/users", email="x@plant.example", password="password-1")
+    assert error_of(refused) == (403, "insufficient_role", "role viewer may not manage users")
+    admin = await org.registry.find_user_by_email(ADMIN[0])
+    assert admin is not None
+    demote = await viewer.post(f"/console/users/{admin.id}/role", role="viewer")
+    assert error_of(demote)[:2] == (404, "user_not_found")  # as the API: not theirs to see
+
+
+async def test_own_password_and_language_follow_the_user(
+    org: Org, console: Callable[..., Any]
+) -> None:
+    viewer = await console(VIEWER)
+    wrong = await viewer.post(
+        "/console/account/password", current_password="not-it", new_password="another-pass-1"
+    )
+    assert error_of(wrong) == (403, "wrong_password", "the current password is wrong")
+    elsewhere = await console(VIEWER)  # a second sign-in, in another browser
+    changed = await viewer.post(
+        "/console/account/password", current_password=VIEWER[1], new_password="another-pass-1"
+    )
+    assert changed.status_code == 204
+    assert changed.headers["HX-Redirect"] == "/console/account?changed=password"
+    assert (await viewer.get("/console/account?changed=password")).status_code == 200  # still in
+    assert (await elsewhere.http.get("/console/account")).status_code == 303  # ended
+
+    chosen = await viewer.post("/console/language", language="ru", back="/console/account")
+    assert chosen.status_code == 204
+    later = await console((VIEWER[0], "another-pass-1"))
+    assert 'lang="ru"' in (await later.get("/")).text  # the choice followed the user
