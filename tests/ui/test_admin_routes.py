@@ -37,7 +37,7 @@ class Org:
 
 @pytest.fixture
 async def org(make_settings: Callable[..., Any]) -> AsyncIterator[Org]:
-    app = create_app(make_settings(services="api,console,bootstrap"))
+    app = create_app(make_settings(services="api,console,provision"))
     async with lifespan(app) as manager:
         platform: Platform = app.state.platform
         registry = platform.get(IdentityService).registry
@@ -194,3 +194,49 @@ async def test_own_password_and_language_follow_the_user(
     assert chosen.status_code == 204
     later = await console((VIEWER[0], "another-pass-1"))
     assert 'lang="ru"' in (await later.get("/")).text  # the choice followed the user
+
+
+async def test_certificates_are_issued_downloaded_and_revoked_as_the_api_allows(
+    org: Org, console: Callable[..., Any]
+) -> None:
+    thing, _key = await org.registry.create_thing(org.org_id, name="press-1")
+    admin = await console(ADMIN)
+    issued = await admin.post(
+        "/console/certificates", entity_type="thing", entity_id=thing.id, ttl="720h"
+    )
+    assert issued.status_code == 200, issued.text
+    assert "-----BEGIN PRIVATE KEY-----" in issued.text  # the platform made it: shown once
+    serial = re.search(r"/console/certificates/([0-9a-f]+)/cert\.pem", issued.text)
+    assert serial is not None
+    pem = await admin.http.get(f"/console/certificates/{serial.group(1)}/cert.pem")
+    assert pem.text.startswith("-----BEGIN CERTIFICATE-----")
+    assert pem.headers["content-disposition"].startswith("attachment")
+    listed = await admin.get("/console/certificates")
+    assert f'data-certificate="{serial.group(1)}"' in listed.text
+    assert "-----BEGIN PRIVATE KEY-----" not in listed.text
+    overview = await admin.get("/")
+    assert 'data-testid="overview-certificates"' in overview.text and thing.id in overview.text
+
+    viewer = await console(VIEWER)
+    assert "Issue a certificate" not in (await viewer.get("/console/certificates")).text
+    refused = await viewer.post("/console/certificates", entity_type="thing", entity_id=thing.id)
+    assert error_of(refused) == (403, "insufficient_role", "role viewer may not manage registry")
+    not_theirs = await admin.post(
+        "/console/certificates", entity_type="agent", entity_id=f"{org.other_org_id}/robot"
+    )
+    assert error_of(not_theirs)[:2] == (403, "entity_of_another_organisation")
+    outsider = await console(OTHER)
+    service = await outsider.post("/console/certificates", entity_type="service", entity_id="web")
+    assert error_of(service)[:2] == (403, "platform_admin_required")
+    hidden = await outsider.http.get(
+        f"/console/certificates/{serial.group(1)}/cert.pem", headers={"HX-Request": "true"}
+    )
+    assert hidden.status_code == 404
+    number = serial.group(1)
+    assert error_of(await outsider.post(f"/console/certificates/{number}/revoke"))[0] == 404
+
+    revoked = await admin.post(f"/console/certificates/{number}/revoke", reason="superseded")
+    assert revoked.status_code == 200 and "data-changed" in revoked.text
+    again = await admin.post(f"/console/certificates/{number}/revoke")
+    assert error_of(again)[0] == 409
+    assert "revoked (superseded)" in (await admin.get("/console/certificates")).text
