@@ -14,6 +14,8 @@ import pytest
 from shopfloor.app import create_app
 from shopfloor.auth import hash_password
 from shopfloor.auth.capability import IdentityService
+from shopfloor.bootstrap import State
+from shopfloor.bootstrap.capability import BootstrapService
 from shopfloor.core import Platform
 from shopfloor.registry import Registry, Role
 
@@ -240,3 +242,102 @@ async def test_certificates_are_issued_downloaded_and_revoked_as_the_api_allows(
     again = await admin.post(f"/console/certificates/{number}/revoke")
     assert error_of(again)[0] == 409
     assert "revoked (superseded)" in (await admin.get("/console/certificates")).text
+
+
+async def test_bootstrap_configurations_are_made_activated_and_deleted_as_by_the_api(
+    org: Org, console: Callable[..., Any]
+) -> None:
+    channel = await org.registry.create_channel(org.org_id, name="telemetry")
+    admin = await console(ADMIN)
+    short_key = await admin.post(
+        "/console/bootstrap", external_id="aa:bb", external_key="short", name="gateway-1"
+    )
+    assert error_of(short_key)[:2] == (400, "validation_error")
+    made = await admin.http.post(
+        "/console/bootstrap", headers={"HX-Request": "true"},
+        data={"external_id": "aa:bb", "external_key": "a-long-device-secret", "name": "gateway-1",
+              "channels": [channel.id], "content": '{"interval_s": 10}',
+              "csrf_token": admin.csrf},
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    bootstrap = org.platform.get(BootstrapService).bootstrap
+    [config] = (await bootstrap.configs.page(org.org_id)).items
+    assert config.channels == (channel.id,) and config.state == State.INACTIVE
+    twice = await admin.post(
+        "/console/bootstrap", external_id="aa:bb", external_key="a-long-device-secret",
+        name="gateway-2",
+    )  # fmt: skip
+    assert twice.status_code == 409
+    page = await admin.get("/console/bootstrap?state=0")
+    assert 'data-config="aa:bb"' in page.text and 'data-testid="unknown-devices"' in page.text
+    assert 'data-config="aa:bb"' not in (await admin.get("/console/bootstrap?state=1")).text
+
+    on = await admin.post(f"/console/bootstrap/{config.thing_id}/state", state="1")
+    assert on.status_code == 200
+    connected = await org.registry.channel_things(org.org_id, channel.id)
+    assert [thing.id for thing, _c in connected.items] == [config.thing_id]
+    edited = await admin.post(f"/console/bootstrap/{config.thing_id}", name="gw", content="x")
+    assert edited.status_code == 200
+    assert (await bootstrap.configs.get(org.org_id, config.thing_id)).content == "x"
+
+    viewer = await console(VIEWER)
+    seen = await viewer.get("/console/bootstrap")
+    assert 'data-config="aa:bb"' in seen.text and "New configuration" not in seen.text
+    assert 'data-testid="unknown-devices"' not in seen.text  # admins only, as the API
+    refused = await viewer.post(f"/console/bootstrap/{config.thing_id}/state", state="0")
+    assert error_of(refused) == (403, "insufficient_role", "role viewer may not manage registry")
+    outsider = await console(OTHER)
+    assert error_of(await outsider.post(f"/console/bootstrap/{config.thing_id}/delete"))[0] == 404
+
+    gone = await admin.post(f"/console/bootstrap/{config.thing_id}/delete")
+    assert gone.status_code == 200
+    assert (await bootstrap.configs.page(org.org_id)).total == 0
+
+
+TEMPLATE = """name: press
+version: 1
+description: Hydraulic press
+thing:
+  name: "${name}"
+  metadata: {vendor: "${vendor}"}
+"""
+
+
+async def test_device_templates_are_uploaded_previewed_and_deleted(
+    org: Org, console: Callable[..., Any]
+) -> None:
+    admin = await console(ADMIN)
+    added = await admin.post("/console/device-templates", source=TEMPLATE)
+    assert added.status_code == 200, added.text
+    again = await admin.post("/console/device-templates", source=TEMPLATE)
+    assert error_of(again)[0] == 409  # a version must be above every stored one
+    newer = await admin.post(
+        "/console/device-templates", source=TEMPLATE.replace("version: 1", "version: 2")
+    )
+    assert newer.status_code == 200
+    listed = await admin.get("/console/device-templates")
+    assert 'data-template="press"' in listed.text and "${vendor}" in listed.text
+    versions = await admin.get("/console/device-templates/press")
+    assert re.findall(r'data-version="(\d+)"', versions.text) == ["2", "1"]
+
+    missing = await admin.post(
+        "/console/device-templates/press/preview", name="press-7", external_id="p7"
+    )
+    assert error_of(missing)[:2] == (400, "template_variables_missing")
+    shown = await admin.post(
+        "/console/device-templates/press/preview", name="press-7", external_id="p7",
+        variables="vendor=Acme", version="1",
+    )  # fmt: skip
+    assert shown.status_code == 200 and "Acme" in shown.text and "press-7" in shown.text
+    assert (await org.registry.list_things(org.org_id)).total == 0  # nothing was made
+
+    viewer = await console(VIEWER)
+    refused = await viewer.post("/console/device-templates", source=TEMPLATE)
+    assert error_of(refused)[:2] == (403, "insufficient_role")
+    outsider = await console(OTHER)
+    assert (await outsider.get("/console/device-templates/press")).status_code == 404
+
+    one = await admin.post("/console/device-templates/press/delete", version="1")
+    assert one.status_code == 200
+    page = await admin.get("/console/device-templates/press")
+    assert re.findall(r'data-version="(\d+)"', page.text) == ["2"]

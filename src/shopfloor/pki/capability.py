@@ -25,6 +25,7 @@ from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
 from shopfloor.ui import PREFIX, ConsolePage, pages
+from shopfloor.ui.capability import console_templates
 
 from ._assertions import ISSUER_PREFIX, AgentAssertions
 from ._authority import AuthorityOptions, CertificateAuthority, create_authority
@@ -146,14 +147,7 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
         self._reload = asyncio.Event()
         #: Things deleted through this process, whose certificates are to be revoked.
         self._retired: asyncio.Queue[str] = asyncio.Queue()
-        platform.on_started.append(self._console_templates)
-
-    async def _console_templates(self) -> None:
-        """The certificates page's templates, when the console runs in this process."""
-        from shopfloor.ui.capability import ConsoleService
-
-        if self.platform.running(ConsoleService):
-            self.platform.get(ConsoleService).console.add_templates("shopfloor.pki")
+        console_templates(platform, "shopfloor.pki")  # the certificates page's
 
     async def _start(self, stack: AsyncExitStack) -> None:
         await stack.enter_async_context(self.authority)

@@ -28,7 +28,7 @@ from ._web import VENDOR_FILES, Console
 if TYPE_CHECKING:
     from shopfloor.core import Platform
 
-__all__ = ["ConsoleService", "ConsoleSettings"]
+__all__ = ["ConsoleService", "ConsoleSettings", "console_templates"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,3 +107,15 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
                 "or set SHOPFLOOR_CONSOLE_ASSETS_DIR; pages work without htmx meanwhile",
                 ", ".join(missing), self.console.assets_dir,
             )  # fmt: skip
+
+
+def console_templates(platform: Platform, package: str) -> None:
+    """Let the console render the templates of `package` (its `templates` folder) when it
+    runs in this process. For a capability's service `__init__`: the console may start
+    after it, so the folder is added once every service has started."""
+
+    async def add() -> None:
+        if platform.running(ConsoleService):
+            platform.get(ConsoleService).console.add_templates(package)
+
+    platform.on_started.append(add)
