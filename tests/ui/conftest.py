@@ -1,12 +1,14 @@
 """A platform with the console (and the API, the HTTP adapter and the writer, so that
-telemetry reaches the overview) on a real uvicorn server (127.0.0.1, a free port) and
-an organisation with an admin (the first platform admin, made a member) and a viewer;
+telemetry reaches the overview; or, for the admin pages, the CA, bootstrap and
+provisioning) on a real uvicorn server (127.0.0.1, a free port) and an organisation
+with an admin (the first platform admin, made a member) and a viewer;
 Debian's chromium driven by Playwright, every request it makes recorded."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +44,10 @@ class Plant:
         return self.platform.get(IdentityService).registry
 
 
-@pytest.fixture
-async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
-    app = create_app(make_settings(services="api,console,http,writer"))
+@asynccontextmanager
+async def running_plant(settings: Any) -> AsyncIterator[Plant]:
+    """The platform of `settings` served, with the organisation, its admin and viewer."""
+    app = create_app(settings)
     async with lifespan(app) as manager:
         platform: Platform = app.state.platform
         registry = platform.get(IdentityService).registry
@@ -61,6 +64,19 @@ async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
         )
         async with served_app(config) as port:
             yield Plant(url=f"http://127.0.0.1:{port}", platform=platform, org_id=org.id)
+
+
+@pytest.fixture
+async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
+    async with running_plant(make_settings(services="api,console,http,writer")) as served:
+        yield served
+
+
+@pytest.fixture
+async def admin_plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
+    """The console with the certificate authority, bootstrap and provisioning."""
+    async with running_plant(make_settings(services="api,console,provision")) as served:
+        yield served
 
 
 @dataclass
