@@ -341,3 +341,17 @@ async def test_device_templates_are_uploaded_previewed_and_deleted(
     assert one.status_code == 200
     page = await admin.get("/console/device-templates/press")
     assert re.findall(r'data-version="(\d+)"', page.text) == ["2"]
+
+
+async def test_the_pages_of_capabilities_are_not_there_without_the_console(
+    make_settings: Callable[..., Any],
+) -> None:
+    app = create_app(make_settings(services="api,provision"))
+    async with lifespan(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", cookies={"shopfloor_session": "any"}
+        ) as http:
+            for page in ("certificates", "bootstrap", "device-templates"):
+                answer = await http.get(f"/console/{page}")
+                assert answer.status_code == 404, page

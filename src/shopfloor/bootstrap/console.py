@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from shopfloor.auth.capability import IdentityService
@@ -27,6 +27,7 @@ from shopfloor.ui import (
     platform_of,
     render,
 )
+from shopfloor.ui.capability import console_router
 
 from . import routes
 from ._store import MAX_EXTERNAL_KEY, MIN_EXTERNAL_KEY
@@ -35,7 +36,7 @@ from .capability import BootstrapService
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = console_router()
 
 BASE = PREFIX + "/bootstrap"
 #: Unknown devices shown on the page (latest first); the API pages through them all.

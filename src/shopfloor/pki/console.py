@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from shopfloor.auth.capability import IdentityService
@@ -29,6 +29,7 @@ from shopfloor.ui import (
     render,
     sort_of,
 )
+from shopfloor.ui.capability import console_router
 
 from . import routes
 from ._certificates import CERTIFICATE_SORTS, CertificateSort
@@ -38,7 +39,7 @@ from .capability import PkiService
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = console_router()
 
 BASE = PREFIX + "/certificates"
 #: Who a person may have a certificate made for: a flow's is the flows service's own.

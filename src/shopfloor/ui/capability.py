@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import Field
 
 from shopfloor.auth import Action
@@ -28,7 +29,7 @@ from ._web import VENDOR_FILES, Console
 if TYPE_CHECKING:
     from shopfloor.core import Platform
 
-__all__ = ["ConsoleService", "ConsoleSettings", "console_templates"]
+__all__ = ["ConsoleService", "ConsoleSettings", "console_router", "console_templates"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +120,16 @@ def console_templates(platform: Platform, package: str) -> None:
             platform.get(ConsoleService).console.add_templates(package)
 
     platform.on_started.append(add)
+
+
+def _console_runs(request: Request) -> None:
+    platform: Platform = request.app.state.platform
+    if not platform.running(ConsoleService):
+        raise HTTPException(status_code=404)
+
+
+def console_router() -> APIRouter:
+    """The router of a capability's console pages: listed in the capability's own
+    `routes`, so mounted wherever it runs, and answering `404 not_found` (as any path
+    that is not there) in a process without the console."""
+    return APIRouter(include_in_schema=False, dependencies=[Depends(_console_runs)])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
@@ -29,12 +29,13 @@ from shopfloor.ui import (
     platform_of,
     render,
 )
+from shopfloor.ui.capability import console_router
 
 from . import routes
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = console_router()
 
 BASE = PREFIX + "/device-templates"
 
