@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from shopfloor.app import create_app
-from shopfloor.auth import hash_password
 from shopfloor.auth.capability import IdentityService
 from shopfloor.bootstrap import State
 from shopfloor.bootstrap.capability import BootstrapService
@@ -48,11 +47,12 @@ async def org(make_settings: Callable[..., Any]) -> AsyncIterator[Org]:
         admin = await registry.find_user_by_email(ADMIN[0])
         assert admin is not None
         await registry.update_user(admin.id, org_id=plant.id, role=Role.ADMIN)
+        passwords = platform.get(IdentityService).auth.passwords  # the tests' cheap cost
         for (email, password), org_id, role in (
             (VIEWER, plant.id, Role.VIEWER), (OTHER, other.id, Role.ADMIN),
         ):  # fmt: skip
             await registry.create_user(
-                email=email, password_hash=hash_password(password), org_id=org_id, role=role
+                email=email, password_hash=passwords.hash(password), org_id=org_id, role=role
             )
         yield Org(platform=platform, app=manager.app, org_id=plant.id, other_org_id=other.id)
 
