@@ -39,6 +39,7 @@ async def test_an_admin_makes_an_operator_who_is_refused_the_admin_parts(
     user = await admin_plant.registry.find_user_by_email(OPERATOR[0])
     assert user is not None and user.role == "operator"
     await page.click("[data-testid=sign-out]")
+    await page.wait_for_selector("form[data-testid=sign-in-form]")  # back on the front page
 
     await sign_in(page, admin_plant.url, OPERATOR)
     nav = await page.locator("header nav").text_content() or ""
