@@ -13,7 +13,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -47,6 +47,7 @@ async def main(url: str, email: str, password: str, folder: Path) -> None:
             await page.goto(url + "/console/explore?range=1h&aggregation=avg&interval=1m")
             await page.wait_for_selector("#explore-chart[data-drawn=true]")
             await page.screenshot(path=str(folder / "console-explore.png"), full_page=True)
+            await admin_pages(page, url, folder)
             await page.click("form.language button[value=ru]")
             await page.wait_for_selector("html[lang=ru]")
             await page.goto(url + "/")
@@ -54,6 +55,45 @@ async def main(url: str, email: str, password: str, folder: Path) -> None:
             await page.screenshot(path=str(folder / "console-overview-ru.png"), full_page=True)
         finally:
             await browser.close()
+
+
+async def admin_pages(page: Page, url: str, folder: Path) -> None:
+    """Users (a new operator), certificates (one issued to the first thing) and bootstrap
+    (a configuration of a gateway, activated)."""
+    await page.goto(url + "/console/users")
+    await page.click("details[data-testid=create-user] summary")
+    create = page.locator("details[data-testid=create-user] form")
+    await create.locator("[data-testid=email]").fill("operator@demo.plant")
+    await create.locator("[data-testid=password]").fill("operator-demo")
+    await create.locator("[data-testid=role]").select_option("operator")
+    await create.locator("button[type=submit]").click()
+    await page.wait_for_selector("tr[data-user='operator@demo.plant']")
+    await page.screenshot(path=str(folder / "console-users.png"), full_page=True)
+
+    await page.goto(url + "/console/certificates")
+    await page.click("details[data-testid=issue-certificate] summary")
+    issue = page.locator("details[data-testid=issue-certificate] form")
+    first_thing = page.locator("#certificate-things option").first
+    await issue.locator("[data-testid=entity-id]").fill(
+        await first_thing.get_attribute("value") or ""
+    )
+    await issue.locator("[data-testid=ttl]").fill("720h")
+    await issue.locator("button[type=submit]").click()
+    await page.wait_for_selector("[data-testid=issued]")
+    await page.screenshot(path=str(folder / "console-certificates.png"), full_page=True)
+
+    await page.goto(url + "/console/bootstrap")
+    await page.click("details[data-testid=create-config] summary")
+    config = page.locator("details[data-testid=create-config] form")
+    await config.locator("[data-testid=external-id]").fill("00:1a:2b:3c:4d:5e")
+    await config.locator("[data-testid=external-key]").fill("gateway-secret-demo")
+    await config.locator("[data-testid=config-name]").fill("gateway-north")
+    await config.locator("[data-testid=config-channels]").select_option(index=0)
+    await config.locator("button[type=submit]").click()
+    row = page.locator("tr[data-config='00:1a:2b:3c:4d:5e']")
+    await row.locator("[data-testid=toggle-state]").click()
+    await row.locator('[data-testid=state] >> text="active"').wait_for()
+    await page.screenshot(path=str(folder / "console-bootstrap.png"), full_page=True)
 
 
 if __name__ == "__main__":

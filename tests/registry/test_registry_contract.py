@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -97,6 +98,30 @@ async def test_users_belong_to_an_org_with_a_role(registry: Registry) -> None:
     await registry.delete_user(user.id)
     with pytest.raises(NotFound):
         await registry.get_user(user.id)
+
+
+async def test_users_are_paged_sorted_and_filtered(registry: Registry) -> None:
+    org = await registry.create_org("Plant")
+    other = await registry.create_org("Elsewhere")
+    for email, role in (("b_1@plant.example", Role.VIEWER), ("a@plant.example", Role.ADMIN),
+                        ("b%1@plant.example", Role.ADMIN)):  # fmt: skip
+        await registry.create_user(email=email, password_hash="h", org_id=org.id, role=role)
+    await registry.create_user(email="b@else.example", password_hash="h", org_id=other.id,
+                               role=Role.ADMIN)  # fmt: skip
+
+    def emails(page: Any) -> list[str]:
+        return [user.email for user in page.items]
+
+    by_email = await registry.list_users(org_id=org.id, sort="-email", limit=2)
+    assert (by_email.total, emails(by_email)) == (3, ["b_1@plant.example", "b%1@plant.example"])
+    assert emails(await registry.list_users(org_id=org.id, email="B_")) == ["b_1@plant.example"]
+    assert emails(await registry.list_users(org_id=org.id, email="%")) == ["b%1@plant.example"]
+    admins = await registry.list_users(org_id=org.id, role=Role.ADMIN, sort="email")
+    assert emails(admins) == ["a@plant.example", "b%1@plant.example"]
+    by_role = await registry.list_users(org_id=org.id, sort="-role")
+    assert [user.role for user in by_role.items] == [Role.VIEWER, Role.ADMIN, Role.ADMIN]
+    with pytest.raises(ValueError, match="sort must be one of"):
+        await registry.list_users(org_id=org.id, sort="password_hash")  # type: ignore[arg-type]
 
 
 async def test_a_new_password_bumps_the_token_generation(registry: Registry) -> None:

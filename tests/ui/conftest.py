@@ -1,6 +1,7 @@
 """A platform with the console (and the API, the HTTP adapter and the writer, so that
-telemetry reaches the overview) on a real uvicorn server (127.0.0.1, a free port) and
-an organisation with an admin (the first platform admin, made a member) and a viewer;
+telemetry reaches the overview; or, for the admin pages, the CA, bootstrap and
+provisioning) on a real uvicorn server (127.0.0.1, a free port) and an organisation
+with an admin (the first platform admin, made a member) and a viewer;
 Debian's chromium driven by Playwright, every request it makes recorded."""
 
 from __future__ import annotations
@@ -44,15 +45,9 @@ class Plant:
         return self.platform.get(IdentityService).registry
 
 
-@pytest.fixture
-async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
-    async with serve_plant(make_settings(services="api,console,http,writer")) as served:
-        yield served
-
-
 @asynccontextmanager
 async def serve_plant(settings: Settings) -> AsyncIterator[Plant]:
-    """The platform of `settings` served, with the organisation and its two users."""
+    """The platform of `settings` served, with the organisation, its admin and viewer."""
     app = create_app(settings)
     async with lifespan(app) as manager:
         platform: Platform = app.state.platform
@@ -70,6 +65,19 @@ async def serve_plant(settings: Settings) -> AsyncIterator[Plant]:
         )
         async with served_app(config) as port:
             yield Plant(url=f"http://127.0.0.1:{port}", platform=platform, org_id=org.id)
+
+
+@pytest.fixture
+async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
+    async with serve_plant(make_settings(services="api,console,http,writer")) as served:
+        yield served
+
+
+@pytest.fixture
+async def admin_plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
+    """The console with the certificate authority, bootstrap and provisioning."""
+    async with serve_plant(make_settings(services="api,console,provision")) as served:
+        yield served
 
 
 @dataclass

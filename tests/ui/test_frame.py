@@ -99,6 +99,12 @@ async def test_sessions_are_stored_hashed_expire_and_end_with_a_new_password(
         clock[0] += timedelta(seconds=61)
         assert await store.get(session_id) is None  # expired
 
+        # The language a user chose is theirs, kept across sessions; it goes with them.
+        assert await store.user_language(admin.id) is None
+        await store.remember_language(admin.id, "ru")
+        await store.remember_language(admin.id, "en")
+        assert await store.user_language(admin.id) == "en"
+
         clock[0] = datetime(2026, 12, 2, tzinfo=UTC)
         await registry.update_user(admin.id, password_hash=hash_password("another-password"))
         assert (await registry.get_user(admin.id)).token_generation == 1

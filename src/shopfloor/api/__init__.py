@@ -2,9 +2,9 @@
 
 A capability's `routes.py` uses the dependencies below (`PrincipalDep`, `PagingDep`,
 `PlatformDep`) and the page shape `PageOut`, and raises its own errors. The console
-checks its forms with the API's own bodies (`EntityCreate`, `EntityUpdate`) and reads
-stored messages as the readers API does (`reader_query`, `reader_channel`,
-`csv_response`).
+checks its forms with the API's own bodies (`EntityCreate`, `EntityUpdate`, `UserCreate`,
+`UserUpdate`, `PasswordChange`) and reads stored messages as the readers API does
+(`reader_query`, `reader_channel`, `csv_response`).
 """
 
 from ._bodies import read_bounded
@@ -12,7 +12,7 @@ from ._deps import Paging, PagingDep, PlatformDep, PrincipalDep, Services, Servi
 from ._errors import ApiError, error_response, install_error_handlers
 from ._middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
 from ._reading import csv_response, reader_channel, reader_query
-from ._schemas import EntityCreate, EntityUpdate, PageOut
+from ._schemas import EntityCreate, EntityUpdate, PageOut, PasswordChange, UserCreate, UserUpdate
 from ._sse import event_stream
 from .identity import router as identity_router
 from .readers import router as readers_router
@@ -30,10 +30,13 @@ __all__ = [
     "PageOut",
     "Paging",
     "PagingDep",
+    "PasswordChange",
     "PlatformDep",
     "PrincipalDep",
     "Services",
     "ServicesDep",
+    "UserCreate",
+    "UserUpdate",
     "csv_response",
     "error_response",
     "event_stream",

@@ -12,6 +12,8 @@ from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging.capability import BusService
+from shopfloor.ui import PREFIX, ConsolePage, pages
+from shopfloor.ui.capability import console_templates
 
 from ._bootstrap import Bootstrap, PublicUrls
 from ._devices import Challenges, UnknownDevices
@@ -62,10 +64,17 @@ class BootstrapSettings(Section, section="bootstrap"):
         return value.rstrip("/")
 
 
+pages.add(
+    ConsolePage(
+        capability="bootstrap", path=PREFIX + "/bootstrap", title="bootstrap.title", order=72
+    )
+)
+
+
 class BootstrapService(Service, name="bootstrap", needs=("database", "bus", "identity")):
     """Device bootstrap (Mainflux-compatible and secure)."""
 
-    routes = ("shopfloor.bootstrap.routes:router",)
+    routes = ("shopfloor.bootstrap.routes:router", "shopfloor.bootstrap.console:router")
     migrations = Path(__file__).parent / "migrations"
     version_table = "alembic_version_bootstrap"
 
@@ -98,6 +107,7 @@ class BootstrapService(Service, name="bootstrap", needs=("database", "bus", "ide
             emit=platform.get(BusService).events.emit,
             metrics_registry=platform.metrics,
         )
+        console_templates(platform, "shopfloor.bootstrap")  # the bootstrap page's
 
     @property
     def configs(self) -> ConfigStore:

@@ -202,7 +202,8 @@ async def list_configs(
     return PageOut(total=page.total, offset=page.offset, limit=page.limit, items=items)
 
 
-def _may_see_unknown(principal: Principal) -> None:
+def may_see_unknown(principal: Principal) -> None:
+    """Who sees the unknown devices (of every organisation): platform and org admins."""
     if principal.platform_admin or principal.role is Role.ADMIN:
         return
     raise Forbidden("only platform and organisation admins may do this", code="insufficient_role")
@@ -213,7 +214,7 @@ async def list_unknown(
     platform: PlatformDep, principal: PrincipalDep, paging: PagingDep
 ) -> PageOut[Any]:
     """External ids that asked to bootstrap without a configuration, latest first."""
-    _may_see_unknown(principal)
+    may_see_unknown(principal)
     page = await _bootstrap(platform).unknown.page(offset=paging.offset, limit=paging.limit)
     items = [_unknown_out(d) for d in page.items]
     return PageOut(total=page.total, offset=page.offset, limit=page.limit, items=items)

@@ -18,9 +18,11 @@ from ._authority import (
 )
 from ._builtin import BuiltinAuthority
 from ._certificates import (
+    CERTIFICATE_SORTS,
     REVOKED_EVENT,
     CertificateRecord,
     Certificates,
+    CertificateSort,
     IssuedCertificate,
     Page,
 )
@@ -41,6 +43,7 @@ from ._servers import TlsFiles
 from ._x509 import REVOCATION_REASONS, parse_duration
 
 __all__ = [
+    "CERTIFICATE_SORTS",
     "REVOCATION_REASONS",
     "REVOKED_EVENT",
     "URN_PREFIX",
@@ -57,6 +60,7 @@ __all__ = [
     "CertificateNotFound",
     "CertificateRecord",
     "CertificateRefused",
+    "CertificateSort",
     "Certificates",
     "CfsslAuthority",
     "CrlUnavailable",

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -45,8 +45,10 @@ from ._x509 import (
 )
 
 __all__ = [
+    "CERTIFICATE_SORTS",
     "REVOKED_EVENT",
     "CertificateRecord",
+    "CertificateSort",
     "Certificates",
     "IssuedCertificate",
     "Page",
@@ -63,6 +65,13 @@ MAX_SERIAL_HEX = 40
 ThingCheck = Callable[[str, str], Awaitable[object]]
 #: Tells the other processes: `emit(subject, data)`.
 Announce = Callable[[str, dict[str, Any]], object]
+
+
+#: Orders of a page of certificates.
+CertificateSort = Literal[
+    "-issued_at", "issued_at", "expires_at", "-expires_at", "entity_id", "-entity_id"
+]
+CERTIFICATE_SORTS: tuple[CertificateSort, ...] = get_args(CertificateSort)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +243,21 @@ class Certificates:
         entity_id: str | None = None,
         offset: int = 0,
         limit: int = 100,
+        sort: CertificateSort = "-issued_at",
+        in_force_at: datetime | None = None,
     ) -> Page:
-        """The certificates of an organisation, newest first."""
+        """The certificates of an organisation, newest first unless `sort` says another
+        order (`CERTIFICATE_SORTS`; `-`: descending); with `in_force_at`, only those
+        neither revoked nor expired then."""
+        if sort not in CERTIFICATE_SORTS:
+            raise ValueError(f"sort must be one of {', '.join(CERTIFICATE_SORTS)}")
         where: list[sa.ColumnElement[bool]] = self._scope(org_id)
         if entity_id is not None:
             where.append(certificates.c.entity_id == entity_id)
+        if in_force_at is not None:
+            where.append(certificates.c.revoked_at.is_(None))
+            where.append(certificates.c.expires_at > in_force_at)
+        column = certificates.c[sort.removeprefix("-")]
         async with self._engine.connect() as conn:
             total = await conn.scalar(
                 sa.select(sa.func.count()).select_from(certificates).where(*where)
@@ -246,7 +265,7 @@ class Certificates:
             rows = await conn.execute(
                 sa.select(certificates)
                 .where(*where)
-                .order_by(certificates.c.issued_at.desc(), certificates.c.serial)
+                .order_by(column.desc() if sort.startswith("-") else column, certificates.c.serial)
                 .offset(offset)
                 .limit(limit)
             )

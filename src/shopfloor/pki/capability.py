@@ -24,6 +24,8 @@ from shopfloor.core import Section, Service, first_set
 from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging import RECONNECTED, Event
 from shopfloor.messaging.capability import BusService
+from shopfloor.ui import PREFIX, ConsolePage, pages
+from shopfloor.ui.capability import console_templates
 
 from ._assertions import ISSUER_PREFIX, AgentAssertions
 from ._authority import AuthorityOptions, CertificateAuthority, create_authority
@@ -100,11 +102,18 @@ def authority_options(settings: CoreSettings) -> AuthorityOptions:
     )
 
 
+pages.add(
+    ConsolePage(
+        capability="pki", path=PREFIX + "/certificates", title="certificates.title", order=70
+    )
+)
+
+
 class PkiService(Service, name="pki", needs=("database", "bus", "identity"), internal=True):
     """Certificate authority, the certificates API and revocation for mTLS."""
 
     health = "pki"
-    routes = ("shopfloor.pki.routes:router",)
+    routes = ("shopfloor.pki.routes:router", "shopfloor.pki.console:router")
     commands = {"certs": "shopfloor.pki.commands:certs_app"}
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
@@ -138,6 +147,7 @@ class PkiService(Service, name="pki", needs=("database", "bus", "identity"), int
         self._reload = asyncio.Event()
         #: Things deleted through this process, whose certificates are to be revoked.
         self._retired: asyncio.Queue[str] = asyncio.Queue()
+        console_templates(platform, "shopfloor.pki")  # the certificates page's
 
     async def _start(self, stack: AsyncExitStack) -> None:
         await stack.enter_async_context(self.authority)

@@ -6,6 +6,7 @@ from ._events import ChangeKind, ChangeListener, RegistryChange
 from ._registry import KeyCipher, Registry, RegistryTransaction
 from ._types import (
     SORT_KEYS,
+    USER_SORT_KEYS,
     Channel,
     Connection,
     Entity,
@@ -16,11 +17,13 @@ from ._types import (
     SortKey,
     Thing,
     User,
+    UserSortKey,
 )
 
 __all__ = [
     "MIGRATIONS",
     "SORT_KEYS",
+    "USER_SORT_KEYS",
     "ChangeKind",
     "ChangeListener",
     "Channel",
@@ -40,4 +43,5 @@ __all__ = [
     "SortKey",
     "Thing",
     "User",
+    "UserSortKey",
 ]

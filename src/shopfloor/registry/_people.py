@@ -14,7 +14,7 @@ from ._entities import new_id, utcnow
 from ._errors import Conflict, NotFound
 from ._events import ChangeKind
 from ._rows import count_rows, fields_of, org_from, user_from
-from ._types import Org, Page, Role, User
+from ._types import USER_SORT_KEYS, Org, Page, Role, User, UserSortKey
 
 
 class PeopleMixin:
@@ -114,16 +114,34 @@ class PeopleMixin:
         return await self._user_where(t.users.c.email == email.lower())
 
     async def list_users(
-        self, *, org_id: str | None, offset: int = 0, limit: int = 100
+        self,
+        *,
+        org_id: str | None,
+        offset: int = 0,
+        limit: int = 100,
+        email: str | None = None,
+        role: Role | None = None,
+        sort: UserSortKey = "email",
     ) -> Page[User]:
-        """Users of one organisation, or of all when `org_id` is None."""
+        """Users of one organisation, or of all when `org_id` is None; `email` is a part
+        of the address, `sort` one of `USER_SORT_KEYS` (`-` first: descending)."""
+        if sort not in USER_SORT_KEYS:
+            raise ValueError(f"sort must be one of {', '.join(USER_SORT_KEYS)}")
         condition = sa.true() if org_id is None else t.users.c.org_id == org_id
+        if email:
+            escaped = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+            condition = sa.and_(condition, t.users.c.email.ilike(pattern, escape="\\"))
+        if role is not None:
+            condition = sa.and_(condition, t.users.c.role == role.value)
+        column = t.users.c[sort.removeprefix("-")]
+        order = column.desc() if sort.startswith("-") else column.asc()
         async with self._read() as conn:
             total = await count_rows(conn, t.users, condition)
             rows = await conn.execute(
                 sa.select(t.users)
                 .where(condition)
-                .order_by(t.users.c.email)
+                .order_by(order, t.users.c.id)
                 .offset(offset)
                 .limit(limit)
             )

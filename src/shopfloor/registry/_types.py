@@ -23,6 +23,9 @@ class Role(enum.StrEnum):
 #: Orders of a page of things or channels (the second key is always the id).
 SortKey = Literal["name", "-name", "created_at", "-created_at"]
 SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
+#: Orders of a page of users (the second key is always the id).
+UserSortKey = Literal["email", "-email", "role", "-role", "created_at", "-created_at"]
+USER_SORT_KEYS: tuple[UserSortKey, ...] = get_args(UserSortKey)
 
 
 class Permission(enum.StrEnum):

@@ -3,12 +3,24 @@
 page registry for the pages of other capabilities (docs/console.md)."""
 
 from ._errors import ConsoleError, CsrfRefused, InvalidForm, SignInRequired
+from ._forms import PAGE_SIZES, checked, paging, sort_of
 from ._i18n import Catalogue
 from ._pages import PREFIX, ConsolePage, ConsolePages, pages
 from ._sessions import ConsoleSession, SessionStore
-from ._web import Console, SignedForm, SignedFormDep, SignedIn, SignedInDep, render, signed_in
+from ._web import (
+    Console,
+    SignedForm,
+    SignedFormDep,
+    SignedIn,
+    SignedInDep,
+    console_page,
+    platform_of,
+    render,
+    signed_in,
+)
 
 __all__ = [
+    "PAGE_SIZES",
     "PREFIX",
     "Catalogue",
     "Console",
@@ -24,7 +36,12 @@ __all__ = [
     "SignedFormDep",
     "SignedIn",
     "SignedInDep",
+    "checked",
+    "console_page",
     "pages",
+    "paging",
+    "platform_of",
     "render",
     "signed_in",
+    "sort_of",
 ]

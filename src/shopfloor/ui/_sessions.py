@@ -170,6 +170,29 @@ class SessionStore:
                 .values(language=language)
             )
 
+    async def user_language(self, user_id: str) -> str | None:
+        """The language the user chose last, in any session (None: never chose)."""
+        async with self._engine.connect() as conn:
+            language = await conn.scalar(
+                sa.select(t.preferences.c.language).where(t.preferences.c.user_id == user_id)
+            )
+        return None if language is None else str(language)
+
+    async def remember_language(self, user_id: str, language: str) -> None:
+        """Keep the user's choice for their next sign-in (one row a user)."""
+        values = {"language": language, "updated_at": self._clock()}
+        where = t.preferences.c.user_id == user_id
+        async with self._engine.begin() as conn:
+            changed = await conn.execute(sa.update(t.preferences).where(where).values(values))
+        if changed.rowcount:
+            return
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(sa.insert(t.preferences).values(user_id=user_id, **values))
+        except sa.exc.IntegrityError:  # the first choice, made in two sessions at once
+            async with self._engine.begin() as conn:
+                await conn.execute(sa.update(t.preferences).where(where).values(values))
+
     async def delete(self, session_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(

@@ -39,3 +39,13 @@ oidc_sign_ins = sa.Table(
     sa.Column("next", sa.String(2000), nullable=False),
     sa.Column("expires_at", TIMESTAMP, nullable=False),
 )
+
+#: A user's own choices in the console (their language), kept across sign-ins; the row
+#: goes with the user (the foreign key cascades).
+preferences = sa.Table(
+    "console_preferences",
+    metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("updated_at", TIMESTAMP, nullable=False),
+)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import Field, SecretStr
 
+from shopfloor.auth import Action
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
@@ -31,7 +33,7 @@ from ._web import VENDOR_FILES, Console
 if TYPE_CHECKING:
     from shopfloor.core import Platform
 
-__all__ = ["ConsoleService", "ConsoleSettings"]
+__all__ = ["ConsoleService", "ConsoleSettings", "console_router", "console_templates"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,15 @@ pages.add(
 )
 pages.add(ConsolePage(capability="console", path="/console/explore", title="nav.explore", order=30))
 pages.add(ConsolePage(capability="agents", path="/console/agents", title="nav.agents", order=40))
+pages.add(
+    ConsolePage(
+        capability="console", path="/console/users", title="users.title",
+        action=Action.MANAGE_USERS, order=80,
+    )
+)  # fmt: skip
+pages.add(
+    ConsolePage(capability="console", path="/console/account", title="account.title", order=95)
+)
 pages.add(ConsolePage(capability="flows", path="/console/flows", title="nav.flows", order=50))
 
 
@@ -100,6 +111,7 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
         "shopfloor.ui.overview:router",
         "shopfloor.ui.things:router",
         "shopfloor.ui.explore:router",
+        "shopfloor.ui.users:router",
     )
     migrations = Path(__file__).parent / "migrations"
     version_table = "alembic_version_console"
@@ -145,3 +157,28 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
                 "or set SHOPFLOOR_CONSOLE_ASSETS_DIR; pages work without htmx meanwhile",
                 ", ".join(missing), self.console.assets_dir,
             )  # fmt: skip
+
+
+def console_templates(platform: Platform, package: str) -> None:
+    """Let the console render the templates of `package` (its `templates` folder) when it
+    runs in this process. For a capability's service `__init__`: the console may start
+    after it, so the folder is added once every service has started."""
+
+    async def add() -> None:
+        if platform.running(ConsoleService):
+            platform.get(ConsoleService).console.add_templates(package)
+
+    platform.on_started.append(add)
+
+
+def _console_runs(request: Request) -> None:
+    platform: Platform = request.app.state.platform
+    if not platform.running(ConsoleService):
+        raise HTTPException(status_code=404)
+
+
+def console_router() -> APIRouter:
+    """The router of a capability's console pages: listed in the capability's own
+    `routes`, so mounted wherever it runs, and answering `404 not_found` (as any path
+    that is not there) in a process without the console."""
+    return APIRouter(include_in_schema=False, dependencies=[Depends(_console_runs)])

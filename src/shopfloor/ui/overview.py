@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -80,7 +81,9 @@ async def overview(request: Request) -> Response:
         return await sign_in_page(request)
     principal = caller.principal
     platform = platform_of(request)
-    context: dict[str, object] = {"things": [], "channels": [], "agents": None, "flows": None}
+    context: dict[str, object] = {
+        "things": [], "channels": [], "agents": None, "flows": None, "certificates": None,
+    }  # fmt: skip
     if principal.org_id is None:
         return render(request, "console/overview.html", context, caller=caller)
     org_id = principal.org_id
@@ -112,6 +115,7 @@ async def overview(request: Request) -> Response:
         "rate_window": int(RATE_WINDOW / 60),
         "agents": await _agents(request, org_id),
         "flows": _flows(request, org_id),
+        "certificates": await _certificates(request, org_id),
     }
     return render(request, "console/overview.html", context, caller=caller)
 
@@ -147,6 +151,20 @@ def _flows(request: Request, org_id: str) -> list[tuple[str, str, str]] | None:
         (doc.id, doc.name, states.get(doc.id, "stopped"))
         for doc in service.configs.flows(org_id)[:OVERVIEW_ITEMS]
     ]
+
+
+async def _certificates(request: Request, org_id: str) -> tuple[int, object] | None:
+    """How many certificates the organisation has, and the next one in force to expire;
+    None: no certificate authority in this process."""
+    from shopfloor.pki.capability import PkiService
+
+    platform = platform_of(request)
+    if not platform.running(PkiService):
+        return None
+    certs = platform.get(PkiService).certs
+    total = (await certs.list(org_id, limit=1)).total
+    soonest = await certs.list(org_id, limit=1, sort="expires_at", in_force_at=datetime.now(UTC))
+    return total, (soonest.items[0] if soonest.items else None)
 
 
 @router.get(PREFIX + "/agents")

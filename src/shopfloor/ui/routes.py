@@ -202,7 +202,10 @@ async def sign_in(
     source = request.client.host if request.client else "unknown"
     user = await auth.check_password(email.strip(), password, source=source)
     console = console_of(request)
-    language = console.anonymous_language(request)
+    # The language the user chose before follows them; else this browser's.
+    language = await console.sessions.user_language(user.id)
+    if language not in console.catalogue.languages:
+        language = console.anonymous_language(request)
     session_id, _session = await console.sessions.create(
         user.id, generation=user.token_generation, language=language
     )
@@ -224,8 +227,9 @@ async def sign_out(request: Request, sent: SignedFormDep) -> Response:
 
 @router.post(PREFIX + "/language")
 async def set_language(request: Request) -> Response:
-    """The console's language: kept in the session when signed in, else in a cookie
-    for the sign-in page (and the session that starts from it)."""
+    """The console's language: kept in the session and for the user's next sign-ins
+    when signed in, else in a cookie for the sign-in page (and the session that starts
+    from it)."""
     form = await request.form()
     console = console_of(request)
     language = form.get("language", "")
@@ -238,6 +242,8 @@ async def set_language(request: Request) -> Response:
     if caller is not None:
         check_csrf(request, form, caller.session.csrf_token)
         await console.sessions.set_language(caller.session_id, language)
+        if caller.session.user_id is not None:  # an OIDC account's is the cookie's
+            await console.sessions.remember_language(caller.session.user_id, language)
     else:
         check_csrf(request, form, request.cookies.get(CSRF_COOKIE, ""))
     back = form.get("back", "/")

@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
 
 from shopfloor.api import EntityCreate, EntityUpdate
 from shopfloor.auth import Action
@@ -22,14 +21,13 @@ from shopfloor.auth.capability import IdentityService
 from shopfloor.registry import SORT_KEYS, Permission, Registry, SortKey
 
 from ._errors import InvalidForm
+from ._forms import PAGE_SIZES, checked, paging, sort_of
 from ._pages import PREFIX
 from ._web import SignedForm, SignedFormDep, SignedIn, console_page, platform_of, render
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-
-PAGE_SIZES = (10, 25, 50, 100)
 
 
 def _registry(request: Request) -> Registry:
@@ -39,31 +37,12 @@ def _registry(request: Request) -> Registry:
 def _listing(request: Request) -> dict[str, Any]:
     """The table's paging, order and filters from the query string, bounded."""
     query = request.query_params
-    try:
-        offset = max(0, min(int(query.get("offset", 0)), 10_000_000))
-        limit = int(query.get("limit", 25))
-    except ValueError:
-        offset, limit = 0, 25
-    sort = query.get("sort", "name")
     return {
-        "offset": offset,
-        "limit": limit if limit in PAGE_SIZES else 25,
+        **paging(request),
         "name": query.get("name", "").strip()[:200],
         "tag": query.get("tag", "").strip()[:100],
-        "sort": sort if sort in SORT_KEYS else "name",
+        "sort": sort_of(request, SORT_KEYS),
     }
-
-
-def _checked(model: type[BaseModel], values: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "form", "problem": e["msg"]}
-            for e in exc.errors()
-        ]
-        message = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
-        raise InvalidForm(message, details=details) from None
 
 
 def _entity_fields(sent: SignedForm) -> dict[str, Any]:
@@ -116,7 +95,7 @@ async def _table_page(request: Request, template: str, lister: Any) -> Response:
 @router.post(PREFIX + "/things")
 async def create_thing(request: Request, sent: SignedFormDep) -> Response:
     org_id = sent.caller.principal.require(Action.MANAGE_REGISTRY)
-    body: EntityCreate = _checked(EntityCreate, _entity_fields(sent))
+    body: EntityCreate = checked(EntityCreate, _entity_fields(sent))
     thing, key = await _registry(request).create_thing(
         org_id, name=body.name, metadata=body.metadata, tags=body.tags
     )
@@ -127,7 +106,7 @@ async def create_thing(request: Request, sent: SignedFormDep) -> Response:
 @router.post(PREFIX + "/things/{thing_id}")
 async def update_thing(thing_id: str, request: Request, sent: SignedFormDep) -> Response:
     org_id = sent.caller.principal.require(Action.MANAGE_REGISTRY)
-    body: EntityUpdate = _checked(EntityUpdate, _entity_fields(sent))
+    body: EntityUpdate = checked(EntityUpdate, _entity_fields(sent))
     thing = await _registry(request).update_thing(
         org_id, thing_id, name=body.name, metadata=body.metadata, tags=body.tags
     )
@@ -162,7 +141,7 @@ async def channels_page(request: Request) -> Response:
 @router.post(PREFIX + "/channels")
 async def create_channel(request: Request, sent: SignedFormDep) -> Response:
     org_id = sent.caller.principal.require(Action.MANAGE_REGISTRY)
-    body: EntityCreate = _checked(EntityCreate, _entity_fields(sent))
+    body: EntityCreate = checked(EntityCreate, _entity_fields(sent))
     channel = await _registry(request).create_channel(
         org_id, name=body.name, metadata=body.metadata, tags=body.tags
     )

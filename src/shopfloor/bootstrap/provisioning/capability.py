@@ -8,6 +8,8 @@ from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Service
 from shopfloor.core.capability import DatabaseService
 from shopfloor.pki.capability import PkiService
+from shopfloor.ui import PREFIX, ConsolePage, pages
+from shopfloor.ui.capability import console_templates
 
 from .._bootstrap import CONFIG_CREATED
 from ._provision import Provisioned, Provisioner
@@ -19,10 +21,21 @@ if TYPE_CHECKING:
 __all__ = ["ProvisionService"]
 
 
+pages.add(
+    ConsolePage(
+        capability="provision", path=PREFIX + "/device-templates", title="device_templates.title",
+        order=74,
+    )
+)  # fmt: skip
+
+
 class ProvisionService(Service, name="provision", needs=("database", "bootstrap", "pki")):
     """Device-type templates and provisioning (thing, channels, bootstrap config, cert)."""
 
-    routes = ("shopfloor.bootstrap.provisioning.routes:router",)
+    routes = (
+        "shopfloor.bootstrap.provisioning.routes:router",
+        "shopfloor.bootstrap.provisioning.console:router",
+    )
     commands = {"provision": "shopfloor.bootstrap.provisioning.commands:provision_app"}
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
@@ -41,6 +54,7 @@ class ProvisionService(Service, name="provision", needs=("database", "bootstrap"
             platform.get(PkiService).certs,
             on_provisioned=self._announce,
         )
+        console_templates(platform, "shopfloor.bootstrap.provisioning")  # the templates page's
 
     def _announce(self, done: Provisioned) -> None:
         # The registry announced the thing, its channels and connections after the commit;

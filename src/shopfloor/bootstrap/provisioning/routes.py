@@ -122,8 +122,16 @@ async def create_template(
     request: Request, platform: PlatformDep, principal: PrincipalDep
 ) -> TemplateOut:
     """A new template, or a new version of one: YAML (`application/yaml`) or JSON."""
+    media = request.headers.get("content-type", "")
+    return await add_template(platform, principal, await request.body(), media)
+
+
+async def add_template(
+    platform: PlatformDep, principal: PrincipalDep, body: bytes, media_type: str
+) -> TemplateOut:
+    """`POST /templates` of a body already read (the console's upload form sends one)."""
     org_id = principal.require(Action.MANAGE_REGISTRY)
-    source = await _template_source(request)
+    source = template_source(body, media_type)
     stored = await _service(platform).templates.add(org_id, source, created_by=principal.subject)
     return _template_out(stored)
 
@@ -217,15 +225,15 @@ async def provision(
     )
 
 
-async def _template_source(request: Request) -> str:
-    body = await request.body()
+def template_source(body: bytes, media_type: str) -> str:
+    """A template's text: at most `MAX_TEMPLATE_BYTES` of UTF-8, sent as YAML or JSON."""
     if len(body) > MAX_TEMPLATE_BYTES:
         raise InvalidTemplate(
             f"a template is at most {MAX_TEMPLATE_BYTES // 1024} KiB",
             code="template_too_large",
             kind=ErrorKind.TOO_LARGE,
         )
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = media_type.split(";", 1)[0].strip().lower()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
