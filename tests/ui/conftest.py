@@ -1,7 +1,8 @@
-"""A platform with the console (and the API, the HTTP adapter and the writer, so that
-telemetry reaches the overview) on a real uvicorn server (127.0.0.1, a free port) and
-an organisation with an admin (the first platform admin, made a member) and a viewer;
-Debian's chromium driven by Playwright, every request it makes recorded."""
+"""A platform with the console (and the API, dashboards, the HTTP adapter and the
+writer, so that telemetry reaches the overview and the dashboards) on a real uvicorn
+server (127.0.0.1, a free port) and an organisation with an admin (the first platform
+admin, made a member) and a viewer; Debian's chromium driven by Playwright, every
+request it makes recorded."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class Plant:
 
 @pytest.fixture
 async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
-    app = create_app(make_settings(services="api,console,http,writer"))
+    app = create_app(make_settings(services="api,console,dashboards,http,writer"))
     async with lifespan(app) as manager:
         platform: Platform = app.state.platform
         registry = platform.get(IdentityService).registry

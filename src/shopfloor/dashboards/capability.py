@@ -42,7 +42,7 @@ class DashboardsService(
 ):
     """Dashboards: panels of stored and live telemetry, their API and console pages."""
 
-    routes = ("shopfloor.dashboards.routes:router",)
+    routes = ("shopfloor.dashboards.routes:router", "shopfloor.dashboards.pages:router")
     migrations = MIGRATIONS.versions
     version_table = MIGRATIONS.version_table
 

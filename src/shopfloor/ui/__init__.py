@@ -6,7 +6,16 @@ from ._errors import ConsoleError, CsrfRefused, InvalidForm, SignInRequired
 from ._i18n import Catalogue
 from ._pages import PREFIX, ConsolePage, ConsolePages, pages
 from ._sessions import ConsoleSession, SessionStore
-from ._web import Console, SignedForm, SignedFormDep, SignedIn, SignedInDep, render, signed_in
+from ._web import (
+    Console,
+    SignedForm,
+    SignedFormDep,
+    SignedIn,
+    SignedInDep,
+    console_page,
+    render,
+    signed_in,
+)
 
 __all__ = [
     "PREFIX",
@@ -24,6 +33,7 @@ __all__ = [
     "SignedFormDep",
     "SignedIn",
     "SignedInDep",
+    "console_page",
     "pages",
     "render",
     "signed_in",

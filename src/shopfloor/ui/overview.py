@@ -79,7 +79,9 @@ async def overview(request: Request) -> Response:
         return render(request, "console/sign_in.html", {"next": "/"}, caller=None)
     principal = caller.principal
     platform = platform_of(request)
-    context: dict[str, object] = {"things": [], "channels": [], "agents": None, "flows": None}
+    context: dict[str, object] = {
+        "things": [], "channels": [], "agents": None, "flows": None, "dashboards": None,
+    }  # fmt: skip
     if principal.org_id is None:
         return render(request, "console/overview.html", context, caller=caller)
     org_id = principal.org_id
@@ -111,6 +113,7 @@ async def overview(request: Request) -> Response:
         "rate_window": int(RATE_WINDOW / 60),
         "agents": await _agents(request, org_id),
         "flows": _flows(request, org_id),
+        "dashboards": await _dashboards(request, org_id),
     }
     return render(request, "console/overview.html", context, caller=caller)
 
@@ -146,6 +149,17 @@ def _flows(request: Request, org_id: str) -> list[tuple[str, str, str]] | None:
         (doc.id, doc.name, states.get(doc.id, "stopped"))
         for doc in service.configs.flows(org_id)[:OVERVIEW_ITEMS]
     ]
+
+
+async def _dashboards(request: Request, org_id: str) -> list[tuple[str, str]] | None:
+    """(id, title) of the organisation's dashboards; None: no dashboards service here."""
+    from shopfloor.dashboards.capability import DashboardsService
+
+    platform = platform_of(request)
+    if not platform.running(DashboardsService):
+        return None
+    page = await platform.get(DashboardsService).store.page(org_id, limit=OVERVIEW_ITEMS)
+    return [(dashboard.id, dashboard.document.title) for dashboard in page.items]
 
 
 @router.get(PREFIX + "/agents")
