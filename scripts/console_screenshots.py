@@ -44,6 +44,16 @@ async def main(url: str, email: str, password: str, folder: Path) -> None:
             await page.click("#channels-table tbody a")
             await page.wait_for_selector("#connections-table")
             await page.screenshot(path=str(folder / "console-channel.png"), full_page=True)
+            # The demo's dashboard, linked from the overview, once its panels have drawn
+            # and live points have come in (the page's data-rendered, data-live-points).
+            await page.goto(url + "/")
+            await page.click("[data-testid=overview-dashboards] a")
+            await page.wait_for_function(
+                "(d => d && Number(d.dataset.rendered) >= 1 && Number(d.dataset.livePoints) >= 10)"
+                "(document.getElementById('dashboard'))",
+                timeout=30_000,
+            )
+            await page.screenshot(path=str(folder / "console-dashboard.png"), full_page=True)
             await page.click("form.language button[value=ru]")
             await page.wait_for_selector("html[lang=ru]")
             await page.goto(url + "/")

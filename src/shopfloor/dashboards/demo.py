@@ -31,6 +31,8 @@ def _panel(
 
 
 def demo_document(plant: DemoPlant) -> dict[str, Any]:
+    """Panels over what `shopfloor.simulate` sends: records named `<machine>:<name>`
+    (the packs' base name)."""
     things = {thing.name: thing.id for thing in plant.things}
     press, oven, compressor = (things.get(n, "") for n in ("press-01", "oven-02", "compressor-03"))
     channel = plant.channel_id
@@ -43,19 +45,19 @@ def demo_document(plant: DemoPlant) -> dict[str, Any]:
         "refresh": "30s",
         "panels": [
             _panel("press-pressure", "line", "press-01 pressure", (0, 0, 16, 8),
-                   channel=channel, publisher=press, name="pressure",
+                   channel=channel, publisher=press, name="press-01:pressure",
                    options={"unit": "bar", "decimals": 1,
                             "thresholds": [{"value": 170, "color": "#d62728"}]}),
             _panel("oven-temperature", "gauge", "oven-02 temperature", (16, 0, 8, 8),
-                   channel=channel, publisher=oven, name="temperature",
+                   channel=channel, publisher=oven, name="oven-02:temperature",
                    options={"unit": "Cel", "min": 0, "max": 250, "decimals": 1, "thresholds": [
                        {"value": 190, "color": "#e8a33d"}, {"value": 210, "color": "#d62728"}]}),
             _panel("compressor-pressure", "stat", "compressor-03 pressure", (0, 8, 6, 6),
-                   channel=channel, publisher=compressor, name="pressure",
+                   channel=channel, publisher=compressor, name="compressor-03:pressure",
                    options={"unit": "bar", "decimals": 2,
                             "thresholds": [{"value": 7.4, "color": "#e8a33d"}]}),
             _panel("compressor-current", "line", "compressor-03 motor current", (6, 8, 10, 6),
-                   channel=channel, publisher=compressor, name="motor-current",
+                   channel=channel, publisher=compressor, name="compressor-03:motor-current",
                    options={"unit": "A", "decimals": 1}),
             _panel("records", "bar", "Records per minute", (16, 8, 8, 6),
                    channel=channel, aggregation="count", interval="1m",

@@ -230,7 +230,8 @@
           series: [{
             type: "gauge", min: min, max: max, progress: { show: false },
             axisLine: { lineStyle: { width: 14, color: colors } },
-            detail: { valueAnimation: false, formatter: () => format(value, o), fontSize: 20 },
+            detail: { valueAnimation: false, formatter: () => format(value, o), fontSize: 18,
+              offsetCenter: [0, "75%"] },
             data: [{ value: value === null ? min : value }],
           }],
         };
@@ -260,15 +261,19 @@
     const series = [...byName.entries()].map(function (entry, index) {
       const s = { type: panel.type === "bar" ? "bar" : "line", name: entry[0], data: entry[1],
         showSymbol: false, sampling: "lttb" };
+      if (panel.type === "bar") {
+        s.stack = "total"; // buckets of several names are one bar, as a count reads
+      }
       if (index === 0 && marks.length) {
         s.markLine = { symbol: "none", silent: true, label: { show: false }, data: marks };
       }
       return s;
     });
+    const legend = byName.size > 1 && byName.size <= 4;
     return {
       animation: false,
-      grid: { left: 48, right: 16, top: byName.size > 1 ? 28 : 12, bottom: 24 },
-      legend: { show: byName.size > 1, top: 0 },
+      grid: { left: 48, right: 16, top: legend ? 28 : 12, bottom: 24 },
+      legend: { show: legend, top: 0 },
       tooltip: { trigger: "axis", valueFormatter: (v) => format(v, o) },
       xAxis: { type: "time", min: span.from, max: span.to },
       yAxis: { type: "value", scale: o.min === null && o.max === null,
