@@ -1,4 +1,4 @@
-"""The API with dashboards (real lifespan, SQLite in a tmp data dir)."""
+"""The API and the console with dashboards (real lifespan, SQLite in a tmp data dir)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.serving import lifespan
 
 @pytest.fixture
 async def api(make_settings: Callable[..., Any]) -> AsyncIterator[Api]:
-    app = create_app(make_settings(services="api,dashboards"))
+    app = create_app(make_settings(services="api,console,dashboards"))
     async with lifespan(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shopfloor") as http:

@@ -191,3 +191,20 @@ async def test_another_organisations_dashboard_is_not_found(api: Api) -> None:
     )
     assert put.status_code == 404
     assert (await api.http.get(URL, headers=theirs)).json()["total"] == 0
+
+
+async def test_the_demo_dashboard_is_seeded_once_over_the_demo_plant(api: Api) -> None:
+    from shopfloor.auth.capability import IdentityService
+    from shopfloor.dashboards.capability import DashboardsService
+    from shopfloor.dashboards.demo import seed_demo_dashboard
+    from shopfloor.demo import seed_demo
+
+    plant = await seed_demo(api.platform.get(IdentityService).registry, admin_email="")
+    store = api.platform.get(DashboardsService).store
+    first = await seed_demo_dashboard(store, plant)
+    again = await seed_demo_dashboard(store, plant)  # a restart
+    assert again.id == first.id and (await store.page(plant.org_id)).total == 1
+    queried = {p.query.channel for p in first.document.panels}
+    assert queried == {plant.channel_id}
+    publishers = {p.query.publisher for p in first.document.panels} - {None, "$machine"}
+    assert publishers == {t.id for t in plant.things}  # every simulated machine

@@ -1,0 +1,113 @@
+"""The live side of an open dashboard: one subscription, points matched to panels and
+batched, the stream ended with the session; the data route keeps to the organisation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+
+from shopfloor.dashboards import check_document
+from shopfloor.dashboards._view import live_batches, resolve
+from shopfloor.messaging import Envelope, MemoryBus
+from tests.api.conftest import ROOT, Api
+
+
+def dashboard(channel: str, publisher: str) -> Any:
+    return check_document({
+        "title": "Line", "variables": [{"name": "machine", "kind": "thing"}],
+        "panels": [
+            {"id": "mine", "type": "line", "query": {"channel": channel, "name": "p",
+                                                      "publisher": "$machine"}},
+            {"id": "all", "type": "table", "query": {"channel": channel}},
+            {"id": "count", "type": "bar",
+             "query": {"channel": channel, "aggregation": "count", "interval": "1m"}},
+        ],
+    })  # fmt: skip
+
+
+def senml(publisher: str, channel: str, value: float) -> Envelope:
+    payload = json.dumps([{"n": "p", "v": value, "t": time.time()}]).encode()
+    return Envelope(
+        channel=channel, subtopic="", publisher=publisher, protocol="http",
+        payload=payload, content_type="application/senml+json",
+    )  # fmt: skip
+
+
+async def test_points_of_a_burst_travel_in_one_batch_to_the_panels_they_match() -> None:
+    async with MemoryBus() as bus:
+        targets = resolve(dashboard("c1", "press"), {"machine": "press"})
+
+        async def allowed() -> bool:
+            return True
+
+        batches = live_batches(
+            bus, targets, batch_seconds=0.2, keepalive=5.0, still_allowed=allowed
+        )
+        assert await anext(batches) is None  # subscribed: what comes now reaches the page
+        for value, publisher in ((1.0, "press"), (2.0, "oven"), (3.0, "press")):
+            await bus.publish(senml(publisher, "c1", value))
+        await bus.publish(senml("press", "elsewhere", 9.0))
+        batch = await asyncio.wait_for(anext(batches), 5)
+        await batches.aclose()
+    assert batch is not None
+    assert [p[2] for p in batch["mine"]] == [1.0, 3.0]  # $machine = press
+    assert [p[2] for p in batch["all"]] == [1.0, 2.0, 3.0]
+    assert "count" not in batch  # an aggregation's buckets are read again, not appended
+
+
+async def test_the_stream_ends_when_the_session_does() -> None:
+    sessions = [True, False]
+
+    async def allowed() -> bool:
+        return sessions.pop(0)
+
+    async with MemoryBus() as bus:
+        targets = resolve(dashboard("c1", "press"), {})
+        seen = [
+            item
+            async for item in live_batches(
+                bus, targets, batch_seconds=0.05, keepalive=0.05, still_allowed=allowed
+            )
+        ]
+    assert seen == [None, None]  # subscribed, one keep-alive, then the session was gone
+    assert sessions == []
+
+
+async def console_sign_in(client: httpx.AsyncClient) -> None:
+    await client.get("/console/sign-in")
+    signed = await client.post(
+        "/console/sign-in",
+        data={"email": ROOT[0], "password": ROOT[1], "next": "/",
+              "csrf_token": client.cookies["shopfloor_csrf"]},
+    )  # fmt: skip
+    assert signed.status_code == 303, signed.text
+
+
+async def test_a_panel_on_another_organisations_channel_shows_nothing_of_it(api: Api) -> None:
+    from shopfloor.auth.capability import IdentityService
+    from shopfloor.dashboards.capability import DashboardsService
+    from shopfloor.registry import Role
+
+    registry = api.platform.get(IdentityService).registry
+    mine, theirs = await registry.create_org("Plant"), await registry.create_org("Elsewhere")
+    root = await registry.find_user_by_email(ROOT[0])
+    assert root is not None
+    await registry.update_user(root.id, org_id=mine.id, role=Role.ADMIN)
+    channel = await registry.create_channel(mine.id, name="line")
+    foreign = await registry.create_channel(theirs.id, name="secret")
+    document = check_document({
+        "title": "Peek",
+        "panels": [{"id": "own", "type": "stat", "query": {"channel": channel.id}},
+                   {"id": "peek", "type": "stat", "query": {"channel": foreign.id}}],
+    })  # fmt: skip
+    stored = await api.platform.get(DashboardsService).store.create(mine.id, document)
+    await console_sign_in(api.http)
+    data = await api.http.get(f"/console/dashboards/{stored.id}/data")
+    assert data.status_code == 200, data.text
+    panels = data.json()["panels"]
+    assert panels["own"] == {"points": [], "unit": None}
+    assert panels["peek"]["error"]["code"] == "channel_not_found"
