@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -77,11 +78,11 @@ async def test_the_stream_ends_when_the_session_does() -> None:
     assert sessions == []
 
 
-async def console_sign_in(client: httpx.AsyncClient) -> None:
+async def console_sign_in(client: httpx.AsyncClient, who: tuple[str, str] = ROOT) -> None:
     await client.get("/console/sign-in")
     signed = await client.post(
         "/console/sign-in",
-        data={"email": ROOT[0], "password": ROOT[1], "next": "/",
+        data={"email": who[0], "password": who[1], "next": "/",
               "csrf_token": client.cookies["shopfloor_csrf"]},
     )  # fmt: skip
     assert signed.status_code == 303, signed.text
@@ -111,3 +112,34 @@ async def test_a_panel_on_another_organisations_channel_shows_nothing_of_it(api:
     panels = data.json()["panels"]
     assert panels["own"] == {"points": [], "unit": None}
     assert panels["peek"]["error"]["code"] == "channel_not_found"
+
+
+async def test_a_viewer_sees_a_dashboard_without_editing_and_a_save_is_refused(
+    api: Api,
+) -> None:
+    from shopfloor.auth import hash_password
+    from shopfloor.auth.capability import IdentityService
+    from shopfloor.dashboards.capability import DashboardsService
+    from shopfloor.registry import Role
+
+    registry = api.platform.get(IdentityService).registry
+    org = await registry.create_org("Plant")
+    await registry.create_user(
+        email="viewer@plant.example", password_hash=hash_password("viewer-password"),
+        org_id=org.id, role=Role.VIEWER,
+    )  # fmt: skip
+    document = check_document({"title": "Line"})
+    stored = await api.platform.get(DashboardsService).store.create(org.id, document)
+    await console_sign_in(api.http, ("viewer@plant.example", "viewer-password"))
+    page = await api.http.get(f"/console/dashboards/{stored.id}")
+    assert page.status_code == 200 and 'data-testid="dashboard"' in page.text
+    assert "panel-add" not in page.text and "dashboard-save" not in page.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    saved = await api.http.post(
+        f"/console/dashboards/{stored.id}/save",
+        data={"csrf_token": csrf.group(1), "version": "1",
+              "document": json.dumps(document.to_json())},
+    )  # fmt: skip
+    assert saved.status_code == 403
+    assert saved.json()["error"]["code"] == "insufficient_role"
