@@ -38,7 +38,7 @@ def senml(publisher: str, channel: str, value: float) -> Envelope:
     )  # fmt: skip
 
 
-async def test_points_of_a_burst_travel_in_one_batch_to_the_panels_they_match() -> None:
+async def test_a_lone_point_goes_at_once_and_a_burst_travels_in_one_batch() -> None:
     async with MemoryBus() as bus:
         targets = resolve(dashboard("c1", "press"), {"machine": "press"})
 
@@ -46,14 +46,19 @@ async def test_points_of_a_burst_travel_in_one_batch_to_the_panels_they_match() 
             return True
 
         batches = live_batches(
-            bus, targets, batch_seconds=0.2, keepalive=5.0, still_allowed=allowed
+            bus, targets, batch_seconds=0.5, keepalive=5.0, still_allowed=allowed
         )
         assert await anext(batches) is None  # subscribed: what comes now reaches the page
+        started = time.monotonic()
+        await bus.publish(senml("press", "c1", 0.0))
+        lone = await asyncio.wait_for(anext(batches), 5)
+        assert time.monotonic() - started < 0.5  # after a quiet spell: no batch wait
         for value, publisher in ((1.0, "press"), (2.0, "oven"), (3.0, "press")):
             await bus.publish(senml(publisher, "c1", value))
         await bus.publish(senml("press", "elsewhere", 9.0))
         batch = await asyncio.wait_for(anext(batches), 5)
         await batches.aclose()
+    assert lone is not None and [p[2] for p in lone["mine"]] == [0.0]
     assert batch is not None
     assert [p[2] for p in batch["mine"]] == [1.0, 3.0]  # $machine = press
     assert [p[2] for p in batch["all"]] == [1.0, 2.0, 3.0]

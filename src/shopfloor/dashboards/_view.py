@@ -4,10 +4,11 @@ stored points of every panel in one answer, and the live points of the bus.
 Live points come from one bus subscription per open dashboard, to the channels its
 panels read (`channels.<id>` and `channels.<id>.>`, where the ingress publishes every
 accepted message; the records are the SenML normaliser's, as the writer stores them).
-They are matched to the panels in the server and sent in batches: a point waits at most
-`batch_seconds`, and the points that came meanwhile travel with it, so a dashboard of
-twenty panels over a busy channel is one event every 200 ms, not one per record and
-panel. Panels with an aggregation take no live points (a bucket is not a record); they
+They are matched to the panels in the server and sent in batches, at most one per
+`batch_seconds`: a point after a quiet spell goes at once, in a busy stream it waits for
+the next batch (at most `batch_seconds`) with the points that came meanwhile, so a
+dashboard of twenty panels over a busy channel is one event every 200 ms, not one per
+record and panel. Panels with an aggregation take no live points (a bucket is not a record); they
 are read again when the dashboard refreshes.
 """
 
@@ -199,6 +200,7 @@ async def live_batches(
             return
         yield None
         last_check = time.monotonic()
+        last_sent = 0.0
         while True:
             try:
                 await asyncio.wait_for(arrived.wait(), timeout=keepalive)
@@ -211,9 +213,12 @@ async def live_batches(
                 last_check = time.monotonic()
                 yield None
                 continue
-            await asyncio.sleep(batch_seconds)  # the batch fills meanwhile
+            # At most one batch per `batch_seconds`: a point after a quiet spell goes at
+            # once, one in a busy stream waits for the batch it joins.
+            await asyncio.sleep(max(0.0, last_sent + batch_seconds - time.monotonic()))
             batch, pending = pending, {}
             arrived.clear()
+            last_sent = time.monotonic()
             yield batch
             if time.monotonic() - last_check > keepalive:
                 if not await still_allowed():

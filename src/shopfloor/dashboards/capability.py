@@ -32,8 +32,9 @@ pages.add(
 class DashboardsSettings(Section, section="dashboards", env_prefix="SHOPFLOOR_DASHBOARDS_"):
     live_batch_seconds: float = Field(
         default=0.2, ge=0.05, le=5.0,
-        description="Longest wait of a live point before a dashboard's stream sends it "
-        "(points arriving meanwhile go in the same event).",
+        description="Shortest time between two batches of live points of a dashboard's "
+        "stream (points arriving meanwhile go in the next; a point after a quiet spell at "
+        "once).",
     )  # fmt: skip
 
 
