@@ -148,3 +148,43 @@ async def test_a_viewer_sees_a_dashboard_without_editing_and_a_save_is_refused(
     )  # fmt: skip
     assert saved.status_code == 403
     assert saved.json()["error"]["code"] == "insufficient_role"
+
+
+async def test_the_console_exports_a_dashboard_file_and_imports_it_as_a_new_one(
+    api: Api,
+) -> None:
+    from shopfloor.auth.capability import IdentityService
+    from shopfloor.dashboards.capability import DashboardsService
+    from shopfloor.registry import Role
+
+    registry = api.platform.get(IdentityService).registry
+    org = await registry.create_org("Plant")
+    root = await registry.find_user_by_email(ROOT[0])
+    assert root is not None
+    await registry.update_user(root.id, org_id=org.id, role=Role.ADMIN)
+    store = api.platform.get(DashboardsService).store
+    original = await store.create(org.id, dashboard("c1", "press"))
+    await console_sign_in(api.http)
+    listing = await api.http.get("/console/dashboards")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', listing.text)
+    assert csrf is not None and 'data-dashboard="Line"' in listing.text
+
+    exported = await api.http.get(f"/console/dashboards/{original.id}/export")
+    assert exported.headers["content-disposition"] == 'attachment; filename="Line.dashboard.json"'
+    imported = await api.http.post(
+        "/console/dashboards/import", data={"csrf_token": csrf.group(1)},
+        files={"file": ("Line.dashboard.json", exported.content, "application/json")},
+    )  # fmt: skip
+    assert imported.status_code == 303, imported.text
+    new_id = imported.headers["location"].rsplit("/", 1)[1]
+    assert new_id != original.id
+    assert (await store.get(org.id, new_id)).document == original.document
+
+    broken = json.loads(exported.content) | {"schemaVersion": 99}
+    refused = await api.http.post(
+        "/console/dashboards/import", data={"csrf_token": csrf.group(1)},
+        files={"file": ("new.json", json.dumps(broken).encode(), "application/json")},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "dashboard_schema_unsupported"
+    assert (await store.page(org.id)).total == 2

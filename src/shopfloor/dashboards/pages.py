@@ -114,7 +114,10 @@ async def import_dashboard(request: Request, sent: SignedFormDep) -> Response:
     if upload is None or isinstance(upload, str):
         problem = "choose a dashboard file (.json)"
         raise InvalidForm(problem, details=[{"field": "file", "problem": problem}])
-    data = await upload.read(MAX_IMPORT_BYTES + 1)
+    try:
+        data = await upload.read(MAX_IMPORT_BYTES + 1)
+    finally:
+        await upload.close()  # its spooled file; the form itself is not closed for us
     try:
         if len(data) > MAX_IMPORT_BYTES:
             raise ValueError("larger than 1 MiB")
