@@ -1,6 +1,7 @@
 """A dashboard in a real browser: made in the console, a panel added and saved, a value
-published over HTTP appearing on it live (no reload), a save over a stale version
-refused in the API's words; nothing requested but the platform."""
+published over HTTP appearing on it live (no reload), a save made elsewhere told by the
+stream and a save over it refused in the API's words; nothing requested but the
+platform."""
 
 from __future__ import annotations
 
@@ -66,9 +67,17 @@ async def test_a_published_value_appears_live_on_a_new_dashboard_panel(
     stored = (await service.store.page(plant.org_id)).items[0]
     changed = check_document(stored.document.to_json() | {"title": "Line 9 (theirs)"})
     await service.store.put(plant.org_id, stored.id, changed, version=stored.version)
-    await page.click("[data-testid=dashboard-save]")
+    async with httpx.AsyncClient(base_url=plant.url) as http:  # the stream's next event
+        await http.post(
+            f"/http/channels/{channel.id}/messages",
+            json=[{"n": "pressure", "v": 43.0}],
+            headers={"Authorization": f"Thing {key}", "Content-Type": "application/senml+json"},
+        )  # fmt: skip
     error = page.locator("#dashboard-error")
-    await error.wait_for(state="visible")
+    await error.wait_for(state="visible")  # told by the stream, before saving
+    assert "changed by someone else" in (await error.text_content() or "")
+    await page.click("[data-testid=dashboard-save]")
+    await page.wait_for_selector("#dashboard-error:has-text('version 3 is stored')")
     assert "changed by someone else: reload" in (await error.text_content() or "")
     assert (await service.store.get(plant.org_id, stored.id)).document.title == "Line 9 (theirs)"
     assert outside(plant, browser) == []

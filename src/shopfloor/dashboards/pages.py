@@ -24,6 +24,7 @@ from shopfloor.api import event_stream
 from shopfloor.auth import Action
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import KEEPALIVE, Platform, sse_event
+from shopfloor.messaging import Event
 from shopfloor.messaging.capability import BusService
 from shopfloor.storage.capability import TimeseriesService
 from shopfloor.ui import (
@@ -38,7 +39,7 @@ from shopfloor.ui import (
 )
 
 from ._model import PANEL_TYPES, SCHEMA_VERSION, DashboardDocument, check_document
-from ._store import Dashboard, DashboardStore
+from ._store import Dashboard, DashboardStore, changed_subject
 from ._view import live_batches, org_channels, panel_data, resolve, window
 from .capability import DashboardsService
 from .routes import export_response, import_document
@@ -256,10 +257,10 @@ async def _data(request: Request, org_id: str, document: DashboardDocument) -> R
 @router.get(BASE + "/{dashboard_id}/live")
 async def dashboard_live(dashboard_id: str, caller: SignedInDep, request: Request) -> Response:
     """The dashboard's live points as server-sent events: `points` (`{"panels": {id:
-    [[ms, name, value, text], ...]}}`) at most every `SHOPFLOOR_DASHBOARDS_LIVE_BATCH_
-    SECONDS`; one bus subscription for all its panels, to the organisation's channels
-    only. It ends when the session does (signed out, expired, password changed) or
-    the server stops."""
+    [[ms, name, value, text], ...]}}`) at most one per the live batch interval; one bus
+    subscription for all its panels, to the organisation's channels only; `changed`
+    (`{"version"}`, null when deleted) when the dashboard was saved. It ends when the
+    session does (signed out, expired, password changed) or the server stops."""
     org_id = caller.principal.require_org()
     platform = _platform(request)
     service = platform.get(DashboardsService)
@@ -275,13 +276,26 @@ async def dashboard_live(dashboard_id: str, caller: SignedInDep, request: Reques
     async def still_allowed() -> bool:
         return await signed_in(request) is not None
 
+    # A save of this dashboard anywhere (`dashboards.<org>.changed`, from every process)
+    # is told to the page with the next event or keep-alive: its editor then knows its
+    # version is stale before it saves.
+    saved: list[int | None] = []
+
+    def on_change(event: Event) -> None:
+        if event.data.get("dashboard_id") == dashboard_id:
+            saved.append(event.data.get("version"))
+
     async def events() -> AsyncIterator[bytes]:
-        async for batch in live_batches(
-            platform.get(BusService).bus, targets,
-            batch_seconds=service.settings.live_batch_seconds, keepalive=KEEPALIVE_SECONDS,
-            still_allowed=still_allowed,
-        ):  # fmt: skip
-            yield KEEPALIVE if batch is None else sse_event("points", {"panels": batch})
+        bus = platform.get(BusService)
+        with bus.events.listen(changed_subject(org_id), on_change):
+            async for batch in live_batches(
+                bus.bus, targets, batch_seconds=service.settings.live_batch_seconds,
+                keepalive=KEEPALIVE_SECONDS, still_allowed=still_allowed,
+            ):  # fmt: skip
+                if saved:
+                    yield sse_event("changed", {"version": saved[-1]})
+                    saved.clear()
+                yield KEEPALIVE if batch is None else sse_event("points", {"panels": batch})
         yield sse_event("ended", {"reason": "session"})
 
     return event_stream(platform, events())

@@ -11,6 +11,8 @@
 //   data-live-batches   live batches applied, and data-live-points their points;
 //   data-live-at        Date.now() once the charts of the last batch finished drawing
 //   data-live           "open" while the live stream is connected
+// A save of the dashboard elsewhere comes on the stream too (`changed`): the page says
+// it is stale before its editor saves over it.
 // and each panel element [data-panel-id] its newest value as data-last-value.
 "use strict";
 
@@ -418,6 +420,12 @@
       source = null;
       root.dataset.live = "closed";
       status(T.ended);
+    });
+    source.addEventListener("changed", function (event) {
+      const saved = JSON.parse(event.data).version;
+      if (saved === null || saved > version) {
+        showError(T.changedElsewhere); // its own save is not newer than `version`
+      }
     });
     source.addEventListener("points", function (event) {
       applyLive(JSON.parse(event.data).panels);
