@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 from playwright.async_api import Page, async_playwright
@@ -48,6 +49,17 @@ async def main(url: str, email: str, password: str, folder: Path) -> None:
             await page.wait_for_selector("#explore-chart[data-drawn=true]")
             await page.screenshot(path=str(folder / "console-explore.png"), full_page=True)
             await admin_pages(page, url, folder)
+            # The demo's dashboard, linked from the overview, once its panels have drawn
+            # and live points have come in (the page's data-rendered, data-live-points).
+            await page.goto(url + "/")
+            await page.click("[data-testid=overview-dashboards] a")
+            dashboard = page.locator("#dashboard:not([data-rendered='0'])")
+            await dashboard.wait_for()
+            deadline = time.monotonic() + 30  # (the page's CSP forbids evaluated waits)
+            while int(await dashboard.get_attribute("data-live-points") or 0) < 10:
+                assert time.monotonic() < deadline, "live points reached the dashboard"
+                await asyncio.sleep(0.2)
+            await page.screenshot(path=str(folder / "console-dashboard.png"), full_page=True)
             await page.click("form.language button[value=ru]")
             await page.wait_for_selector("html[lang=ru]")
             await page.goto(url + "/")

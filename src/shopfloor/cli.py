@@ -279,6 +279,17 @@ async def _simulate_demo(url: str, run: _DemoRun) -> None:
     await simulate(url, demo.channel_id, things, interval=1.0)
 
 
+async def _demo_dashboard(platform: Platform, url: str, plant: DemoPlant) -> None:
+    """The demo's dashboard of live telemetry, seeded once, and where it is."""
+    from shopfloor.dashboards.capability import DashboardsService
+    from shopfloor.dashboards.demo import seed_demo_dashboard
+
+    if not platform.running(DashboardsService):
+        return
+    dashboard = await seed_demo_dashboard(platform.get(DashboardsService).store, plant)
+    out.print(f"  live telemetry of the demo: {url}/console/dashboards/{dashboard.id}")
+
+
 def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
 
@@ -308,6 +319,8 @@ async def _announce(platform: Platform, url: str, *, demo: bool, run: _DemoRun) 
     if any(service.name == "console" for service in platform.plan):
         who = " with the admin credentials above" if demo and identity.admin_email else ""
         out.print(f"Console: open {url}/ in a browser and sign in{who}")
+        if demo and run.plant is not None:
+            await _demo_dashboard(platform, url, run.plant)
     if platform.settings.http_host in ("127.0.0.1", "::1", "localhost"):
         out.print("  on loopback only: other machines reach it with --http-host 0.0.0.0 "
                   "(HOST=0.0.0.0 make run)")  # fmt: skip

@@ -150,6 +150,8 @@ def test_serve_seeds_demo_and_stops_gracefully(tmp_path: Path) -> None:
     for thing in things.json()["items"]:
         assert thing["id"] in stdout and thing["key"] in stdout
     assert f"http://127.0.0.1:{port}" in stdout
+    # and where its dashboard of live telemetry is (seeded with the plant)
+    assert f"live telemetry of the demo: http://127.0.0.1:{port}/console/dashboards/" in stdout
     assert "demo-pass-1" not in stderr  # logs never hold the password
 
 

@@ -37,6 +37,7 @@ def test_every_api_error_code_is_documented() -> None:
     sources += "\n".join(p.read_text() for p in (SRC / "aas").rglob("*.py"))
     sources += "\n".join(p.read_text() for p in (SRC / "agents").rglob("*.py"))
     sources += "\n".join(p.read_text() for p in (SRC / "flows").rglob("*.py"))
+    sources += "\n".join(p.read_text() for p in (SRC / "dashboards").rglob("*.py"))
     codes = set(re.findall(r'code="([a-z_]+)"', sources))
     codes |= set(re.findall(r'(?:ApiError|IngressError)\(\s*\d+,\s*"([a-z_]+)"', sources))
     edges = "\n".join(p.read_text() for p in (SRC / "adapters").glob("*.py"))

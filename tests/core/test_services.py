@@ -83,7 +83,10 @@ def test_builtin_services_are_selectable_and_internal_ones_are_not() -> None:
     assert settings.services == ("api",)
     with pytest.raises(ValueError, match="identity"):
         Settings(services="identity")  # started only as a need
-    known = "aas, agents, api, bootstrap, console, flows, http, mqtt, provision, relations, writer"
+    known = (
+        "aas, agents, api, bootstrap, console, dashboards, flows, http, mqtt, provision, "
+        "relations, writer"
+    )
     with pytest.raises(ValueError, match=known):
         Settings(services="api,teleporter")
 

@@ -1,8 +1,8 @@
-"""A platform with the console (and the API, the HTTP adapter and the writer, so that
-telemetry reaches the overview; or, for the admin pages, the CA, bootstrap and
-provisioning) on a real uvicorn server (127.0.0.1, a free port) and an organisation
-with an admin (the first platform admin, made a member) and a viewer;
-Debian's chromium driven by Playwright, every request it makes recorded."""
+"""A platform with the console (and the API, dashboards, the HTTP adapter and the
+writer, so that telemetry reaches the overview and the dashboards; or, for the admin
+pages, the CA, bootstrap and provisioning) on a real uvicorn server (127.0.0.1, a free
+port) and an organisation with an admin (the first platform admin, made a member) and a
+viewer; Debian's chromium driven by Playwright, every request it makes recorded."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ async def serve_plant(settings: Settings) -> AsyncIterator[Plant]:
 
 @pytest.fixture
 async def plant(make_settings: Callable[..., Any]) -> AsyncIterator[Plant]:
-    async with serve_plant(make_settings(services="api,console,http,writer")) as served:
+    async with serve_plant(make_settings(services="api,console,dashboards,http,writer")) as served:
         yield served
 
 

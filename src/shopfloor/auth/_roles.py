@@ -17,6 +17,7 @@ class Action(enum.StrEnum):
     MANAGE_RELATIONS = "manage_relations"  # add and delete relation tuples, set the schema
     MANAGE_FLOWS = "manage_flows"  # create, change, delete and restore flow documents
     OPERATE_FLOWS = "operate_flows"  # start, stop, pause, resume flows; replay dead letters
+    MANAGE_DASHBOARDS = "manage_dashboards"  # create, change, import and delete dashboards
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -31,6 +32,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.MANAGE_RELATIONS,
             Action.MANAGE_FLOWS,
             Action.OPERATE_FLOWS,
+            Action.MANAGE_DASHBOARDS,
         }
     ),
     Role.OPERATOR: frozenset({Action.READ, Action.OPERATE_AGENTS, Action.OPERATE_FLOWS}),

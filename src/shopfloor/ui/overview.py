@@ -83,6 +83,7 @@ async def overview(request: Request) -> Response:
     platform = platform_of(request)
     context: dict[str, object] = {
         "things": [], "channels": [], "agents": None, "flows": None, "certificates": None,
+        "dashboards": None,
     }  # fmt: skip
     if principal.org_id is None:
         return render(request, "console/overview.html", context, caller=caller)
@@ -116,6 +117,7 @@ async def overview(request: Request) -> Response:
         "agents": await _agents(request, org_id),
         "flows": _flows(request, org_id),
         "certificates": await _certificates(request, org_id),
+        "dashboards": await _dashboards(request, org_id),
     }
     return render(request, "console/overview.html", context, caller=caller)
 
@@ -165,6 +167,17 @@ async def _certificates(request: Request, org_id: str) -> tuple[int, object] | N
     total = (await certs.list(org_id, limit=1)).total
     soonest = await certs.list(org_id, limit=1, sort="expires_at", in_force_at=datetime.now(UTC))
     return total, (soonest.items[0] if soonest.items else None)
+
+
+async def _dashboards(request: Request, org_id: str) -> list[tuple[str, str]] | None:
+    """(id, title) of the organisation's dashboards; None: no dashboards service here."""
+    from shopfloor.dashboards.capability import DashboardsService
+
+    platform = platform_of(request)
+    if not platform.running(DashboardsService):
+        return None
+    page = await platform.get(DashboardsService).store.page(org_id, limit=OVERVIEW_ITEMS)
+    return [(dashboard.id, dashboard.document.title) for dashboard in page.items]
 
 
 @router.get(PREFIX + "/agents")

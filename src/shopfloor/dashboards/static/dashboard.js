@@ -1,0 +1,640 @@
+// A dashboard page: panels on a 24-column grid, drawn by ECharts from one answer of
+// the page's data route for the whole dashboard, and extended by one live stream
+// (server-sent events) for the whole dashboard: no request per panel, no polling loop
+// per panel. The time range, the refresh and the template variables are the page's
+// view; editing changes the document, which "Save" sends with the version it was
+// loaded at (a 409 is shown in the API's words: changed by someone else: reload).
+//
+// For measurement (the dashboard benchmark), #dashboard carries:
+//   data-rendered       +1 each time every panel has drawn one answer of /data
+//                       (ECharts' `finished` event of every chart; a table once filled)
+//   data-live-batches   live batches applied, and data-live-points their points;
+//   data-live-at        Date.now() once the charts of the last batch finished drawing
+//   data-live           "open" while the live stream is connected
+// A save of the dashboard elsewhere comes on the stream too (`changed`): the page says
+// it is stale before its editor saves over it.
+// and each panel element [data-panel-id] its newest value as data-last-value.
+"use strict";
+
+(function () {
+  const root = document.getElementById("dashboard");
+  if (!root || typeof echarts === "undefined") {
+    return;
+  }
+  const setup = JSON.parse(document.getElementById("dashboard-setup").textContent);
+  const T = JSON.parse(document.getElementById("dashboard-texts").textContent);
+  const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+  const csrf = Object.values(headers)[0] || "";
+  const toolbar = document.getElementById("dashboard-toolbar");
+  const statusLine = document.getElementById("dashboard-status");
+  const errorLine = document.getElementById("dashboard-error");
+  const BASE_COLOR = "#2e7d32";
+  const TABLE_ROWS = 50;
+
+  let doc = setup.document;
+  let version = setup.version;
+  let span = { from: Date.now() - 3600e3, to: Date.now(), live: true };
+  const chosen = {};
+  const views = new Map(); // panel id -> {panel, el, body, chart, points}
+  let source = null;
+  let sourceKey = "";
+  let refreshTimer = null;
+  let rendered = 0;
+  let liveBatches = 0;
+  let livePoints = 0;
+  let loading = null;
+  // Changed since loaded or saved: live points follow the saved document only.
+  let dirty = false;
+
+  function showError(message) {
+    errorLine.textContent = message;
+    errorLine.hidden = !message;
+  }
+
+  function status(text) {
+    statusLine.textContent = text;
+  }
+
+  // -- view state: time range, refresh, variables ---------------------------------
+
+  function toLocal(ms) {
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60e3);
+    return d.toISOString().slice(0, 19);
+  }
+
+  function initToolbar() {
+    const range = toolbar.elements.range;
+    const from = doc.time.from;
+    const to = doc.time.to;
+    if (typeof from === "number" || typeof to === "number" || to !== "now") {
+      range.value = "absolute";
+      toolbar.elements.from.value = toLocal(typeof from === "number" ? from * 1000 : Date.now() - 3600e3);
+      toolbar.elements.to.value = toLocal(typeof to === "number" ? to * 1000 : Date.now());
+    } else if ([...range.options].some((o) => o.value === from)) {
+      range.value = from;
+    } else {
+      range.add(new Option(from, from), 0);
+      range.value = from;
+    }
+    toolbar.elements.refresh.value = doc.refresh || "off";
+    showAbsolute();
+    const place = document.getElementById("dashboard-variables");
+    place.textContent = "";
+    doc.variables.forEach(function (variable) {
+      const label = document.createElement("label");
+      label.textContent = variable.label || "$" + variable.name;
+      const select = document.createElement("select");
+      select.dataset.variable = variable.name;
+      select.dataset.testid = "variable-" + variable.name;
+      fillVariable(select, variable, []);
+      label.appendChild(select);
+      place.appendChild(label);
+    });
+  }
+
+  function fillVariable(select, variable, names) {
+    const current = chosen[variable.name] !== undefined ? chosen[variable.name] : variable.default;
+    select.textContent = "";
+    let options = [];
+    if (variable.kind === "thing") {
+      options = setup.things.map((t) => [t.id, t.name]);
+    } else if (variable.kind === "channel") {
+      options = setup.channels.map((c) => [c.id, c.name]);
+    } else {
+      options = names.map((n) => [n, n]);
+      if (current && names.indexOf(current) < 0) {
+        options.unshift([current, current]);
+      }
+    }
+    if (variable.kind !== "channel") {
+      select.add(new Option(T.all, ""));
+    }
+    options.forEach((o) => select.add(new Option(o[1], o[0])));
+    select.value = current || "";
+    chosen[variable.name] = select.value;
+  }
+
+  function showAbsolute() {
+    const absolute = toolbar.elements.range.value === "absolute";
+    toolbar.querySelectorAll("label.absolute").forEach((l) => (l.hidden = !absolute));
+  }
+
+  function timeRange() {
+    const range = toolbar.elements.range.value;
+    if (range !== "absolute") {
+      return { from: range, to: "now" };
+    }
+    const from = Date.parse(toolbar.elements.from.value);
+    const to = Date.parse(toolbar.elements.to.value);
+    return { from: isNaN(from) ? "now-1h" : from / 1000, to: isNaN(to) ? "now" : to / 1000 };
+  }
+
+  function variableParams() {
+    const params = new URLSearchParams();
+    Object.keys(chosen).sort().forEach((name) => params.set("var-" + name, chosen[name]));
+    return params;
+  }
+
+  // -- panels -----------------------------------------------------------------------
+
+  function format(value, options) {
+    if (value === null || value === undefined) {
+      return "—";
+    }
+    const text = options.decimals === null || options.decimals === undefined
+      ? String(Math.round(value * 1000) / 1000) : value.toFixed(options.decimals);
+    return options.unit ? text + " " + options.unit : text;
+  }
+
+  function colorOf(value, options) {
+    let color = BASE_COLOR;
+    (options.thresholds || []).slice().sort((a, b) => a.value - b.value).forEach(function (t) {
+      if (value !== null && value >= t.value) {
+        color = t.color;
+      }
+    });
+    return color;
+  }
+
+  function layout() {
+    views.forEach((view) => view.chart && view.chart.dispose());
+    views.clear();
+    root.textContent = "";
+    if (!doc.panels.length) {
+      const empty = document.createElement("p");
+      empty.className = "muted";
+      empty.textContent = T.noData;
+      root.appendChild(empty);
+    }
+    doc.panels.forEach(function (panel) {
+      const el = document.createElement("article");
+      el.className = "card dash-panel";
+      el.dataset.panelId = panel.id;
+      el.dataset.testid = "panel";
+      el.style.gridColumn = panel.grid.x + 1 + " / span " + panel.grid.w;
+      el.style.gridRow = panel.grid.y + 1 + " / span " + panel.grid.h;
+      const head = document.createElement("header");
+      const title = document.createElement("h2");
+      title.textContent = panel.title || panel.query.name || panel.query.channel;
+      head.appendChild(title);
+      if (setup.canEdit) {
+        const edit = document.createElement("button");
+        edit.type = "button";
+        edit.textContent = T.edit;
+        edit.dataset.action = "edit";
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "danger";
+        remove.textContent = T.remove;
+        remove.dataset.action = "remove";
+        head.append(edit, remove);
+      }
+      const body = document.createElement("div");
+      body.className = "dash-body";
+      el.append(head, body);
+      root.appendChild(el);
+      const view = { panel: panel, el: el, body: body, chart: null, points: [] };
+      if (panel.type !== "table") {
+        view.chart = echarts.init(body, null, { renderer: "canvas" });
+      }
+      views.set(panel.id, view);
+    });
+  }
+
+  function lastValue(points) {
+    for (let i = points.length - 1; i >= 0; i--) {
+      if (points[i][2] !== null) {
+        return points[i][2];
+      }
+    }
+    return null;
+  }
+
+  function optionFor(view) {
+    const panel = view.panel;
+    const o = panel.options;
+    const points = view.points;
+    if (panel.type === "gauge" || panel.type === "stat") {
+      const value = lastValue(points);
+      if (panel.type === "gauge") {
+        const min = o.min === null ? 0 : o.min;
+        const max = o.max === null ? 100 : o.max;
+        const stops = (o.thresholds || []).slice().sort((a, b) => a.value - b.value);
+        const colors = [];
+        let previous = BASE_COLOR;
+        stops.forEach(function (t) {
+          colors.push([Math.min(1, Math.max(0, (t.value - min) / (max - min))), previous]);
+          previous = t.color;
+        });
+        colors.push([1, previous]);
+        return {
+          animation: false,
+          series: [{
+            type: "gauge", min: min, max: max, progress: { show: false },
+            axisLine: { lineStyle: { width: 14, color: colors } },
+            detail: { valueAnimation: false, formatter: () => format(value, o), fontSize: 18,
+              offsetCenter: [0, "75%"] },
+            data: [{ value: value === null ? min : value }],
+          }],
+        };
+      }
+      return {
+        animation: false,
+        title: { text: format(value, o), left: "center", top: "30%",
+          textStyle: { fontSize: 34, color: colorOf(value, o) } },
+        grid: { left: 0, right: 0, top: "65%", bottom: 0 },
+        xAxis: { type: "time", show: false, min: span.from, max: span.to },
+        yAxis: { type: "value", show: false, scale: true },
+        series: [{ type: "line", showSymbol: false, areaStyle: { opacity: 0.15 },
+          lineStyle: { width: 1 }, data: points.filter((p) => p[2] !== null).map((p) => [p[0], p[2]]) }],
+      };
+    }
+    const byName = new Map();
+    points.forEach(function (p) {
+      if (p[2] === null) {
+        return;
+      }
+      if (!byName.has(p[1])) {
+        byName.set(p[1], []);
+      }
+      byName.get(p[1]).push([p[0], p[2]]);
+    });
+    const marks = (o.thresholds || []).map((t) => ({ yAxis: t.value, lineStyle: { color: t.color } }));
+    const series = [...byName.entries()].map(function (entry, index) {
+      const s = { type: panel.type === "bar" ? "bar" : "line", name: entry[0], data: entry[1],
+        showSymbol: false, sampling: "lttb" };
+      if (panel.type === "bar") {
+        s.stack = "total"; // buckets of several names are one bar, as a count reads
+      }
+      if (index === 0 && marks.length) {
+        s.markLine = { symbol: "none", silent: true, label: { show: false }, data: marks };
+      }
+      return s;
+    });
+    const legend = byName.size > 1 && byName.size <= 4;
+    return {
+      animation: false,
+      grid: { left: 48, right: 16, top: legend ? 28 : 12, bottom: 24 },
+      legend: { show: legend, top: 0 },
+      tooltip: { trigger: "axis", valueFormatter: (v) => format(v, o) },
+      xAxis: { type: "time", min: span.from, max: span.to },
+      yAxis: { type: "value", scale: o.min === null && o.max === null,
+        min: o.min === null ? undefined : o.min, max: o.max === null ? undefined : o.max,
+        axisLabel: { formatter: (v) => format(v, Object.assign({}, o, { unit: "" })) } },
+      series: series,
+    };
+  }
+
+  function drawTable(view) {
+    const table = document.createElement("table");
+    const head = table.createTHead().insertRow();
+    [T.time, T.name, T.value].forEach(function (label) {
+      const th = document.createElement("th");
+      th.textContent = label;
+      head.appendChild(th);
+    });
+    const body = table.createTBody();
+    view.points.slice(-TABLE_ROWS).reverse().forEach(function (p) {
+      const row = body.insertRow();
+      row.insertCell().textContent = new Date(p[0]).toLocaleString();
+      row.insertCell().textContent = p[1];
+      const cell = row.insertCell();
+      cell.className = "num";
+      cell.textContent = p[2] === null ? p[3] : format(p[2], view.panel.options);
+    });
+    view.body.textContent = "";
+    view.body.appendChild(table);
+  }
+
+  // Draws every view; `done` is called once all of them finished drawing.
+  function drawAll(ids, done) {
+    let waiting = ids.length;
+    const finished = function () {
+      waiting -= 1;
+      if (waiting === 0) {
+        done();
+      }
+    };
+    if (!waiting) {
+      done();
+    }
+    ids.forEach(function (id) {
+      const view = views.get(id);
+      const value = lastValue(view.points);
+      view.el.dataset.lastValue = value === null ? "" : String(value);
+      if (!view.chart) {
+        drawTable(view);
+        finished();
+        return;
+      }
+      view.chart.off("finished");
+      view.chart.on("finished", function () {
+        view.chart.off("finished");
+        finished();
+      });
+      view.chart.setOption(optionFor(view), { notMerge: true });
+    });
+  }
+
+  // -- data and live ------------------------------------------------------------------
+
+  function load() {
+    if (loading) {
+      loading.abort();
+    }
+    loading = new AbortController();
+    const time = timeRange();
+    const params = variableParams();
+    params.set("from", time.from);
+    params.set("to", time.to);
+    const request = { signal: loading.signal, credentials: "same-origin" };
+    if (dirty) {
+      // not saved yet: the server reads the page's document instead of the stored one
+      request.method = "POST";
+      request.body = new URLSearchParams({ csrf_token: csrf, document: JSON.stringify(doc) });
+    }
+    fetch(setup.urls.data + "?" + params, request)
+      .then((response) => response.json().then((body) => [response, body]))
+      .then(function (pair) {
+        const response = pair[0];
+        const body = pair[1];
+        if (!response.ok) {
+          showError(body.error ? body.error.message : response.status + "");
+          return;
+        }
+        showError("");
+        span = body.window;
+        const names = new Set();
+        views.forEach(function (view, id) {
+          const data = body.panels[id];
+          view.points = data && data.points ? data.points : [];
+          view.points.forEach((p) => names.add(p[1]));
+          view.el.classList.toggle("failed", Boolean(data && data.error));
+          view.el.title = data && data.error ? data.error.message : "";
+        });
+        document.querySelectorAll("select[data-variable]").forEach(function (select) {
+          const variable = doc.variables.find((v) => v.name === select.dataset.variable);
+          if (variable && variable.kind === "name") {
+            fillVariable(select, variable, [...names].sort());
+          }
+        });
+        drawAll([...views.keys()], function () {
+          rendered += 1;
+          root.dataset.rendered = String(rendered);
+        });
+        follow();
+      })
+      .catch(function (error) {
+        if (error.name !== "AbortError") {
+          showError(document.body.dataset.networkError || String(error));
+        }
+      });
+  }
+
+  function follow() {
+    const key = span.live ? variableParams().toString() : "";
+    if (key === sourceKey && (source || !span.live)) {
+      return;
+    }
+    if (source) {
+      source.close();
+      source = null;
+      root.dataset.live = "closed";
+    }
+    sourceKey = key;
+    if (!span.live) {
+      status(T.paused);
+      return;
+    }
+    source = new EventSource(setup.urls.live + "?" + variableParams());
+    source.onopen = function () {
+      root.dataset.live = "open";
+      status(dirty ? T.unsaved : T.live);
+    };
+    source.onerror = function () {
+      root.dataset.live = source && source.readyState === EventSource.CLOSED ? "closed" : "retrying";
+      status(T.paused);
+    };
+    source.addEventListener("ended", function () {
+      source.close();
+      source = null;
+      root.dataset.live = "closed";
+      status(T.ended);
+    });
+    source.addEventListener("changed", function (event) {
+      const saved = JSON.parse(event.data).version;
+      if (saved === null || saved > version) {
+        showError(T.changedElsewhere); // its own save is not newer than `version`
+      }
+    });
+    source.addEventListener("points", function (event) {
+      applyLive(JSON.parse(event.data).panels);
+    });
+  }
+
+  function applyLive(batch) {
+    const width = span.to - span.from;
+    span.to = Math.max(span.to, Date.now());
+    span.from = span.to - width;
+    let count = 0;
+    const ids = [];
+    Object.keys(batch).forEach(function (id) {
+      const view = views.get(id);
+      if (!view) {
+        return;
+      }
+      const newest = view.points.length ? view.points[view.points.length - 1][0] : -Infinity;
+      batch[id].forEach(function (p) {
+        if (p[0] > newest || view.points.every((q) => q[0] !== p[0] || q[1] !== p[1])) {
+          view.points.push(p);
+          count += 1;
+        }
+      });
+      view.points.sort((a, b) => a[0] - b[0]);
+      const first = view.points.findIndex((p) => p[0] >= span.from);
+      view.points = first < 0 ? [] : view.points.slice(first).slice(-view.panel.query.limit);
+      ids.push(id);
+    });
+    drawAll(ids, function () {
+      liveBatches += 1;
+      livePoints += count;
+      root.dataset.liveBatches = String(liveBatches);
+      root.dataset.livePoints = String(livePoints);
+      root.dataset.liveAt = String(Date.now());
+    });
+  }
+
+  function schedule() {
+    if (refreshTimer) {
+      clearInterval(refreshTimer);
+      refreshTimer = null;
+    }
+    const every = { "5s": 5, "10s": 10, "30s": 30, "1m": 60, "5m": 300 }[toolbar.elements.refresh.value];
+    if (every) {
+      refreshTimer = setInterval(load, every * 1000);
+    }
+  }
+
+  // -- editing ------------------------------------------------------------------------
+
+  const editor = document.getElementById("panel-editor");
+  let editing = null;
+
+  function fillEditor(panel) {
+    const form = document.getElementById("panel-form");
+    const channel = form.elements.channel;
+    channel.textContent = "";
+    doc.variables.filter((v) => v.kind === "channel")
+      .forEach((v) => channel.add(new Option("$" + v.name, "$" + v.name)));
+    setup.channels.forEach((c) => channel.add(new Option(c.name, c.id)));
+    const publisher = form.elements.publisher;
+    publisher.textContent = "";
+    publisher.add(new Option(T.all, ""));
+    doc.variables.filter((v) => v.kind === "thing")
+      .forEach((v) => publisher.add(new Option("$" + v.name, "$" + v.name)));
+    setup.things.forEach((t) => publisher.add(new Option(t.name, t.id)));
+    const q = panel ? panel.query : {};
+    const o = panel ? panel.options : {};
+    const text = (v) => (v === null || v === undefined ? "" : String(v));
+    form.elements.title.value = panel ? panel.title : "";
+    form.elements.type.value = panel ? panel.type : "line";
+    channel.value = q.channel || (setup.channels[0] ? setup.channels[0].id : "");
+    form.elements.name.value = text(q.name);
+    publisher.value = text(q.publisher);
+    form.elements.aggregation.value = text(q.aggregation);
+    form.elements.interval.value = text(q.interval);
+    form.elements.unit.value = text(o.unit);
+    form.elements.min.value = text(o.min);
+    form.elements.max.value = text(o.max);
+    form.elements.decimals.value = text(o.decimals);
+    form.elements.thresholds.value = (o.thresholds || []).map((t) => t.value + ":" + t.color).join(", ");
+    form.elements.w.value = panel ? panel.grid.w : 12;
+    form.elements.h.value = panel ? panel.grid.h : 8;
+  }
+
+  function panelFromEditor(previous) {
+    const f = document.getElementById("panel-form").elements;
+    const number = (v) => (v.trim() === "" ? null : Number(v));
+    const or = (v) => (v.trim() === "" ? null : v.trim());
+    const thresholds = f.thresholds.value.split(",").map((s) => s.trim()).filter(Boolean)
+      .map(function (s) {
+        const parts = s.split(":");
+        return { value: Number(parts[0]), color: (parts[1] || "").trim() };
+      });
+    const w = Math.max(1, Math.min(24, Number(f.w.value) || 12));
+    let grid;
+    if (previous) {
+      grid = Object.assign({}, previous.grid, { w: w, x: Math.min(previous.grid.x, 24 - w) });
+    } else {
+      const bottom = doc.panels.reduce((m, p) => Math.max(m, p.grid.y + p.grid.h), 0);
+      grid = { x: 0, y: bottom, w: w };
+    }
+    grid.h = Math.max(2, Math.min(40, Number(f.h.value) || 8));
+    return {
+      id: previous ? previous.id : "p" + Date.now().toString(36),
+      type: f.type.value,
+      title: f.title.value.trim(),
+      grid: grid,
+      query: {
+        channel: f.channel.value, name: or(f.name.value), publisher: or(f.publisher.value),
+        subtopic: previous ? previous.query.subtopic : null,
+        aggregation: or(f.aggregation.value), interval: or(f.interval.value),
+        limit: previous ? previous.query.limit : 500,
+      },
+      options: {
+        unit: f.unit.value.trim(), min: number(f.min.value), max: number(f.max.value),
+        decimals: number(f.decimals.value), thresholds: thresholds,
+      },
+    };
+  }
+
+  function changed() {
+    dirty = true;
+    status(T.unsaved);
+    layout();
+    load();
+  }
+
+  if (editor) {
+    document.getElementById("panel-add").addEventListener("click", function () {
+      editing = null;
+      fillEditor(null);
+      editor.showModal();
+    });
+    editor.addEventListener("close", function () {
+      if (editor.returnValue !== "ok") {
+        return;
+      }
+      const panel = panelFromEditor(editing);
+      if (editing) {
+        doc.panels = doc.panels.map((p) => (p.id === editing.id ? panel : p));
+      } else {
+        doc.panels = doc.panels.concat([panel]);
+      }
+      changed();
+    });
+    root.addEventListener("click", function (event) {
+      const button = event.target.closest("button[data-action]");
+      if (!button) {
+        return;
+      }
+      const id = button.closest("[data-panel-id]").dataset.panelId;
+      const panel = doc.panels.find((p) => p.id === id);
+      if (button.dataset.action === "edit") {
+        editing = panel;
+        fillEditor(panel);
+        editor.showModal();
+      } else if (window.confirm(T.confirmRemove)) {
+        doc.panels = doc.panels.filter((p) => p.id !== id);
+        changed();
+      }
+    });
+    document.getElementById("dashboard-save").addEventListener("click", function () {
+      const body = new URLSearchParams();
+      body.set("csrf_token", csrf);
+      doc.time = timeRange();
+      doc.refresh = toolbar.elements.refresh.value;
+      body.set("document", JSON.stringify(doc));
+      body.set("version", String(version));
+      fetch(setup.urls.save, { method: "POST", body: body, credentials: "same-origin" })
+        .then((response) => response.json().then((answer) => [response, answer]))
+        .then(function (pair) {
+          if (!pair[0].ok) {
+            showError(pair[1].error ? pair[1].error.message : String(pair[0].status));
+            return;
+          }
+          showError("");
+          version = pair[1].version;
+          root.dataset.version = String(version);
+          dirty = false;
+          sourceKey = "-"; // the stream follows the saved panels from now on
+          follow();
+          status(T.saved);
+        })
+        .catch((error) => showError(document.body.dataset.networkError || String(error)));
+    });
+  }
+
+  toolbar.addEventListener("change", function (event) {
+    const target = event.target;
+    if (target.dataset.variable) {
+      chosen[target.dataset.variable] = target.value;
+    }
+    if (target.name === "range") {
+      showAbsolute();
+    }
+    if (target.name === "refresh") {
+      schedule();
+      return;
+    }
+    load();
+  });
+  toolbar.addEventListener("submit", (event) => event.preventDefault());
+  window.addEventListener("resize", () => views.forEach((v) => v.chart && v.chart.resize()));
+
+  root.dataset.version = String(version);
+  initToolbar();
+  layout();
+  schedule();
+  load();
+})();
