@@ -45,8 +45,9 @@ __all__ = [
 SCHEMA_VERSION = 1
 MAX_PANELS = 50
 MAX_VARIABLES = 20
-#: Records (or buckets) one panel asks the store for: the readers' page limit.
-MAX_POINTS = 1000
+#: Records (or buckets) one panel shows at most, read from the store in pages of its
+#: own limit (`shopfloor.storage.MAX_LIMIT`).
+MAX_POINTS = 10_000
 GRID_COLUMNS = 24
 PANEL_TYPES = ("line", "gauge", "stat", "table", "bar")
 
