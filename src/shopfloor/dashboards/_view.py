@@ -23,14 +23,7 @@ from typing import Any
 from shopfloor.messaging import Bus, Envelope, channel_filters
 from shopfloor.registry import Registry, RegistryError
 from shopfloor.senml import Record, SenMLError, normalize
-from shopfloor.storage import (
-    MAX_LIMIT,
-    Query,
-    StorageError,
-    StoredMessage,
-    TimeseriesStore,
-    parse_interval,
-)
+from shopfloor.storage import Query, StorageError, TimeseriesStore, parse_interval
 
 from ._model import DashboardDocument, Panel, TimeRange, relative_seconds
 
@@ -126,33 +119,19 @@ def _point(record: Record) -> list[Any]:
 async def panel_data(store: TimeseriesStore, target: Resolved, span: TimeWindow) -> dict[str, Any]:
     """The stored points of one panel in the window, oldest first, or its error."""
     query = target.panel.query
-    messages: list[StoredMessage] = []
     try:
-        # The store answers at most MAX_LIMIT records a page (the readers API's bound): a
-        # panel of more reads its newest records page by page.
-        while len(messages) < query.limit:
-            page = await store.query(
-                Query(
-                    channel=target.channel, publisher=target.publisher, name=target.name,
-                    subtopic=query.subtopic, from_=span.from_, to=span.to,
-                    offset=len(messages), limit=min(MAX_LIMIT, query.limit - len(messages)),
-                    aggregation=query.aggregation,
-                    interval=parse_interval(query.interval) if query.interval else None,
-                )
-            )  # fmt: skip
-            messages.extend(page.messages)
-            if len(messages) >= page.total or not page.messages:
-                break
+        series = await store.series(
+            Query(
+                channel=target.channel, publisher=target.publisher, name=target.name,
+                subtopic=query.subtopic, from_=span.from_, to=span.to,
+                aggregation=query.aggregation,
+                interval=parse_interval(query.interval) if query.interval else None,
+            ),
+            points=query.limit,
+        )  # fmt: skip
     except StorageError as exc:
         return {"error": {"code": exc.code, "message": exc.message}}
-    points = []
-    for message in reversed(messages):
-        value = message.value
-        if value is None and message.bool_value is not None:
-            value = 1.0 if message.bool_value else 0.0
-        text = message.string_value if value is None else None
-        points.append([round(message.time * 1000, 3), message.name, value, text])
-    return {"points": points, "unit": messages[0].unit if messages else None}
+    return {"points": series.points, "unit": series.unit}
 
 
 def _records(envelope: Envelope) -> list[Record]:
