@@ -216,20 +216,21 @@ class DashboardsScenario(Scenario, name="dashboards"):
                 anchor=Anchor(label="bare ECharts, slowest", value=max(bare_drawn)),
             )
         )  # fmt: skip
+
+        def at(runs: list[Render], mark: str) -> str:
+            return f"{median([getattr(r, mark) for r in runs]):.0f}"
+
+        marks = ("page_done", "scripts_run", "data_asked", "data_first_byte", "data_done")
         result.notes.append(
             f"render: {PANELS * plan.points:,} points published through the HTTP adapter in "
             f"packs of {PACK:,} and stored in {load_seconds:.1f} s; each run a new page of "
             "one signed-in browser context, timed by `performance.now()` when the page set "
-            "`data-rendered`; runs alternate with the anchor's. Medians from navigation: "
-            f"ours had its page at {median([r.page_done for r in ours]):.0f} ms, its scripts "
-            f"run at {median([r.scripts_run for r in ours]):.0f} ms, asked for its data at {median([r.data_asked for r in ours]):.0f} ms, had "
-            f"its first byte at {median([r.data_first_byte for r in ours]):.0f} ms and all "
-            f"of it at {median([r.data_done for r in ours]):.0f} ms; the anchor's at "
-            f"{median([r.page_done for r in bare]):.0f} / "
-            f"{median([r.scripts_run for r in bare]):.0f} / "
-            f"{median([r.data_asked for r in bare]):.0f} / "
-            f"{median([r.data_first_byte for r in bare]):.0f} / "
-            f"{median([r.data_done for r in bare]):.0f} ms"
+            "`data-rendered`; runs alternate with the anchor's. Medians from navigation "
+            "(page received / scripts run / data asked / its first byte / all of it): ours "
+            + " / ".join(at(ours, m) for m in marks)
+            + " ms, the anchor's "
+            + " / ".join(at(bare, m) for m in marks)
+            + " ms"
         )
 
     # -- live -------------------------------------------------------------------------
