@@ -171,12 +171,14 @@ def shopfloor_server(
     log_name: str = "shopfloor",
     mqtt_port: int | None = None,
     settings: Mapping[str, str] | None = None,
+    demo: bool = False,
 ) -> Iterator[ServerProcess]:
     """`shopfloor serve` with embedded defaults unless told otherwise.
 
     `mqtt_port` is the embedded broker's port (for `services` with `mqtt`; see
     `free_port`); `settings` are more `SHOPFLOOR_*` variables, e.g. those of Mosquitto
-    mode, and win over the defaults here.
+    mode, and win over the defaults here; `demo` seeds the demo plant and runs its
+    simulator, as `make run` does.
     """
     port = free_port()
     env = _clean_env() | {
@@ -189,7 +191,7 @@ def shopfloor_server(
         "SHOPFLOOR_TOKEN_TTL_SECONDS": "7200",
     }
     argv = [python, "-m", "shopfloor", "serve", "--http-host", HOST, "--http-port", str(port)]
-    argv += ["--services", services]
+    argv += ["--services", services] + (["--demo"] if demo else [])
     if mqtt_port is not None:
         argv += ["--mqtt-port", str(mqtt_port), "--mqtts-port", "0"]
         env["SHOPFLOOR_MQTT_HOST"] = HOST

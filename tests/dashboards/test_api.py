@@ -116,7 +116,7 @@ async def test_export_then_import_is_the_same_dashboard_under_a_new_id(api: Api)
          "panels.0.query", "invalid_dashboard"),
         ({"panels": [{"id": f"p{i}", "type": "stat", "query": {"channel": "c"}}
                      for i in range(model.MAX_PANELS + 1)]}, "panels", "invalid_dashboard"),
-        ({"panels": [{"id": "p", "type": "stat", "query": {"channel": "c", "limit": 5000}}]},
+        ({"panels": [{"id": "p", "type": "stat", "query": {"channel": "c", "limit": 10001}}]},
          "panels.0.query.limit", "invalid_dashboard"),
     ],
 )  # fmt: skip

@@ -242,6 +242,58 @@ async def test_direction_orders_by_time(
     assert [m.time for m in page.messages] == sorted(times, reverse=direction == "desc")
 
 
+async def test_a_series_is_the_newest_records_oldest_first(
+    store: TimeseriesStore, channel: str
+) -> None:
+    written = [record(channel, value=float(i), time=BASE + i, unit="Cel") for i in range(20)]
+    written += [
+        record(channel, name="state", string_value="running", time=BASE + 20.25),
+        record(channel, name="door", bool_value=True, time=BASE + 21),
+        record(channel, name="temp", value=1.5, time=BASE + 22, publisher="thing-2"),
+    ]
+    await store.write(written)
+    series = await store.series(Query(channel=channel, limit=1, offset=5), points=5)
+    assert [(p[1], p[2], p[3]) for p in series.points] == [
+        ("temp", 18.0, None), ("temp", 19.0, None), ("state", None, "running"),
+        ("door", 1.0, None), ("temp", 1.5, None),
+    ]  # fmt: skip
+    assert [p[0] for p in series.points] == pytest.approx(
+        [(BASE + t) * 1000 for t in (18, 19, 20.25, 21, 22)], abs=0.001
+    )
+    named = await store.series(
+        Query(channel=channel, name="temp", publisher="thing-1", from_=BASE + 15), points=100
+    )
+    assert [p[2] for p in named.points] == [15.0, 16.0, 17.0, 18.0, 19.0]
+    assert named.unit == "Cel"
+    assert (await store.series(Query(channel=channel, name="nothing"), points=3)).points == []
+
+
+async def test_a_series_longer_than_a_page(store: TimeseriesStore, channel: str) -> None:
+    await store.write([record(channel, value=float(i), time=BASE + i) for i in range(2500)])
+    series = await store.series(Query(channel=channel), points=2100)
+    assert [p[2] for p in series.points] == [float(i) for i in range(400, 2500)]
+
+
+async def test_a_series_of_an_aggregation_is_its_rows_oldest_first(
+    store: TimeseriesStore, channel: str
+) -> None:
+    await _write_aggregation_data(store, channel)
+    query = Query(channel=channel, name="temp", aggregation="max", interval=10.0)
+    series = await store.series(query, points=10)
+    assert [(p[0], p[1], p[2]) for p in series.points] == [
+        (BASE * 1000, "temp", 3.0), ((BASE + 10) * 1000, "temp", 20.0),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("points", [0, 10_001])
+async def test_a_series_has_bounded_points(
+    store: TimeseriesStore, channel: str, points: int
+) -> None:
+    with pytest.raises(InvalidQuery) as refused:
+        await store.series(Query(channel=channel), points=points)
+    assert refused.value.code == "invalid_limit"
+
+
 async def _write_aggregation_data(store: TimeseriesStore, channel: str) -> None:
     await store.write(
         [

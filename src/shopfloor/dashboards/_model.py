@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shopfloor.storage import Aggregation, InvalidQuery, parse_interval
+from shopfloor.storage import MAX_SERIES_POINTS, Aggregation, InvalidQuery, parse_interval
 
 from ._errors import InvalidDashboard
 
@@ -45,8 +45,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 MAX_PANELS = 50
 MAX_VARIABLES = 20
-#: Records (or buckets) one panel asks the store for: the readers' page limit.
-MAX_POINTS = 1000
+#: Records (or buckets) one panel shows at most: one series of the store.
+MAX_POINTS = MAX_SERIES_POINTS
 GRID_COLUMNS = 24
 PANEL_TYPES = ("line", "gauge", "stat", "table", "bar")
 

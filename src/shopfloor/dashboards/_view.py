@@ -121,24 +121,18 @@ async def panel_data(store: TimeseriesStore, target: Resolved, span: TimeWindow)
     """The stored points of one panel in the window, oldest first, or its error."""
     query = target.panel.query
     try:
-        page = await store.query(
+        series = await store.series(
             Query(
                 channel=target.channel, publisher=target.publisher, name=target.name,
-                subtopic=query.subtopic, from_=span.from_, to=span.to, limit=query.limit,
+                subtopic=query.subtopic, from_=span.from_, to=span.to,
                 aggregation=query.aggregation,
                 interval=parse_interval(query.interval) if query.interval else None,
-            )
+            ),
+            points=query.limit,
         )  # fmt: skip
     except StorageError as exc:
         return {"error": {"code": exc.code, "message": exc.message}}
-    points = []
-    for message in reversed(page.messages):
-        value = message.value
-        if value is None and message.bool_value is not None:
-            value = 1.0 if message.bool_value else 0.0
-        text = message.string_value if value is None else None
-        points.append([round(message.time * 1000, 3), message.name, value, text])
-    return {"points": points, "unit": page.messages[0].unit if page.messages else None}
+    return {"points": series.points, "unit": series.unit}
 
 
 def _records(envelope: Envelope) -> list[Record]:

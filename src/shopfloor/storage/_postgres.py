@@ -21,7 +21,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from shopfloor.storage._errors import StorageError, StorageUnavailable
 from shopfloor.storage._message import StoredMessage, to_micros
-from shopfloor.storage._query import Page, Query
+from shopfloor.storage._query import Page, Query, Series
 from shopfloor.storage._sql import (
     COLUMNS,
     INDEXES,
@@ -30,6 +30,7 @@ from shopfloor.storage._sql import (
     SqlDialect,
     row_values,
     sql_page,
+    sql_series,
 )
 from shopfloor.storage._store import TimeseriesStore
 
@@ -159,6 +160,17 @@ class PostgresStore(TimeseriesStore, scheme="postgresql", aliases=("postgres",))
                     _fetcher(connection),
                     max_aggregate_rows=self.max_aggregate_rows,
                 )
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def _series(self, query: Query, points: int) -> Series:
+        if query.aggregation is not None:
+            return await super()._series(query, points)
+        try:
+            async with self._acquire() as connection:
+                return await sql_series(query, _DIALECT, _fetcher(connection), points)
         except StorageError:
             raise
         except Exception as exc:

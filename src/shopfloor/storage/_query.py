@@ -21,13 +21,16 @@ __all__ = [
     "MAX_AGGREGATE_ROWS",
     "MAX_LIMIT",
     "MAX_OFFSET",
+    "MAX_SERIES_POINTS",
     "QUERY_PARAMETERS",
     "Aggregation",
     "Comparator",
     "Direction",
     "Order",
     "Page",
+    "Point",
     "Query",
+    "Series",
     "parse_interval",
 ]
 
@@ -39,6 +42,8 @@ Order = Literal["time"]
 Aggregation = Literal["min", "max", "avg", "sum", "count"]
 
 MAX_LIMIT: Final = 1000
+#: Points one `series` answer holds at most (a chart of a time range, not a page).
+MAX_SERIES_POINTS: Final = 10_000
 # Well inside the signed 64-bit integers every backend's OFFSET takes.
 MAX_OFFSET: Final = 2**62
 # The longest interval that fits into the storable time range; a longer one would
@@ -314,3 +319,25 @@ def _parse_bool(text: str) -> bool:
     if lowered not in ("true", "false"):
         raise InvalidQuery("invalid_vb", f"vb must be true or false, not {text!r}")
     return lowered == "true"
+
+
+#: A record as a chart draws it: milliseconds since the epoch, name, the number (a
+#: boolean as 1.0 or 0.0), and the text where there is no number.
+Point = tuple[float, str, float | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """The newest records (or aggregate rows) of a query, oldest first, as points."""
+
+    points: list[Point]
+    #: The unit of the newest record, if it has one.
+    unit: str | None
+
+
+def point_of(message: StoredMessage) -> Point:
+    value = message.value
+    if value is None and message.bool_value is not None:
+        value = 1.0 if message.bool_value else 0.0
+    text = message.string_value if value is None else None
+    return (round(message.time * 1000, 3), message.name, value, text)

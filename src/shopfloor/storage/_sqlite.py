@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from shopfloor.core import private_file
 from shopfloor.storage._errors import StorageError, StorageUnavailable
 from shopfloor.storage._message import StoredMessage, to_micros
-from shopfloor.storage._query import Page, Query
+from shopfloor.storage._query import Page, Query, Series
 from shopfloor.storage._sql import (
     COLUMNS,
     INDEXES,
@@ -36,6 +36,7 @@ from shopfloor.storage._sql import (
     SqlDialect,
     row_values,
     sql_page,
+    sql_series,
 )
 from shopfloor.storage._store import TimeseriesStore
 
@@ -278,6 +279,12 @@ class SqliteStore(TimeseriesStore, scheme="sqlite"):
             return await sql_page(
                 query, _DIALECT, fetch, max_aggregate_rows=self.max_aggregate_rows
             )
+
+    async def _series(self, query: Query, points: int) -> Series:
+        if query.aggregation is not None:
+            return await super()._series(query, points)
+        async with self._read_transaction() as fetch:
+            return await sql_series(query, _DIALECT, fetch, points)
 
     @asynccontextmanager
     async def _read_transaction(self) -> AsyncIterator[Fetch]:

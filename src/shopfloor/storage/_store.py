@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +17,15 @@ from shopfloor.storage._errors import (
     StorageUnavailable,
 )
 from shopfloor.storage._message import EARLIEST_TIME, LATEST_TIME, StoredMessage
-from shopfloor.storage._query import MAX_AGGREGATE_ROWS, Page, Query
+from shopfloor.storage._query import (
+    MAX_AGGREGATE_ROWS,
+    MAX_LIMIT,
+    MAX_SERIES_POINTS,
+    Page,
+    Query,
+    Series,
+    point_of,
+)
 
 __all__ = ["TimeseriesStore", "create_store"]
 
@@ -32,7 +41,8 @@ class TimeseriesStore(Pluggable, abc.ABC, registry=_BACKENDS):
     """Keeps SenML records of channel messages and answers reader queries.
 
     Backends subclass it with a URL scheme, `class SqliteStore(TimeseriesStore,
-    scheme="sqlite")`, and implement `from_url`, `_open`, `_close`, `_write`, `_query`.
+    scheme="sqlite")`, and implement `from_url`, `_open`, `_close`, `_write`, `_query`
+    (and `_series`, when the backend can answer a long series faster than page by page).
     Use a store as an async context manager: entering connects and creates the schema.
 
     `write` is idempotent per `(message_id, seq)`: a redelivered message adds nothing,
@@ -123,6 +133,34 @@ class TimeseriesStore(Pluggable, abc.ABC, registry=_BACKENDS):
         """One page of the records (or aggregate rows) matching `query`."""
         self._require_open()
         return await self._observe(self._query(query))
+
+    async def series(self, query: Query, *, points: int) -> Series:
+        """The newest `points` (1 to `MAX_SERIES_POINTS`) records or aggregate rows
+        matching `query`, oldest first, as a chart draws them; the query's `offset`,
+        `limit` and `dir` are not used. One answer where a page holds at most `MAX_LIMIT`:
+        a dashboard panel or the data explorer's chart."""
+        if not 1 <= points <= MAX_SERIES_POINTS:
+            raise InvalidQuery(
+                "invalid_limit", f"a series has 1 to {MAX_SERIES_POINTS} points, not {points}"
+            )
+        self._require_open()
+        return await self._observe(self._series(query, points))
+
+    async def _series(self, query: Query, points: int) -> Series:
+        """Page by page through `_query`; SQL backends answer in one statement instead."""
+        messages: list[StoredMessage] = []
+        while len(messages) < points:
+            page = await self._query(
+                dataclasses.replace(
+                    query, dir="desc", offset=len(messages),
+                    limit=min(MAX_LIMIT, points - len(messages)),
+                )
+            )  # fmt: skip
+            messages.extend(page.messages)
+            if not page.messages or len(messages) >= page.total:
+                break
+        messages.reverse()
+        return Series([point_of(m) for m in messages], messages[-1].unit if messages else None)
 
     def _require_open(self) -> None:
         if not self._open_now:
