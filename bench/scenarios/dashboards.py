@@ -446,9 +446,9 @@ class Render:
     data_done: float
 
 
-_DATA_TIMING = """() => {
+_DATA_TIMING = r"""() => {
   const entry = performance.getEntriesByType("resource")
-    .find((e) => e.name.includes("/data") && e.initiatorType === "fetch");
+    .find((e) => /\/data(\.json)?$/.test(new URL(e.name).pathname));
   const page = performance.getEntriesByType("navigation")[0];
   return [page.responseEnd, page.domContentLoadedEventEnd].concat(
     entry ? [entry.requestStart, entry.responseStart, entry.responseEnd] : [0, 0, 0]);

@@ -43,6 +43,9 @@
   let liveBatches = 0;
   let livePoints = 0;
   let loading = null;
+  // The first answer is the one the page preloads (its <link rel=preload>): the
+  // document's own time range and variable defaults, the state the toolbar starts in.
+  let preloaded = true;
   // Changed since loaded or saved: live points follow the saved document only.
   let dirty = false;
 
@@ -353,7 +356,9 @@
       request.method = "POST";
       request.body = new URLSearchParams({ csrf_token: csrf, document: JSON.stringify(doc) });
     }
-    fetch(setup.urls.data + "?" + params, request)
+    const url = preloaded && !dirty ? setup.urls.data : setup.urls.data + "?" + params;
+    preloaded = false;
+    fetch(url, request)
       .then((response) => response.json().then((body) => [response, body]))
       .then(function (pair) {
         const response = pair[0];
