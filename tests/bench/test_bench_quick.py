@@ -49,6 +49,7 @@ REQUIRED_CHECKS = {
     "agent_calls": "the checker was asked once per call",
     "aas_invoke": "the Core handled every invoke exactly once: nats",
     "flows": "message flow: every message published arrived once",
+    "split": "writer SIGKILLed mid-run: 0 lost, 0 duplicated",
 }
 
 
