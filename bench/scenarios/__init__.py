@@ -8,4 +8,4 @@ below; the quick test picks them up from the registry.
 
 from bench.scenarios import http, latency, readers, memory, mqtt, pki, bootstrap, agents  # noqa: F401, I001
 from bench.scenarios import agent_calls, relations  # noqa: F401  (after agents: run order)
-from bench.scenarios import aas_invoke, flows, dashboards  # noqa: F401
+from bench.scenarios import aas_invoke, flows, split, dashboards  # noqa: F401

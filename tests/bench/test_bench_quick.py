@@ -50,6 +50,7 @@ REQUIRED_CHECKS = {
     "aas_invoke": "the Core handled every invoke exactly once: nats",
     "flows": "message flow: every message published arrived once",
     "dashboards": "every probe appeared on the open dashboard",
+    "split": "writer SIGKILLed mid-run: 0 lost, 0 duplicated",
 }
 
 
