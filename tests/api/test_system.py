@@ -23,6 +23,7 @@ async def test_health_reports_every_service(api: Api) -> None:
         "relations": True,
         "aas": True,
         "flows": True,
+        "console": True,
     }
 
 

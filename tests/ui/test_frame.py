@@ -195,3 +195,19 @@ async def test_a_refused_page_is_a_page_and_sign_in_comes_back_to_it(
             assert missing.status_code == 404 and "channel_not_found" in missing.text
             by_htmx = await http.get("/console/channels/nowhere", headers={"HX-Request": "true"})
             assert by_htmx.json()["error"]["code"] == "channel_not_found"
+
+
+async def test_health_names_missing_browser_assets_and_their_fix(
+    make_settings: Callable[..., Any], tmp_path: Any
+) -> None:
+    empty = tmp_path / "no-node-modules"
+    empty.mkdir()
+    app = create_app(make_settings(services="api,console", console_assets_dir=empty))
+    async with lifespan(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+            health = await http.get("/health")
+    assert health.status_code == 503
+    assert health.json()["services"]["console"] is False
+    problem = health.json()["problems"]["console"]
+    assert "htmx.min.js" in problem and str(empty) in problem and "npm ci" in problem

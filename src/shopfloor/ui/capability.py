@@ -115,6 +115,8 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
     )
     migrations = Path(__file__).parent / "migrations"
     version_table = "alembic_version_console"
+    #: Not ready without its browser assets: every page would load no htmx or ECharts.
+    health = "console"
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
@@ -131,6 +133,23 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
             assets_dir=self.settings.assets_dir or CHECKOUT_ASSETS,
             language=self.settings.language,
             oidc=self._oidc_sign_in(platform),
+        )
+
+    def _missing_assets(self) -> list[str]:
+        return [name for name in VENDOR_FILES if self.console.asset(name) is None]
+
+    @property
+    def ready(self) -> bool:
+        return super().ready and not self._missing_assets()
+
+    def problem(self) -> str | None:
+        missing = self._missing_assets()
+        if not missing:
+            return None
+        return (
+            f"the console's browser assets {', '.join(missing)} are not under "
+            f"{self.console.assets_dir}: run `make install` (npm ci) or set "
+            "SHOPFLOOR_CONSOLE_ASSETS_DIR to the folder of the installed npm packages"
         )
 
     def _oidc_sign_in(self, platform: Platform) -> OidcSignIn | None:
@@ -150,13 +169,9 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
         )
 
     async def _start(self, stack: AsyncExitStack) -> None:
-        missing = [name for name, path in VENDOR_FILES.items() if not self.console.asset(name)]
-        if missing:
-            logger.warning(
-                "the console's assets %s are missing from %s: run `make install` (npm ci) "
-                "or set SHOPFLOOR_CONSOLE_ASSETS_DIR; pages work without htmx meanwhile",
-                ", ".join(missing), self.console.assets_dir,
-            )  # fmt: skip
+        problem = self.problem()
+        if problem:  # and /health says so until they are there
+            logger.warning("%s; pages work without htmx meanwhile", problem)
 
 
 def console_templates(platform: Platform, package: str) -> None:
