@@ -1,5 +1,6 @@
-"""A dashboard in a real browser: made in the console, a panel added and saved, a value
-published over HTTP appearing on it live (no reload), a save made elsewhere told by the
+"""A dashboard in a real browser: a thing made and connected in the console, a dashboard
+made there, a panel added and saved, a value published over HTTP with the key the
+console showed appearing on it live (no reload), a save made elsewhere told by the
 stream and a save over it refused in the API's words; nothing requested but the
 platform."""
 
@@ -22,10 +23,21 @@ async def test_a_published_value_appears_live_on_a_new_dashboard_panel(
 ) -> None:
     registry = plant.registry
     channel = await registry.create_channel(plant.org_id, name="line-9")
-    press, key = await registry.create_thing(plant.org_id, name="press-9")
-    await registry.connect(plant.org_id, channel.id, press.id)
     page = browser.page
     await sign_in(page, plant.url, ADMIN)
+
+    # The thing, made and connected as a newcomer would: its key is shown once.
+    await page.click("nav >> text=Things")
+    await page.click("details[data-testid=create-thing] summary")
+    await page.fill("details[data-testid=create-thing] [data-testid=name]", "press-9")
+    await page.click("details[data-testid=create-thing] button[type=submit]")
+    key = (await page.locator("[data-testid=key]").text_content() or "").strip()
+    press = await registry.thing_by_key(key)
+    assert press is not None and press.name == "press-9"
+    await page.goto(f"{plant.url}/console/channels/{channel.id}")
+    await page.select_option("select[name=thing_id]", label="press-9")
+    await page.click("text=Connect")
+    await page.wait_for_selector("#connections-table >> text=press-9")
 
     await page.click("nav >> text=Dashboards")
     await page.click("details[data-testid=create-dashboard] summary")

@@ -642,4 +642,6 @@
   layout();
   schedule();
   load();
+  // Disabled in the page until now: a click before this script ran would do nothing.
+  document.querySelectorAll("[data-needs-script]").forEach((button) => (button.disabled = false));
 })();
