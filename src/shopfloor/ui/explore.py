@@ -24,7 +24,7 @@ from fastapi.responses import Response
 
 from shopfloor.api import ApiError, csv_response, reader_channel, reader_query
 from shopfloor.auth.capability import IdentityService
-from shopfloor.storage import MAX_LIMIT, InvalidQuery, Page, StoredMessage
+from shopfloor.storage import MAX_LIMIT, MAX_SERIES_POINTS, InvalidQuery, Series, StoredMessage
 from shopfloor.storage import Query as ReadQuery
 from shopfloor.storage.capability import TimeseriesService
 
@@ -81,14 +81,12 @@ def reader_params(asked: Mapping[str, str], *, now: float) -> dict[str, str]:
     return params
 
 
-def _chart(page: Page) -> dict[str, list[list[float]]]:
+def _chart(points: Series) -> dict[str, list[list[float]]]:
     """Numeric points by name, oldest first, as ECharts' `[time ms, value]` pairs."""
     series: dict[str, list[list[float]]] = {}
-    for message in page.messages:
-        if message.value is not None:
-            series.setdefault(message.name or "value", []).append(
-                [message.time * 1000, message.value]
-            )
+    for time_ms, name, value, _text in points.points:
+        if value is not None:
+            series.setdefault(name or "value", []).append([time_ms, value])
     return series
 
 
@@ -131,9 +129,7 @@ async def explore_page(request: Request) -> Response:
             found, query = await _query(request, caller)
             context.update(found)
             page = await store.query(query)
-            chart = await store.query(
-                dataclasses.replace(query, offset=0, limit=MAX_LIMIT, dir="asc")
-            )
+            chart = await store.series(query, points=MAX_SERIES_POINTS)
         except (InvalidQuery, ApiError) as exc:  # the readers' own message, beside the form
             context["error"] = {"code": exc.code, "message": exc.message}
             return render(request, "console/explore.html", context, caller=caller, status_code=400)
@@ -142,7 +138,7 @@ async def explore_page(request: Request) -> Response:
         context.update(
             page=page,
             rows=[(message, _shown(message)) for message in page.messages],
-            chart={"series": _chart(chart), "truncated": chart.total > MAX_LIMIT},
+            chart={"series": _chart(chart), "truncated": page.total > MAX_SERIES_POINTS},
             export=f"{PATH}/export.csv?{urlencode(current)}",
             previous=_at(current, max(page.offset - page.limit, 0)) if page.offset else None,
             next=_at(current, page.offset + page.limit)
