@@ -321,12 +321,10 @@ class MosquittoBridge(Lifecycle):
             if not todo or not session.alive or self._stopping.is_set():
                 break  # what is left is delivered again on the next connection
             attempt += 1
-            await asyncio.sleep(
-                max(
-                    delay,
-                    self._backoff.delay(attempt),
-                )
-            )  # fmt: skip
+            # A busy bus says when to come back: backing off further (up to the 5 s cap)
+            # left the writer idle once it had drained the backlog. Failures that name
+            # no time back off.
+            await asyncio.sleep(delay or self._backoff.delay(attempt))
         acks: list[int] = []
         unsettled: str | None = None
         for index, packet in enumerate(batch):

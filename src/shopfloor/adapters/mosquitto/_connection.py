@@ -240,11 +240,10 @@ class BrokerConnection:
         """Take every whole packet at the start of `view`; the number of bytes taken."""
         offset, end, inbox = 0, len(view), self._inbox
         received = len(inbox)
-        while offset < end:
-            try:
-                packet, size = mqtt5.read(view[offset:])
-            except IndexError:
-                break  # the rest of the packet has not arrived yet
+        while (size := _packet_size(view, offset, end)) is not None:
+            # Only the packet's own bytes: `mqtt5` copies a writable buffer it is given,
+            # and the whole rest of a 256 KiB read for every packet cost 10 µs each.
+            packet, _ = mqtt5.read(view[offset : offset + size])
             offset += size
             if isinstance(packet, mqtt5.PublishPacket):
                 inbox.append(packet)
@@ -278,6 +277,24 @@ class BrokerConnection:
         for waiter in self._waiting.values():
             if not waiter.done():
                 waiter.set_exception(error)
+
+
+def _packet_size(view: memoryview, offset: int, end: int) -> int | None:
+    """The size of the whole packet at `offset`; None until all of it has arrived."""
+    length, shift, at = 0, 0, offset + 1
+    while True:
+        if at >= end:
+            return None
+        byte = view[at]
+        length |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift > 21:
+            raise ValueError("malformed remaining length")
+    size = at - offset + length
+    return size if offset + size <= end else None
 
 
 async def _read_first(reader: asyncio.StreamReader) -> tuple[mqtt5.Packet, bytes]:
