@@ -119,6 +119,9 @@ class MosquittoBridge(Lifecycle):
         self._options = options
         self._on_reconnect = on_reconnect
         self._recent = RecentIds(options.dedupe_ids)
+        # Cleared while a refused batch probes a busy bus: the others wait for it.
+        self._bus_open = asyncio.Event()
+        self._bus_open.set()
         self._backoff = self._options.backoff()
         self._link = BrokerLink()
         self._forwarder = Forwarder(self._link, bus, metrics, options)
@@ -293,45 +296,7 @@ class MosquittoBridge(Lifecycle):
                 settled.add(index)
             else:
                 todo.append((index, inbound))
-        attempt = 0
-        while todo:
-            # After a refusal one message tells whether the bus takes messages again:
-            # checking the whole batch anew at every retry cost about a tenth of the
-            # CPU while the bus stayed full.
-            sending, rest = (todo[:1], todo[1:]) if attempt else (todo, [])
-            retry: list[tuple[int, _Inbound]] = []
-            delay = 0.0
-            results = await self._publish(sending)
-            for (index, inbound), result in zip(sending, results, strict=True):
-                if isinstance(result, Envelope):
-                    if inbound.message_id is not None:
-                        self._recent.add(inbound.message_id)
-                    settled.add(index)
-                elif isinstance(result, IngressError) and not result.transient:
-                    if await self._report(session, inbound, result):
-                        settled.add(index)
-                else:
-                    if isinstance(result, IngressError):
-                        delay = max(delay, result.retry_after or 0.0)
-                    else:
-                        # The registry or the bus failed unexpectedly: retried like a
-                        # busy bus, the broker keeps the message meanwhile.
-                        logger.error(
-                            "mosquitto bridge could not publish a message on %s: %r",
-                            inbound.packet.topic, result,
-                        )  # fmt: skip
-                    retry.append((index, inbound))
-            todo = retry + rest
-            if not retry:
-                attempt = 0  # the rest goes at once
-                continue
-            if not session.alive or self._stopping.is_set():
-                break  # what is left is delivered again on the next connection
-            attempt += 1
-            # A busy bus says when to come back: backing off further (up to the 5 s cap)
-            # left the writer idle once it had drained the backlog. Failures that name
-            # no time back off.
-            await asyncio.sleep(delay or self._backoff.delay(attempt))
+        await self._send_all(session, todo, settled)
         acks: list[int] = []
         unsettled: str | None = None
         for index, packet in enumerate(batch):
@@ -340,6 +305,60 @@ class MosquittoBridge(Lifecycle):
             elif packet.packet_id is not None:  # QoS 0 has none, and no PUBACK
                 acks.append(packet.packet_id)
         return _Settled(acks, unsettled)
+
+    async def _send_all(
+        self, session: _Session, todo: list[tuple[int, _Inbound]], settled: set[int]
+    ) -> None:
+        """Through the ingress until each message is settled (its index added to
+        `settled`) or the connection or the bridge ends."""
+        attempt = 0
+        try:
+            while todo:
+                if not attempt:
+                    await self._bus_open.wait()  # another batch probes a busy bus
+                # After a refusal one message (and only this batch's) tells whether the
+                # bus takes messages again: every batch checking all of its messages
+                # anew at each retry cost about a tenth of the CPU while the bus was full.
+                sending, rest = (todo[:1], todo[1:]) if attempt else (todo, [])
+                retry: list[tuple[int, _Inbound]] = []
+                delay = 0.0
+                results = await self._publish(sending)
+                for (index, inbound), result in zip(sending, results, strict=True):
+                    if isinstance(result, Envelope):
+                        if inbound.message_id is not None:
+                            self._recent.add(inbound.message_id)
+                        settled.add(index)
+                    elif isinstance(result, IngressError) and not result.transient:
+                        if await self._report(session, inbound, result):
+                            settled.add(index)
+                    else:
+                        if isinstance(result, IngressError):
+                            delay = max(delay, result.retry_after or 0.0)
+                        else:
+                            # The registry or the bus failed unexpectedly: retried like a
+                            # busy bus, the broker keeps the message meanwhile.
+                            logger.error(
+                                "mosquitto bridge could not publish a message on %s: %r",
+                                inbound.packet.topic, result,
+                            )  # fmt: skip
+                        retry.append((index, inbound))
+                todo = retry + rest
+                if not retry:
+                    if attempt:
+                        self._bus_open.set()  # the bus takes messages again
+                    attempt = 0  # the rest goes at once
+                    continue
+                if not session.alive or self._stopping.is_set():
+                    break  # what is left is delivered again on the next connection
+                attempt += 1
+                self._bus_open.clear()
+                # A busy bus says when to come back: backing off further (up to the 5 s cap)
+                # left the writer idle once it had drained the backlog. Failures that name
+                # no time back off.
+                await asyncio.sleep(delay or self._backoff.delay(attempt))
+        finally:
+            if attempt:
+                self._bus_open.set()  # a prober that gives up lets the others try
 
     def _inspect(self, packet: mqtt5.PublishPacket) -> _Inbound | None:
         """What goes to the ingress of a message; None for one settled as it is."""
