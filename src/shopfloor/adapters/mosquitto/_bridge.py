@@ -316,9 +316,9 @@ class MosquittoBridge(Lifecycle):
             while todo:
                 if not attempt:
                     await self._bus_open.wait()  # another batch probes a busy bus
-                # After a refusal one message (and only this batch's) tells whether the
-                # bus takes messages again: every batch checking all of its messages
-                # anew at each retry cost about a tenth of the CPU while the bus was full.
+                # After a refusal one message of one batch tells whether the bus takes
+                # messages again: every batch checking all of its messages anew at each
+                # retry cost about a tenth of the CPU while the bus was full.
                 sending, rest = (todo[:1], todo[1:]) if attempt else (todo, [])
                 retry: list[tuple[int, _Inbound]] = []
                 delay = 0.0
@@ -350,6 +350,8 @@ class MosquittoBridge(Lifecycle):
                     continue
                 if not session.alive or self._stopping.is_set():
                     break  # what is left is delivered again on the next connection
+                if not attempt and not self._bus_open.is_set():
+                    continue  # another batch probes already: wait for it, above
                 attempt += 1
                 self._bus_open.clear()
                 # A busy bus says when to come back: backing off further (up to the 5 s cap)
