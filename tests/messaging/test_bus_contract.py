@@ -78,6 +78,15 @@ async def test_subscriber_receives_the_exact_envelope(backend: Backend) -> None:
     assert received == sent
 
 
+async def test_publish_many_holds_each_message_in_order(backend: Backend) -> None:
+    bus = await backend.open()
+    sent = [make_envelope("many", payload=str(n).encode()) for n in range(20)]
+    async with bus.subscribe(channel_filters("many")) as subscription:
+        assert await bus.publish_many(sent) == [None] * len(sent)
+        received = [await next_envelope(subscription) for _ in sent]
+    assert [e.id for e in received] == [e.id for e in sent]
+
+
 def markers_for(filters: list[str]) -> list[Envelope]:
     """One envelope matching each filter, with wildcards filled in."""
     markers = []

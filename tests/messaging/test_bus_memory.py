@@ -138,3 +138,15 @@ def test_url_options_configure_the_bus() -> None:
 def test_bad_memory_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidBusUrl):
         create_bus(url)
+
+
+async def test_publish_many_answers_for_each_envelope(bus: MemoryBus) -> None:
+    """One refused envelope (too large, backlog full) does not refuse the others."""
+    await bus.declare("d", ["channels.>"])
+    small = [make_envelope() for _ in range(4)]
+    large = make_envelope(payload=b"x" * (bus.max_payload + 1))
+    results = await bus.publish_many([small[0], large, *small[1:]])
+    assert results[0] is None and results[2] is None and results[3] is None
+    assert isinstance(results[1], MessageTooLarge)
+    assert isinstance(results[4], BusFull)  # max_pending=3
+    assert bus.backlog("d") == 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from shopfloor.adapters.mosquitto import MosquittoOptions, MosquittoService
 from shopfloor.auth import ThingAccess, ThingKeys
 from shopfloor.ingress import Ingress, IngressMetrics
-from shopfloor.messaging import BusFull, Envelope, MemoryBus
+from shopfloor.messaging import Bus, BusFull, Envelope, MemoryBus
 from shopfloor.registry import Channel, Org, Permission, Registry, Thing
 
 #: Quick reconnects and retries, so recovery tests take little time.
@@ -76,6 +76,10 @@ class RecordingBus(MemoryBus):
         self.taken.append(envelope)
         async with self._changed:
             self._changed.notify_all()
+
+    async def publish_many(self, envelopes: Sequence[Envelope]) -> list[Exception | None]:
+        # Every message through `publish` above (concurrently, as a network bus does).
+        return await Bus.publish_many(self, envelopes)
 
     def with_payload(self, payload: bytes) -> list[Envelope]:
         return [e for e in self.taken if e.payload == payload]

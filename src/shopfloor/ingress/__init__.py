@@ -7,10 +7,18 @@ envelope = await ingress.publish(thing, channel_id, subtopic, payload, content_t
 """
 
 from ._errors import IngressError
-from ._ingress import ERRORS_SUBTOPIC, Ingress, IngressMetrics, media_type, sniff_content_type
+from ._ingress import (
+    ERRORS_SUBTOPIC,
+    Incoming,
+    Ingress,
+    IngressMetrics,
+    media_type,
+    sniff_content_type,
+)
 
 __all__ = [
     "ERRORS_SUBTOPIC",
+    "Incoming",
     "Ingress",
     "IngressError",
     "IngressMetrics",

@@ -10,6 +10,7 @@ withheld PUBACK when the error is transient, WebSocket an error frame).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter
@@ -32,6 +33,7 @@ from ._errors import IngressError
 
 __all__ = [
     "ERRORS_SUBTOPIC",
+    "Incoming",
     "Ingress",
     "IngressMetrics",
     "media_type",
@@ -51,11 +53,11 @@ class IngressMetrics:
     # Label children by protocol: `labels()` on every message showed in profiles.
     _accepted: dict[str, Counter] = field(default_factory=dict, init=False, repr=False)
 
-    def count_accepted(self, protocol: str) -> None:
+    def count_accepted(self, protocol: str, count: int = 1) -> None:
         child = self._accepted.get(protocol)
         if child is None:
             child = self._accepted[protocol] = self.accepted.labels(protocol)
-        child.inc()
+        child.inc(count)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngressMetrics:
@@ -93,6 +95,18 @@ def sniff_content_type(payload: bytes) -> str:
     if head and 0x80 <= head[0] <= 0x9F:
         return "application/senml+cbor"
     return "application/senml+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message of `Ingress.publish_many`: the arguments of `Ingress.publish`."""
+
+    thing: AuthenticatedThing
+    channel_id: str
+    subtopic: str
+    payload: bytes
+    content_type: str
+    message_id: str | None = None
 
 
 class Ingress:
@@ -147,6 +161,51 @@ class Ingress:
         self.metrics.count_accepted(protocol)
         return envelope
 
+    async def publish_many(
+        self, messages: Sequence[Incoming], *, protocol: str
+    ) -> list[Envelope | Exception]:
+        """Validate and publish several messages at once (an adapter that receives them in
+        batches, as the Mosquitto bridge does); for each, in order, its envelope once the
+        bus holds it, the `IngressError` that refused it (counted), or an unexpected error.
+
+        Each message is checked exactly as `publish` checks it; the valid ones go to the
+        bus in one `Bus.publish_many`.
+        """
+        results: list[Envelope | Exception] = []
+        envelopes: list[Envelope] = []
+        for message in messages:
+            try:
+                envelope = await self._envelope(
+                    message.thing, message.channel_id, message.subtopic, message.payload,
+                    message.content_type, protocol, message.message_id,
+                )  # fmt: skip
+            except IngressError as exc:
+                self.metrics.rejected.labels(protocol, exc.code).inc()
+                results.append(exc)
+            except Exception as exc:
+                results.append(exc)
+            else:
+                results.append(envelope)
+                envelopes.append(envelope)
+        if not envelopes:
+            return results
+        outcomes = iter(await self.bus.publish_many(envelopes))
+        accepted = 0
+        for index, result in enumerate(results):
+            if not isinstance(result, Envelope):
+                continue
+            error = next(outcomes)
+            if error is None:
+                accepted += 1
+                continue
+            refusal = _bus_refusal(error)
+            if isinstance(refusal, IngressError):
+                self.metrics.rejected.labels(protocol, refusal.code).inc()
+            results[index] = refusal
+        if accepted:
+            self.metrics.count_accepted(protocol, accepted)
+        return results
+
     async def _publish(
         self,
         thing: AuthenticatedThing,
@@ -157,6 +216,27 @@ class Ingress:
         protocol: str,
         message_id: str | None,
     ) -> Envelope:
+        envelope = await self._envelope(
+            thing, channel_id, subtopic, payload, content_type, protocol, message_id
+        )
+        try:
+            await self.bus.publish(envelope)
+        except (TransientBusError, MessageTooLarge) as exc:
+            refusal = _bus_refusal(exc)
+            raise refusal from exc
+        return envelope
+
+    async def _envelope(
+        self,
+        thing: AuthenticatedThing,
+        channel_id: str,
+        subtopic: str,
+        payload: bytes,
+        content_type: str,
+        protocol: str,
+        message_id: str | None,
+    ) -> Envelope:
+        """The checked envelope of a message; raises IngressError (not counted here)."""
         if not is_valid_subtopic(subtopic) or subtopic.startswith(ERRORS_SUBTOPIC):
             raise IngressError(
                 "subtopics are /-separated segments of [A-Za-z0-9_-]",
@@ -186,7 +266,7 @@ class Ingress:
             records = normalize(payload, media, now=created / 1e9, max_records=self.max_records)
         except SenMLError as exc:
             raise IngressError(exc.message, code=exc.code, kind=ErrorKind.INVALID) from exc
-        envelope = Envelope(
+        return Envelope(
             channel=channel_id,
             subtopic=subtopic,
             publisher=thing.id,
@@ -197,15 +277,19 @@ class Ingress:
             id=message_id or new_message_id(),
             decoded=records,
         )
-        try:
-            await self.bus.publish(envelope)
-        except TransientBusError as exc:
-            raise IngressError(
-                "the platform is busy; retry", code="unavailable", kind=exc.kind,
-                retry_after=exc.retry_after,
-            ) from exc  # fmt: skip
-        except MessageTooLarge as exc:
-            raise IngressError(
-                str(exc), code="payload_too_large", kind=ErrorKind.TOO_LARGE
-            ) from exc
-        return envelope
+
+
+def _bus_refusal(error: Exception) -> Exception:
+    """The IngressError of a publish the bus refused; other errors unchanged."""
+    refusal: Exception
+    if isinstance(error, TransientBusError):
+        refusal = IngressError(
+            "the platform is busy; retry", code="unavailable", kind=error.kind,
+            retry_after=error.retry_after,
+        )  # fmt: skip
+    elif isinstance(error, MessageTooLarge):
+        refusal = IngressError(str(error), code="payload_too_large", kind=ErrorKind.TOO_LARGE)
+    else:
+        return error
+    refusal.__cause__ = error
+    return refusal

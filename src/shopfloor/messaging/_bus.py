@@ -18,6 +18,7 @@ on the bus, and keeps nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -69,6 +70,21 @@ class Bus(Pluggable, Opened, registry=_BACKENDS):
     @abstractmethod
     async def publish(self, envelope: Envelope) -> None:
         """Return once the bus holds the message; raise `BusUnavailable` or `BusFull`."""
+
+    async def publish_many(self, envelopes: Sequence[Envelope]) -> list[Exception | None]:
+        """Publish several; for each, in order, None once the bus holds it or the error
+        `publish` raised for it. This default runs the publishes concurrently (a network
+        bus then waits for one round trip, not one per message); they are started in
+        order, so the bus sees them in order."""
+        outcomes = await asyncio.gather(
+            *(self.publish(envelope) for envelope in envelopes), return_exceptions=True
+        )
+        results: list[Exception | None] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+            results.append(outcome)
+        return results
 
     @abstractmethod
     def subscribe(self, filters: Sequence[str], *, max_queued: int | None = None) -> Subscription:

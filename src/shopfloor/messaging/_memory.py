@@ -28,7 +28,7 @@ from typing import Self
 
 from ._bus import DEFAULT_BATCH, Bus
 from ._envelope import Envelope
-from ._errors import BusFull, BusUnavailable, InvalidBusUrl, MessageTooLarge
+from ._errors import BusFull, BusUnavailable, InvalidBusUrl, MessageTooLarge, TransientBusError
 from ._events import Event, EventSubscription
 from ._memory_durable import DurableQueue, MemoryConsumer
 from ._receivers import Consumer, Subscription
@@ -153,16 +153,36 @@ class MemoryBus(Bus, scheme="memory"):
         return queue.backlog if queue is not None else 0
 
     async def publish(self, envelope: Envelope) -> None:
-        subject = envelope_subject(envelope)
+        self._check_size(envelope)
+        # Yield before taking the message, as a network bus would: subscribers get to
+        # run between publishes, and a publish cancelled here has taken nothing.
+        await asyncio.sleep(0)
+        self._take(envelope, asyncio.get_running_loop().time())
+
+    async def publish_many(self, envelopes: Sequence[Envelope]) -> list[Exception | None]:
+        """Like `publish` for each, with one yield to the loop for all of them."""
+        await asyncio.sleep(0)
+        now = asyncio.get_running_loop().time()
+        results: list[Exception | None] = []
+        for envelope in envelopes:
+            try:
+                self._check_size(envelope)
+                self._take(envelope, now)
+            except (TransientBusError, MessageTooLarge) as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    def _check_size(self, envelope: Envelope) -> None:
         if len(envelope.payload) > self.max_payload:
             raise MessageTooLarge(
                 f"payload of {len(envelope.payload)} bytes exceeds max_payload={self.max_payload}"
             )
-        # Yield before taking the message, as a network bus would: subscribers get to
-        # run between publishes, and a publish cancelled here has taken nothing.
-        await asyncio.sleep(0)
+
+    def _take(self, envelope: Envelope, now: float) -> None:
+        subject = envelope_subject(envelope)
         self._check_open()
-        now = asyncio.get_running_loop().time()
         self._forget_old_ids(now)
         if envelope.id in self._recent_ids:
             return  # a retry of a message already held: accepted, not stored twice

@@ -3,9 +3,10 @@
 In: the bridge logs in as `shopfloor-bridge` with a persistent session and takes a
 share of `$share/<group>/channels/#` at QoS 1, so several platform processes split the
 load and the broker keeps messages while the bridge is away. Each message goes through
-`Ingress.publish` with the publisher the broker plugin stamped on it; its PUBACK is
-sent only after the bus holds it (or after a refusal was reported to the publisher on
-`channels/<ch>/messages/_errors/<thing>`), in the order the broker delivered. A crash
+`Ingress.publish_many` with the publisher the broker plugin stamped on it, in batches
+of what arrived together; a message's PUBACK is sent only after the bus holds it (or
+after a refusal was reported to the publisher on `channels/<ch>/messages/_errors/<thing>`),
+batch by batch in the order the broker delivered. A crash
 before the PUBACK leaves the message in the session, to be delivered again; the message
 id the plugin stamps lets the bridge recognise such a redelivery within one process.
 
@@ -21,20 +22,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+import mqtt5
 
 from shopfloor.auth import AuthenticatedThing
 from shopfloor.core import ErrorKind, Lifecycle
-from shopfloor.ingress import Ingress, IngressError, sniff_content_type
-from shopfloor.messaging import Bus, MessagingError
+from shopfloor.ingress import Incoming, Ingress, IngressError, sniff_content_type
+from shopfloor.messaging import Bus, Envelope, MessagingError
 
 from ._access import (
     BRIDGE_USERNAME,
@@ -51,6 +47,7 @@ from ._bridge_support import (
     RecentIds,
     parse_channel_topic,
 )
+from ._connection import BrokerConnection, ConnectionLost
 from ._forwarder import ALL_CHANNELS, MQTT_PROTOCOL, BrokerLink, Forwarder
 from ._options import MosquittoOptions
 
@@ -58,35 +55,41 @@ __all__ = ["MosquittoBridge"]
 
 logger = logging.getLogger(__name__)
 
-_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+_NO_CHANNEL = IngressError(
+    "the channel does not exist", code="publish_not_allowed", kind=ErrorKind.FORBIDDEN
+)
 
 
 class _AckStalled(Exception):
     """A message could not be settled although its connection is up: start a new session."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Session:
     """One connection's inbound state; its acknowledgements belong to that connection."""
 
-    client: aiomqtt.Client
-    window: asyncio.Semaphore
-    pending: asyncio.Queue[tuple[aiomqtt.Message, asyncio.Task[bool]] | None]
+    connection: BrokerConnection
+    pending: asyncio.Queue[asyncio.Task[_Settled] | None]
     alive: bool = True
 
-    def ack(self, message: aiomqtt.Message) -> None:
-        if message.qos > 0:
-            # aiomqtt 2.5 has no manual acknowledgement of its own: paho's is used.
-            _paho(self.client).ack(message.mid, message.qos)
+
+@dataclass(eq=False, slots=True)
+class _Settled:
+    """What became of one batch: the packet ids to acknowledge, in the broker's order."""
+
+    acks: list[int]
+    unsettled: str | None = None  # the topic of a message that stays with the broker
 
 
-def _paho(client: aiomqtt.Client) -> paho.Client:
-    return client._client
+@dataclass(eq=False, slots=True)
+class _Inbound:
+    """A message of a batch that goes to the ingress."""
 
-
-def _user_properties(message: aiomqtt.Message) -> dict[str, str]:
-    pairs = getattr(message.properties, "UserProperty", None) or ()
-    return {str(name): str(value) for name, value in pairs}
+    packet: mqtt5.PublishPacket
+    channel: str
+    subtopic: str
+    publisher: str
+    message_id: str | None
 
 
 class MosquittoBridge(Lifecycle):
@@ -116,6 +119,9 @@ class MosquittoBridge(Lifecycle):
         self._options = options
         self._on_reconnect = on_reconnect
         self._recent = RecentIds(options.dedupe_ids)
+        # Cleared while a refused batch probes a busy bus: the others wait for it.
+        self._bus_open = asyncio.Event()
+        self._bus_open.set()
         self._backoff = self._options.backoff()
         self._link = BrokerLink()
         self._forwarder = Forwarder(self._link, bus, metrics, options)
@@ -168,17 +174,17 @@ class MosquittoBridge(Lifecycle):
         attempt, sessions = 0, 0
         while not self._stopping.is_set():
             opened = False
+            connection: BrokerConnection | None = None
             try:
-                client = self._new_client()
-                async with client:
-                    await self._subscribe(client)
-                    opened, attempt, sessions = True, 0, sessions + 1
-                    self._metrics.connects.inc()
-                    logger.info("mosquitto bridge connected to %s:%s", self._host, self._port)
-                    if sessions > 1:
-                        self._on_reconnect()  # registry changes may have been missed
-                    await self._serve(client)
-            except* aiomqtt.MqttError as group:
+                connection = await self._connect()
+                await self._subscribe(connection)
+                opened, attempt, sessions = True, 0, sessions + 1
+                self._metrics.connects.inc()
+                logger.info("mosquitto bridge connected to %s:%s", self._host, self._port)
+                if sessions > 1:
+                    self._on_reconnect()  # registry changes may have been missed
+                await self._serve(connection)
+            except* ConnectionLost as group:
                 logger.warning("mosquitto bridge connection lost: %s", group.exceptions[0])
             except* _AckStalled as group:
                 logger.error("mosquitto bridge restarts its session: %s", group.exceptions[0])
@@ -187,6 +193,8 @@ class MosquittoBridge(Lifecycle):
                 logger.exception("mosquitto bridge session failed")
             finally:
                 self._link.down()
+                if connection is not None:
+                    await connection.close()
             if self._stopping.is_set():
                 return
             attempt = 0 if opened else attempt + 1
@@ -195,47 +203,37 @@ class MosquittoBridge(Lifecycle):
                 async with asyncio.timeout(delay):
                     await self._stopping.wait()
 
-    def _new_client(self) -> aiomqtt.Client:
+    async def _connect(self) -> BrokerConnection:
         options = self._options
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = options.session_expiry
-        # The broker sends at most this many unacknowledged messages: the inbound window.
-        properties.ReceiveMaximum = options.inbound_window
-        client = aiomqtt.Client(
+        return await BrokerConnection.open(
             self._host,
             self._port,
+            client_id=options.client_id,
             username=BRIDGE_USERNAME,
             password=self._password,
-            identifier=options.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=properties,
-            timeout=options.timeout,
-            max_inflight_messages=options.outbound_window,
-            socket_options=[_NODELAY],
+            session_expiry=options.session_expiry,
+            # The broker sends at most this many unacknowledged messages: the inbound window.
+            receive_max=options.inbound_window,
+            outbound_window=options.outbound_window,
+            connect_within=options.timeout,
         )
-        # Many publishes in flight at once is the design, not a symptom.
-        client.pending_calls_threshold = options.outbound_window + options.inbound_window
-        _paho(client).manual_ack_set(True)
-        return client
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
+    async def _subscribe(self, connection: BrokerConnection) -> None:
         topic = f"$share/{self._options.share_group}/channels/#"
-        (granted,) = await client.subscribe(topic, qos=1)
-        code = granted.value if isinstance(granted, ReasonCode) else granted
+        async with asyncio.timeout(self._options.timeout):
+            code = await connection.subscribe(topic, qos=1)
         if code != 1:
-            raise aiomqtt.MqttCodeError(code, f"subscribing to {topic} was refused")
+            raise ConnectionLost(f"subscribing to {topic} was refused ({code:#04x})")
 
-    async def _serve(self, client: aiomqtt.Client) -> None:
+    async def _serve(self, connection: BrokerConnection) -> None:
         """Bridge one connection's messages until it is lost or the bridge stops."""
-        window = self._options.inbound_window
-        session = _Session(client, asyncio.Semaphore(window), asyncio.Queue())
+        session = _Session(connection, asyncio.Queue())
         lost: BaseException | None = None
         async with asyncio.TaskGroup() as tasks:
             acker = tasks.create_task(self._acknowledge(session), name="mosquitto-bridge-acks")
             reader = tasks.create_task(self._read(session, tasks), name="mosquitto-bridge-read")
             stop = tasks.create_task(self._stopping.wait(), name="mosquitto-bridge-stop")
-            self._link.up(client)
+            self._link.up(connection)
             await asyncio.wait({acker, reader, stop}, return_when=asyncio.FIRST_COMPLETED)
             self._link.down()
             reader.cancel()
@@ -250,141 +248,194 @@ class MosquittoBridge(Lifecycle):
         if lost is not None:
             raise lost
 
-    async def _read(self, session: _Session, tasks: asyncio.TaskGroup) -> aiomqtt.MqttError | None:
+    async def _read(self, session: _Session, tasks: asyncio.TaskGroup) -> ConnectionLost | None:
+        """Hand each batch of messages to a task of its own, so that a slow one (a bus
+        that retries) does not hold the next back; the broker's Receive Maximum bounds
+        how many are taken and not yet acknowledged."""
         try:
-            async for message in session.client.messages:
-                await session.window.acquire()
-                handler = tasks.create_task(
-                    self._bridge_in(session, message), name="mosquitto-bridge-message"
+            while True:
+                batch = await session.connection.messages()
+                settling = tasks.create_task(
+                    self._settle(session, batch), name="mosquitto-bridge-batch"
                 )
-                session.pending.put_nowait((message, handler))
-        except aiomqtt.MqttError as exc:
+                session.pending.put_nowait(settling)
+        except ConnectionLost as exc:
             return exc
-        return None
 
     async def _acknowledge(self, session: _Session) -> None:
-        """Acknowledge messages in the order they came, each once its handler is done.
+        """Acknowledge batches in the order they came, each once its messages are settled.
 
-        A message its handler could not settle stays with the broker: while stopping it
+        A message that could not be settled stays with the broker: while stopping it
         is delivered again after the restart; on a live connection it would hold a slot
         of the window for good, so the session starts over and the broker resends it.
         """
-        while (item := await session.pending.get()) is not None:
-            message, handler = item
+        while (settling := await session.pending.get()) is not None:
             # Shielded: cancelling the acknowledger (the connection is gone) must not
-            # cancel the handler, which finishes putting its message on the bus.
-            settled = await asyncio.shield(handler)
-            session.window.release()
-            if settled:
-                session.ack(message)
-            elif not self._stopping.is_set():
-                raise _AckStalled(f"message {message.mid} on {message.topic} was not settled")
+            # cancel the batch, which finishes putting its messages on the bus.
+            settled = await asyncio.shield(settling)
+            with contextlib.suppress(ConnectionLost):
+                session.connection.ack(settled.acks)
+            if settled.unsettled is not None and not self._stopping.is_set():
+                raise _AckStalled(f"a message on {settled.unsettled} was not settled")
 
-    async def _bridge_in(self, session: _Session, message: aiomqtt.Message) -> bool:
-        """Put one message on the bus; True when it may be acknowledged."""
+    async def _settle(self, session: _Session, batch: list[mqtt5.PublishPacket]) -> _Settled:
+        """Put a batch on the bus; what may be acknowledged of it."""
         try:
-            return await self._deliver(session, message)
+            return await self._settle_batch(session, batch)
         except Exception:
-            # A bug must not end the bridge; the message stays with the broker.
-            logger.exception("mosquitto bridge failed on a message on %s", message.topic)
-            return False
+            # A bug must not end the bridge; the messages stay with the broker.
+            logger.exception("mosquitto bridge failed on a batch of %d messages", len(batch))
+            return _Settled([], unsettled=batch[0].topic)
 
-    async def _deliver(self, session: _Session, message: aiomqtt.Message) -> bool:
-        topic = message.topic.value
+    async def _settle_batch(self, session: _Session, batch: list[mqtt5.PublishPacket]) -> _Settled:
+        settled: set[int] = set()  # indexes into batch
+        todo: list[tuple[int, _Inbound]] = []
+        for index, packet in enumerate(batch):
+            inbound = self._inspect(packet)
+            if inbound is None:
+                settled.add(index)
+            else:
+                todo.append((index, inbound))
+        await self._send_all(session, todo, settled)
+        acks: list[int] = []
+        unsettled: str | None = None
+        for index, packet in enumerate(batch):
+            if index not in settled:
+                unsettled = unsettled or packet.topic
+            elif packet.packet_id is not None:  # QoS 0 has none, and no PUBACK
+                acks.append(packet.packet_id)
+        return _Settled(acks, unsettled)
+
+    async def _send_all(
+        self, session: _Session, todo: list[tuple[int, _Inbound]], settled: set[int]
+    ) -> None:
+        """Through the ingress until each message is settled (its index added to
+        `settled`) or the connection or the bridge ends."""
+        attempt = 0
+        try:
+            while todo:
+                if not attempt:
+                    await self._bus_open.wait()  # another batch probes a busy bus
+                # After a refusal one message of one batch tells whether the bus takes
+                # messages again: every batch checking all of its messages anew at each
+                # retry cost about a tenth of the CPU while the bus was full.
+                sending, rest = (todo[:1], todo[1:]) if attempt else (todo, [])
+                retry: list[tuple[int, _Inbound]] = []
+                delay = 0.0
+                results = await self._publish(sending)
+                for (index, inbound), result in zip(sending, results, strict=True):
+                    if isinstance(result, Envelope):
+                        if inbound.message_id is not None:
+                            self._recent.add(inbound.message_id)
+                        settled.add(index)
+                    elif isinstance(result, IngressError) and not result.transient:
+                        if await self._report(session, inbound, result):
+                            settled.add(index)
+                    else:
+                        if isinstance(result, IngressError):
+                            delay = max(delay, result.retry_after or 0.0)
+                        else:
+                            # The registry or the bus failed unexpectedly: retried like a
+                            # busy bus, the broker keeps the message meanwhile.
+                            logger.error(
+                                "mosquitto bridge could not publish a message on %s: %r",
+                                inbound.packet.topic, result,
+                            )  # fmt: skip
+                        retry.append((index, inbound))
+                todo = retry + rest
+                if not retry:
+                    if attempt:
+                        self._bus_open.set()  # the bus takes messages again
+                    attempt = 0  # the rest goes at once
+                    continue
+                if not session.alive or self._stopping.is_set():
+                    break  # what is left is delivered again on the next connection
+                if not attempt and not self._bus_open.is_set():
+                    continue  # another batch probes already: wait for it, above
+                attempt += 1
+                self._bus_open.clear()
+                # A busy bus says when to come back: backing off further (up to the 5 s cap)
+                # left the writer idle once it had drained the backlog. Failures that name
+                # no time back off.
+                await asyncio.sleep(delay or self._backoff.delay(attempt))
+        finally:
+            if attempt:
+                self._bus_open.set()  # a prober that gives up lets the others try
+
+    def _inspect(self, packet: mqtt5.PublishPacket) -> _Inbound | None:
+        """What goes to the ingress of a message; None for one settled as it is."""
+        topic = packet.topic
         parsed = parse_channel_topic(topic)
         if parsed is None:
             self._metrics.dropped.labels("topic").inc()
-            return True
+            return None
         channel, subtopic = parsed
         if subtopic == ERRORS_SUBTOPIC or subtopic.startswith(f"{ERRORS_SUBTOPIC}/"):
-            return True  # the bridge's own reports to publishers
-        properties = _user_properties(message)
-        if PROTOCOL_PROPERTY in properties:
-            return True  # what the bridge itself published from the bus
-        publisher = properties.get(PUBLISHER_PROPERTY)
+            return None  # the bridge's own reports to publishers
+        publisher = message_id = None
+        for name, value in packet.user_properties:
+            if name == PUBLISHER_PROPERTY:
+                publisher = value
+            elif name == MESSAGE_ID_PROPERTY:
+                message_id = value
+            elif name == PROTOCOL_PROPERTY:
+                return None  # what the bridge itself published from the bus
         if not publisher or publisher == BRIDGE_USERNAME:
             # Not stamped by the plugin: the broker is not configured as documented.
             self._metrics.dropped.labels("no_publisher").inc()
             logger.warning("mosquitto message on %s has no publisher; dropped", topic)
-            return True
-        message_id = properties.get(MESSAGE_ID_PROPERTY)
+            return None
         if message_id is not None and message_id in self._recent:
             self._metrics.duplicates.inc()
-            return True
-        payload = message.payload if isinstance(message.payload, bytes) else b""
-        content_type = getattr(message.properties, "ContentType", None)
-        handled = await self._publish(
-            session, topic, publisher, channel, subtopic, payload,
-            content_type or sniff_content_type(payload), message_id,
-        )  # fmt: skip
-        if handled and message_id is not None:
-            self._recent.add(message_id)
-        return handled
+            return None
+        return _Inbound(packet, channel, subtopic, publisher, message_id)
 
-    async def _publish(
-        self,
-        session: _Session,
-        topic: str,
-        publisher: str,
-        channel: str,
-        subtopic: str,
-        payload: bytes,
-        content_type: str,
-        message_id: str | None,
-    ) -> bool:
-        attempt = 0
-        while True:
-            try:
-                org_id = await self._channels.org_of(channel)
-                if org_id is None:
-                    # Ingress would refuse it as well: no connection to a channel that
-                    # does not exist (it was deleted, and the broker is not in step yet).
-                    raise IngressError(
-                        "the channel does not exist",
-                        code="publish_not_allowed",
-                        kind=ErrorKind.FORBIDDEN,
-                    )
-                thing = AuthenticatedThing(publisher, org_id)
-                # The plugin's id for this message: a redelivery after a crash, or to
-                # another bridge process, is deduplicated by the bus.
-                await self._ingress.publish(
-                    thing, channel, subtopic, payload, content_type,
-                    protocol=MQTT_PROTOCOL, message_id=message_id,
-                )  # fmt: skip
-                return True
-            except IngressError as exc:
-                if not exc.transient:
-                    return await self._report(session, topic, publisher, channel, exc)
-                delay = exc.retry_after
-            except Exception:
-                # The registry or the bus failed unexpectedly: retried like a busy bus,
-                # the broker keeps the message meanwhile.
-                logger.exception("mosquitto bridge could not publish a message on %s", topic)
-                delay = None
-            if not session.alive or self._stopping.is_set():
-                return False  # delivered again on the next connection
-            attempt += 1
-            await asyncio.sleep(
-                max(
-                    delay or 0.0,
-                    self._backoff.delay(attempt),
+    async def _publish(self, todo: list[tuple[int, _Inbound]]) -> list[Envelope | Exception]:
+        """Through the ingress, all at once; for each, its envelope or why not."""
+        orgs: dict[str, str | None] = {}
+        results: list[Envelope | Exception | None] = []
+        messages: list[Incoming] = []
+        for _, inbound in todo:
+            channel = inbound.channel
+            if channel not in orgs:
+                try:
+                    orgs[channel] = await self._channels.org_of(channel)
+                except Exception as exc:
+                    results.append(exc)
+                    continue
+            org_id = orgs[channel]
+            if org_id is None:
+                # Ingress would refuse it as well: no connection to a channel that does
+                # not exist (it was deleted, and the broker is not in step yet).
+                results.append(_NO_CHANNEL)
+                continue
+            packet = inbound.packet
+            payload = packet.payload
+            # The plugin's id for this message: a redelivery after a crash, or to
+            # another bridge process, is deduplicated by the bus.
+            thing = AuthenticatedThing(inbound.publisher, org_id)
+            content_type = packet.content_type or sniff_content_type(payload)
+            messages.append(
+                Incoming(
+                    thing, channel, inbound.subtopic, payload, content_type, inbound.message_id
                 )
-            )  # fmt: skip
+            )
+            results.append(None)
+        published = iter(await self._ingress.publish_many(messages, protocol=MQTT_PROTOCOL))
+        return [result if result is not None else next(published) for result in results]
 
-    async def _report(
-        self, session: _Session, topic: str, publisher: str, channel: str, error: IngressError
-    ) -> bool:
+    async def _report(self, session: _Session, inbound: _Inbound, error: IngressError) -> bool:
         """Tell the publisher why its message was refused; True once the broker has it."""
         self._metrics.rejected.labels(error.code).inc()
+        topic = inbound.packet.topic
         report = json.dumps({"code": error.code, "message": error.message, "topic": topic})
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.ContentType = "application/json"
         try:
-            await session.client.publish(
-                errors_topic(channel, publisher), report.encode(), qos=1, properties=properties
-            )
-        except aiomqtt.MqttError as exc:
-            logger.warning("cannot report a refused message to %s: %s", publisher, exc)
+            await session.connection.publish(
+                errors_topic(inbound.channel, inbound.publisher), report.encode(),
+                content_type="application/json", ack_within=self._options.timeout,
+            )  # fmt: skip
+        except ConnectionLost as exc:
+            logger.warning("cannot report a refused message to %s: %s", inbound.publisher, exc)
             return False
         return True
 

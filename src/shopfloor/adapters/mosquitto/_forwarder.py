@@ -15,14 +15,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from shopfloor.messaging import Bus, Delivery, Envelope
 
 from ._access import MESSAGE_ID_PROPERTY, PROTOCOL_PROPERTY, PUBLISHER_PROPERTY
 from ._bridge_support import BridgeMetrics, channel_topic
+from ._connection import BrokerConnection, ConnectionLost
 from ._options import MosquittoOptions
 
 __all__ = ["ALL_CHANNELS", "MQTT_PROTOCOL", "BrokerLink", "Forwarder"]
@@ -39,10 +36,10 @@ ALL_CHANNELS = ("channels.>",)
 class BrokerLink:
     """The bridge's current connection, shared by its inbound and outbound sides."""
 
-    client: aiomqtt.Client | None = None
+    client: BrokerConnection | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def up(self, client: aiomqtt.Client) -> None:
+    def up(self, client: BrokerConnection) -> None:
         self.client = client
         self.connected.set()
 
@@ -96,6 +93,7 @@ class Forwarder:
         deadline = envelope.created / 1e9 + self._options.outbound_max_age
         topic = channel_topic(envelope.channel, envelope.subtopic)
         properties = _outbound_properties(envelope)
+        content_type = envelope.content_type
         while (remaining := deadline - time.time()) > 0:
             client = self._link.client
             if client is None:
@@ -106,10 +104,10 @@ class Forwarder:
                 continue
             try:
                 await client.publish(
-                    topic, envelope.payload, qos=1, properties=properties,
-                    timeout=min(remaining, self._options.timeout),
+                    topic, envelope.payload, content_type=content_type,
+                    user_properties=properties, ack_within=min(remaining, self._options.timeout),
                 )  # fmt: skip
-            except aiomqtt.MqttError as exc:
+            except ConnectionLost as exc:
                 logger.debug("forwarding to mosquitto failed, retrying: %s", exc)
                 await asyncio.sleep(min(remaining, self._options.backoff_base))
                 continue
@@ -121,12 +119,9 @@ class Forwarder:
         await delivery.ack()
 
 
-def _outbound_properties(envelope: Envelope) -> Properties:
-    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    properties.ContentType = envelope.content_type
-    properties.UserProperty = [
+def _outbound_properties(envelope: Envelope) -> list[tuple[str, str]]:
+    return [
         (PUBLISHER_PROPERTY, envelope.publisher),
         (MESSAGE_ID_PROPERTY, envelope.id),
         (PROTOCOL_PROPERTY, envelope.protocol),
     ]
-    return properties
