@@ -119,9 +119,11 @@ class MosquittoBridge(Lifecycle):
         self._options = options
         self._on_reconnect = on_reconnect
         self._recent = RecentIds(options.dedupe_ids)
-        # Cleared while a refused batch probes a busy bus: the others wait for it.
-        self._bus_open = asyncio.Event()
-        self._bus_open.set()
+        # Once the bus refused a batch as busy, batches pass the gate one at a time until
+        # one goes through whole: all of them sending again whenever the writer freed a
+        # little room refused millions of messages a run and starved the writer.
+        self._busy = False
+        self._gate = asyncio.Lock()
         self._backoff = self._options.backoff()
         self._link = BrokerLink()
         self._forwarder = Forwarder(self._link, bus, metrics, options)
@@ -312,10 +314,12 @@ class MosquittoBridge(Lifecycle):
         """Through the ingress until each message is settled (its index added to
         `settled`) or the connection or the bridge ends."""
         attempt = 0
+        gated = False
         try:
             while todo:
-                if not attempt:
-                    await self._bus_open.wait()  # another batch probes a busy bus
+                if self._busy and not gated:
+                    await self._gate.acquire()  # a busy bus takes one batch at a time
+                    gated = True
                 # After a refusal one message of one batch tells whether the bus takes
                 # messages again: every batch checking all of its messages anew at each
                 # retry cost about a tenth of the CPU while the bus was full.
@@ -344,23 +348,23 @@ class MosquittoBridge(Lifecycle):
                         retry.append((index, inbound))
                 todo = retry + rest
                 if not retry:
-                    if attempt:
-                        self._bus_open.set()  # the bus takes messages again
                     attempt = 0  # the rest goes at once
                     continue
                 if not session.alive or self._stopping.is_set():
                     break  # what is left is delivered again on the next connection
-                if not attempt and not self._bus_open.is_set():
-                    continue  # another batch probes already: wait for it, above
+                self._busy = True
+                if not gated:
+                    continue  # to the gate, behind the batch that holds it
                 attempt += 1
-                self._bus_open.clear()
                 # A busy bus says when to come back: backing off further (up to the 5 s cap)
                 # left the writer idle once it had drained the backlog. Failures that name
                 # no time back off.
                 await asyncio.sleep(delay or self._backoff.delay(attempt))
+            if gated and not todo:
+                self._busy = False  # a whole batch went through: the bus has room again
         finally:
-            if attempt:
-                self._bus_open.set()  # a prober that gives up lets the others try
+            if gated:
+                self._gate.release()
 
     def _inspect(self, packet: mqtt5.PublishPacket) -> _Inbound | None:
         """What goes to the ingress of a message; None for one settled as it is."""
