@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from shopfloor.messaging import (
@@ -43,11 +46,21 @@ async def test_other_processes_hear_once_and_the_emitter_not_again(backend: Back
     heard_b: list[Event] = []
     async with EventHub(bus_a) as a, EventHub(bus_b) as b:
         a.listen(">", heard_a.append)
-        b.listen("registry.*", heard_b.append)
+        all_heard = asyncio.Event()
+
+        def hear_b(event: Event) -> None:
+            heard_b.append(event)
+            if len(heard_b) >= 20:
+                all_heard.set()
+
+        b.listen("registry.*", hear_b)
         for n in range(20):
             a.emit("registry.thing_key_rotated", {"n": n})
-        await eventually(lambda: len(heard_b) == 20)
-        assert [e.data["n"] for e in heard_b] == list(range(20)), "in order"
+        # Generous, and the assertion below says what was heard: once, under a loaded
+        # suite, the 20 were not all heard within 5 s.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_heard.wait(), 15)
+        assert [e.data["n"] for e in heard_b] == list(range(20)), ("in order, once", heard_b)
         assert all(e.origin == a.origin for e in heard_b)
         b.emit("registry.connected", {"n": "marker"})
         await eventually(lambda: any(e.data["n"] == "marker" for e in heard_a))
