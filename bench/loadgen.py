@@ -28,8 +28,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["LoadResult", "main", "publish_at_rate"]
+__all__ = ["LoadResult", "ProbeCounts", "main", "poll_readable", "publish_at_rate"]
 
 HOST = "127.0.0.1"
 
@@ -106,6 +107,37 @@ class Connection:
                 await writer.wait_closed()
 
 
+class ProbeCounts(Protocol):
+    """Where `poll_readable` counts: a load result's probe fields."""
+
+    probe_ms: list[float]
+    probes_lost: int
+    polls: int
+
+
+async def poll_readable(
+    readers: asyncio.Queue[Connection], query: bytes, sent: float, result: ProbeCounts, *,
+    clock: Callable[[], float], give_up_after: float, interval: float,
+) -> None:  # fmt: skip
+    """Poll the readers API (`query`, on a connection of `readers`) until the probe sent
+    at `sent` is readable (its latency counted) or `give_up_after` seconds (counted lost)."""
+    connection = await readers.get()
+    try:
+        while True:
+            status, body = await connection.request(query)
+            now = clock()
+            result.polls += 1
+            if status == 200 and json.loads(body)["total"] >= 1:
+                result.probe_ms.append((now - sent) * 1e3)
+                return
+            if now - sent > give_up_after:
+                result.probes_lost += 1
+                return
+            await asyncio.sleep(interval)
+    finally:
+        readers.put_nowait(connection)
+
+
 def _post(path: str, port: int, key: str, body: bytes) -> bytes:
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Thing {key}\r\n"
@@ -150,21 +182,10 @@ async def run(plan: Plan) -> LoadResult:
 
     async def probe(name: str, sent: float) -> None:
         query = _get(f"{plan.read_path}?name={name}&limit=1", plan.port, plan.key)
-        connection = await readers.get()
-        try:
-            while True:
-                status, body = await connection.request(query)
-                now = clock()
-                result.polls += 1
-                if status == 200 and json.loads(body)["total"] >= 1:
-                    result.probe_ms.append((now - sent) * 1e3)
-                    return
-                if now - sent > plan.probe_timeout:
-                    result.probes_lost += 1
-                    return
-                await asyncio.sleep(plan.poll_interval)
-        finally:
-            readers.put_nowait(connection)
+        await poll_readable(
+            readers, query, sent, result, clock=clock, give_up_after=plan.probe_timeout,
+            interval=plan.poll_interval,
+        )  # fmt: skip
 
     async def publish(connection: Connection, probes: asyncio.TaskGroup) -> None:
         while (item := await queue.get()) is not None:

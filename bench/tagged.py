@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.loadgen import HOST, Connection
+from bench.loadgen import HOST, Connection, poll_readable
 
 __all__ = ["TaggedResult", "main"]
 
@@ -86,21 +86,10 @@ async def run(plan: Plan) -> TaggedResult:
 
     async def probe(name: str, sent: float) -> None:
         query = _request("GET", f"{plan.read_path}?name={name}&limit=1", plan.read_port, plan.key)
-        connection = await readers.get()
-        try:
-            while True:
-                status, body = await connection.request(query)
-                now = clock()
-                result.polls += 1
-                if status == 200 and json.loads(body)["total"] >= 1:
-                    result.probe_ms.append((now - sent) * 1e3)
-                    return
-                if now - sent > plan.probe_timeout:
-                    result.probes_lost += 1
-                    return
-                await asyncio.sleep(plan.poll_interval)
-        finally:
-            readers.put_nowait(connection)
+        await poll_readable(
+            readers, query, sent, result, clock=clock, give_up_after=plan.probe_timeout,
+            interval=plan.poll_interval,
+        )  # fmt: skip
 
     async def next_index() -> int | None:
         if plan.rate:
