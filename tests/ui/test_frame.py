@@ -211,3 +211,37 @@ async def test_health_names_missing_browser_assets_and_their_fix(
     assert health.json()["services"]["console"] is False
     problem = health.json()["problems"]["console"]
     assert "htmx.min.js" in problem and str(empty) in problem and "npm ci" in problem
+
+
+async def test_scripts_and_styles_are_cached_by_their_digest(
+    make_settings: Callable[..., Any], tmp_path: Any
+) -> None:
+    import re
+
+    from shopfloor.dashboards.pages import STATIC
+    from shopfloor.ui._web import file_digest
+
+    app = create_app(make_settings(services="api,console,dashboards"))
+    async with lifespan(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+            page = (await http.get("/console/sign-in")).text
+            urls = re.findall(r'(?:src|href)="(/console/[^"]+\?v=[0-9a-f]{16})"', page)
+            assert {u.split("?")[0] for u in urls} >= {
+                "/console/static/console.css", "/console/static/console.js",
+                "/console/vendor/htmx.min.js",
+            }  # fmt: skip
+            for url in urls:
+                kept = await http.get(url)
+                assert kept.status_code == 200
+                assert kept.headers["cache-control"] == "public, max-age=31536000, immutable"
+                stale = await http.get(url.split("?")[0] + "?v=0000000000000000")
+                assert stale.headers["cache-control"] == "no-cache" and "etag" in stale.headers
+            digest = file_digest(STATIC / "dashboard.js")
+            script = await http.get(f"/console/dashboards/static/dashboard.js?v={digest}")
+            assert "immutable" in script.headers["cache-control"]
+    changed = tmp_path / "a.js"
+    changed.write_text("one")
+    first = file_digest(changed)
+    changed.write_text("other")
+    assert file_digest(changed) != first

@@ -60,4 +60,8 @@ class DashboardsService(
         from shopfloor.ui.capability import ConsoleService
 
         if self.platform.running(ConsoleService):
-            self.platform.get(ConsoleService).console.add_templates("shopfloor.dashboards")
+            from .pages import BASE, STATIC
+
+            console = self.platform.get(ConsoleService).console
+            console.add_templates("shopfloor.dashboards")
+            console.add_static(BASE + "/static", STATIC)

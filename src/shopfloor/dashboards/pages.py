@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from shopfloor.api import event_stream
 from shopfloor.auth import Action
@@ -34,6 +34,7 @@ from shopfloor.ui import (
     SignedFormDep,
     SignedIn,
     SignedInDep,
+    asset_response,
     console_page,
     render,
     signed_in,
@@ -76,10 +77,10 @@ def _chosen(request: Request) -> dict[str, str]:
 
 
 @router.get(BASE + "/static/{name}")
-async def static_file(name: str) -> Response:
+async def static_file(name: str, request: Request) -> Response:
     if name not in _STATIC_TYPES:
         return Response(status_code=404)
-    return FileResponse(STATIC / name, media_type=_STATIC_TYPES[name])
+    return asset_response(request, STATIC / name, _STATIC_TYPES[name])
 
 
 @router.get(BASE)

@@ -11,6 +11,8 @@ the `X-CSRF-Token` header that the layout makes htmx send).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,7 +26,7 @@ from urllib.parse import quote
 
 import jinja2
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from shopfloor.auth import Action, Principal, Unauthenticated
@@ -48,6 +50,7 @@ __all__ = [
     "SignedFormDep",
     "SignedIn",
     "SignedInDep",
+    "asset_response",
     "console_of",
     "console_page",
     "error_page",
@@ -105,7 +108,27 @@ class Console:
             undefined=jinja2.StrictUndefined,
         )
         self.templates.filters["when"] = _when
+        self.templates.globals["asset"] = self.asset_url
         self.static_dir = Path(str(files(__package__) / "static"))
+        #: The folders of served files by URL (`<url>/<name>`), for `asset_url`.
+        self._static_folders: dict[str, Path] = {PREFIX + "/static": self.static_dir}
+
+    def add_static(self, url: str, folder: Path) -> None:
+        """Let templates name the files of a capability's `folder`, served as `<url>/<name>`,
+        through `asset()` (so that they are cached as the console's own are)."""
+        self._static_folders[url] = folder
+
+    def asset_url(self, url: str) -> str:
+        """`url` of a served file with `?v=` its content's digest. The file's route answers
+        a request with the current digest as cacheable for a year (`immutable`), so a page
+        loads its scripts and styles from the browser's cache without asking again; a
+        changed file gets a new URL."""
+        folder, _, name = url.rpartition("/")
+        if folder == PREFIX + "/vendor":
+            path = self.asset(name)
+        else:
+            path = self._static_folders[folder] / name if folder in self._static_folders else None
+        return f"{url}?v={file_digest(path)}" if path is not None and path.is_file() else url
 
     def add_templates(self, package: str, folder: str = "templates") -> None:
         """Let pages of another capability render templates from its own package."""
@@ -125,6 +148,25 @@ class Console:
             return chosen
         header = request.headers.get("accept-language", "")
         return self.catalogue.best(header) if header else self.language
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of the SHA-256 of the file: read again only when it changed."""
+    stat = path.stat()
+    return _digest(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: Path, _mtime_ns: int, _size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def asset_response(request: Request, path: Path, media_type: str) -> Response:
+    """A served script, style or icon: cacheable for a year when asked for by its current
+    digest (`asset_url`), else revalidated each time (its ETag answers 304 when unchanged)."""
+    current = request.query_params.get("v") == file_digest(path)
+    cache = "public, max-age=31536000, immutable" if current else "no-cache"
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})
 
 
 def _when(value: datetime | float | None) -> str:

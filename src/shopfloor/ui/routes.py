@@ -17,7 +17,7 @@ from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from shopfloor.auth.capability import IdentityService
 from shopfloor.core import ShopfloorError
@@ -30,6 +30,7 @@ from ._web import (
     LANGUAGE_COOKIE,
     SESSION_COOKIE,
     SignedFormDep,
+    asset_response,
     check_csrf,
     console_of,
     platform_of,
@@ -54,8 +55,7 @@ async def static_file(name: str, request: Request) -> Response:
     path = folder / name
     if "/" in name or name.startswith(".") or not path.is_file():
         return Response(status_code=404)
-    suffix = path.suffix
-    return FileResponse(path, media_type=_ASSET_TYPES.get(suffix, "application/octet-stream"))
+    return asset_response(request, path, _ASSET_TYPES.get(path.suffix, "application/octet-stream"))
 
 
 @router.get(PREFIX + "/vendor/{name}")
@@ -64,9 +64,7 @@ async def vendor_file(name: str, request: Request) -> Response:
     path = console_of(request).asset(name)
     if path is None:
         return Response(status_code=404)
-    return FileResponse(
-        path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
-    )
+    return asset_response(request, path, "text/javascript")
 
 
 def _local(target: str) -> str:
