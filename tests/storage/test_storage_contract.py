@@ -260,6 +260,9 @@ async def test_a_series_is_the_newest_records_oldest_first(
     assert [p[0] for p in series.points] == pytest.approx(
         [(BASE + t) * 1000 for t in (18, 19, 20.25, 21, 22)], abs=0.001
     )
+    await store.write([record(channel, name="valve", bool_value=False, time=BASE + 30)])
+    closed = await store.series(Query(channel=channel, name="valve"), points=5)
+    assert [(p[1], p[2], p[3]) for p in closed.points] == [("valve", 0.0, None)]
     named = await store.series(
         Query(channel=channel, name="temp", publisher="thing-1", from_=BASE + 15), points=100
     )
