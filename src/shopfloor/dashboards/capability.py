@@ -3,6 +3,8 @@ API, and (when the console runs here) their console pages with live panels."""
 
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -11,10 +13,16 @@ from shopfloor.auth import Action
 from shopfloor.core import Section, Service
 from shopfloor.core.capability import DatabaseService
 from shopfloor.messaging.capability import BusService
-from shopfloor.ui import ConsolePage, pages
+from shopfloor.ui import PREFIX, ConsolePage, pages
+from shopfloor.ui.capability import console_templates
 
 from ._store import DashboardStore
 from ._tables import MIGRATIONS
+
+#: The console pages' path, and where their script and style are served from.
+BASE = PREFIX + "/dashboards"
+STATIC_URL = BASE + "/static"
+STATIC = Path(str(files(__package__) / "static"))
 
 if TYPE_CHECKING:
     from shopfloor.core import Platform
@@ -53,15 +61,4 @@ class DashboardsService(
         self.store = DashboardStore(
             platform.get(DatabaseService).engine, announce=platform.get(BusService).events.emit
         )
-        # The console may start after this service: its templates are added once all have.
-        platform.on_started.append(self._add_templates)
-
-    async def _add_templates(self) -> None:
-        from shopfloor.ui.capability import ConsoleService
-
-        if self.platform.running(ConsoleService):
-            from .pages import BASE, STATIC
-
-            console = self.platform.get(ConsoleService).console
-            console.add_templates("shopfloor.dashboards")
-            console.add_static(BASE + "/static", STATIC)
+        console_templates(platform, "shopfloor.dashboards", static=(STATIC_URL, STATIC))

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,7 +27,6 @@ from shopfloor.messaging import Event
 from shopfloor.messaging.capability import BusService
 from shopfloor.storage.capability import TimeseriesService
 from shopfloor.ui import (
-    PREFIX,
     InvalidForm,
     SignedFormDep,
     SignedIn,
@@ -43,19 +40,17 @@ from shopfloor.ui import (
 from ._model import PANEL_TYPES, SCHEMA_VERSION, DashboardDocument, check_document
 from ._store import Dashboard, DashboardStore, changed_subject
 from ._view import live_batches, org_channels, panel_data, resolve, window
-from .capability import DashboardsService
+from .capability import BASE, STATIC, STATIC_URL, DashboardsService
 from .routes import export_response, import_document
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-BASE = PREFIX + "/dashboards"
 #: Seconds between keep-alives of a live stream, and between looks at its session.
 KEEPALIVE_SECONDS = 5.0
 #: Largest dashboard file an import takes.
 MAX_IMPORT_BYTES = 1024 * 1024
-STATIC = Path(str(files(__package__) / "static"))
 _STATIC_TYPES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 
 
@@ -76,7 +71,7 @@ def _chosen(request: Request) -> dict[str, str]:
     }  # fmt: skip
 
 
-@router.get(BASE + "/static/{name}")
+@router.get(STATIC_URL + "/{name}")
 async def static_file(name: str, request: Request) -> Response:
     if name not in _STATIC_TYPES:
         return Response(status_code=404)

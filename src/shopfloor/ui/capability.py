@@ -174,14 +174,20 @@ class ConsoleService(Service, name="console", needs=("database", "identity", "ti
             logger.warning("%s; pages work without htmx meanwhile", problem)
 
 
-def console_templates(platform: Platform, package: str) -> None:
+def console_templates(
+    platform: Platform, package: str, *, static: tuple[str, Path] | None = None
+) -> None:
     """Let the console render the templates of `package` (its `templates` folder) when it
-    runs in this process. For a capability's service `__init__`: the console may start
-    after it, so the folder is added once every service has started."""
+    runs in this process, and name the files of `static` (`(url, folder)`, as the
+    capability serves them) with `asset()`. For a capability's service `__init__`: the
+    console may start after it, so both are added once every service has started."""
 
     async def add() -> None:
         if platform.running(ConsoleService):
-            platform.get(ConsoleService).console.add_templates(package)
+            console = platform.get(ConsoleService).console
+            console.add_templates(package)
+            if static is not None:
+                console.add_static(*static)
 
     platform.on_started.append(add)
 
