@@ -101,14 +101,15 @@ fetch("data.json").then((r) => r.json()).then(function (body) {
       pending -= 1;
       if (pending === 0) { root.dataset.rendered = "1"; }
     });
-    const points = body.panels[id].points.filter((p) => p[2] !== null);
+    const s = body.panels[id].series[0];
     chart.setOption({
       animation: false, grid: { left: 48, right: 16, top: 12, bottom: 24 },
       tooltip: { trigger: "axis" },
       xAxis: { type: "time", min: body.window.from, max: body.window.to },
       yAxis: { type: "value", scale: true },
-      series: [{ type: "line", name: points.length ? points[0][1] : "", showSymbol: false,
-                 sampling: "lttb", data: points.map((p) => [p[0], p[2]]) }],
+      dataset: [{ dimensions: ["t", "v"], source: { t: s.t, v: s.v } }],
+      series: [{ type: "line", name: s.name, showSymbol: false, sampling: "lttb",
+                 datasetIndex: 0, encode: { x: "t", y: "v" } }],
     });
   });
 });
@@ -186,8 +187,12 @@ class DashboardsScenario(Scenario, name="dashboards"):
         data = context.request.get(f"{page_url}/data")
         if not data.ok:
             raise RuntimeError(f"the dashboard's data: {data.status} {data.text()}")
-        body = data.json()
-        counts = [len(body["panels"][p["id"]].get("points", [])) for p in panels]
+        # JSON lines, the window first and then each panel: one document for the anchor
+        head, *lines = [json.loads(line) for line in data.text().splitlines()]
+        body = {**head, "panels": {line.pop("panel"): line for line in lines}}
+        counts = [
+            sum(len(s["t"]) for s in body["panels"][p["id"]].get("series", [])) for p in panels
+        ]
         result.check(
             f"every panel got its {plan.points:,} points",
             all(count == plan.points for count in counts),

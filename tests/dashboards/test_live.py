@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from shopfloor.dashboards import check_document
 from shopfloor.dashboards._view import live_batches, resolve
@@ -83,6 +84,16 @@ async def test_the_stream_ends_when_the_session_does() -> None:
     assert sessions == []
 
 
+def panels_of(answer: httpx.Response) -> dict[str, dict[str, Any]]:
+    """A data answer's panels by id: JSON lines, the window first, then the panels in the
+    document's order."""
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/x-ndjson"
+    head, *lines = [json.loads(line) for line in answer.text.splitlines()]
+    assert set(head) == {"window"} and set(head["window"]) == {"from", "to", "live"}
+    return {line.pop("panel"): line for line in lines}
+
+
 async def console_sign_in(client: httpx.AsyncClient, who: tuple[str, str] = ROOT) -> None:
     await client.get("/console/sign-in")
     signed = await client.post(
@@ -112,11 +123,80 @@ async def test_a_panel_on_another_organisations_channel_shows_nothing_of_it(api:
     })  # fmt: skip
     stored = await api.platform.get(DashboardsService).store.create(mine.id, document)
     await console_sign_in(api.http)
-    data = await api.http.get(f"/console/dashboards/{stored.id}/data")
-    assert data.status_code == 200, data.text
-    panels = data.json()["panels"]
-    assert panels["own"] == {"points": [], "unit": None}
+    panels = panels_of(await api.http.get(f"/console/dashboards/{stored.id}/data"))
+    assert list(panels) == ["own", "peek"]
+    assert panels["own"] == {"series": [], "unit": None}
     assert panels["peek"]["error"]["code"] == "channel_not_found"
+
+
+def test_columns_of_one_name_with_values_only_and_of_mixed_points() -> None:
+    from shopfloor.dashboards._view import columns
+
+    plain = [(1.0, "a", 1.5, None), (2.0, "a", 2.5, None)]
+    assert [{k: list(v) if k != "name" else v for k, v in c.items()} for c in columns(plain)] == [
+        {"name": "a", "t": [1.0, 2.0], "v": [1.5, 2.5]}
+    ]
+    mixed = [(1.0, "a", 1.5, None), (2.0, "b", None, "off"), (3.0, "a", None, None)]
+    assert columns(mixed) == [
+        {"name": "a", "t": [1.0], "v": [1.5], "texts": [(3.0, None)]},
+        {"name": "b", "t": [], "v": [], "texts": [(2.0, "off")]},
+    ]
+    assert columns([]) == []
+
+
+async def test_the_data_answer_gives_each_name_its_columns_and_texts_apart(api: Api) -> None:
+    from shopfloor.auth.capability import IdentityService
+    from shopfloor.dashboards.capability import DashboardsService
+    from shopfloor.registry import Role
+    from shopfloor.storage import StoredMessage
+    from shopfloor.storage.capability import TimeseriesService
+
+    registry = api.platform.get(IdentityService).registry
+    org = await registry.create_org("Plant")
+    root = await registry.find_user_by_email(ROOT[0])
+    assert root is not None
+    await registry.update_user(root.id, org_id=org.id, role=Role.ADMIN)
+    channel = await registry.create_channel(org.id, name="line")
+    now = time.time()
+
+    def record(seq: int, name: str, **kind: Any) -> StoredMessage:
+        return StoredMessage(
+            channel=channel.id, subtopic="", publisher="p", protocol="http", message_id="m",
+            seq=seq, name=name, time=now - 60 + seq, **kind,
+        )  # fmt: skip
+
+    await api.platform.get(TimeseriesService).store.write([
+        record(0, "temp", value=20.5), record(1, "door", bool_value=True),
+        record(2, "temp", string_value="sensor fault"), record(3, "temp", value=21.0),
+        record(4, "door", bool_value=False),
+    ])  # fmt: skip
+    document = check_document({
+        "title": "Columns",
+        "panels": [{"id": "all", "type": "table", "query": {"channel": channel.id}},
+                   {"id": "temp", "type": "line", "query": {"channel": channel.id, "name": "temp",
+                                                            "limit": 2}}],
+    })  # fmt: skip
+    stored = await api.platform.get(DashboardsService).store.create(org.id, document)
+    await console_sign_in(api.http)
+    panels = panels_of(await api.http.get(f"/console/dashboards/{stored.id}/data"))
+    ms = [round((now - 60 + seq) * 1000, 3) for seq in range(5)]
+
+    def near(values: list[float]) -> list[float]:
+        return [pytest.approx(v, abs=0.01) for v in values]
+
+    assert [s["name"] for s in panels["all"]["series"]] == ["temp", "door"]
+    temp, door = panels["all"]["series"]
+    assert (temp["t"], temp["v"]) == (near([ms[0], ms[3]]), [20.5, 21.0])
+    assert [x[1] for x in temp["texts"]] == ["sensor fault"]
+    assert temp["texts"][0][0] == pytest.approx(ms[2], abs=0.01)
+    assert (door["t"], door["v"], "texts" in door) == (near([ms[1], ms[4]]), [1.0, 0.0], False)
+    # the newest `limit` records of the name, the text one among them
+    (only,) = panels["temp"]["series"]
+    assert (only["t"], only["v"], [x[1] for x in only["texts"]]) == (
+        near([ms[3]]),
+        [21.0],
+        ["sensor fault"],
+    )
 
 
 async def test_a_viewer_sees_a_dashboard_without_editing_and_a_save_is_refused(

@@ -6,12 +6,16 @@ platform."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import httpx
 
 from shopfloor.dashboards import check_document
 from shopfloor.dashboards.capability import DashboardsService
+from shopfloor.storage import Query
+from shopfloor.storage.capability import TimeseriesService
 
 from ..serving import ADMIN
 from .conftest import Browser, Plant
@@ -56,9 +60,7 @@ async def test_a_published_value_appears_live_on_a_new_dashboard_panel(
     await page.click("[data-testid=panel-ok]")
     dashboard = page.locator("#dashboard")
     await page.wait_for_selector("#dashboard article[data-panel-id]")
-    await page.wait_for_function(
-        "Number(document.getElementById('dashboard').dataset.rendered) >= 1"
-    )
+    await page.wait_for_selector("#dashboard:not([data-rendered='0'])")  # drawn once
     await page.click("[data-testid=dashboard-save]")
     await page.wait_for_selector("#dashboard[data-version='2'][data-live='open']")
 
@@ -92,4 +94,87 @@ async def test_a_published_value_appears_live_on_a_new_dashboard_panel(
     await page.wait_for_selector("#dashboard-error:has-text('version 3 is stored')")
     assert "changed by someone else: reload" in (await error.text_content() or "")
     assert (await service.store.get(plant.org_id, stored.id)).document.title == "Line 9 (theirs)"
+    assert outside(plant, browser) == []
+
+
+async def test_every_panel_type_draws_the_stored_records_and_takes_live_ones(
+    plant: Plant, browser: Browser
+) -> None:
+    registry = plant.registry
+    channel = await registry.create_channel(plant.org_id, name="line-4")
+    press, key = await registry.create_thing(plant.org_id, name="press-4")
+    await registry.connect(plant.org_id, channel.id, press.id)
+    now = time.time()
+    records = [{"n": "temp", "v": 20.0 + i, "t": now - 100 + i} for i in range(10)] + [
+        {"n": "door", "vb": True, "t": now - 95}, {"n": "door", "vb": False, "t": now - 90},
+        {"n": "state", "vs": "running", "t": now - 89},
+    ]  # fmt: skip
+    headers = {"Authorization": f"Thing {key}", "Content-Type": "application/senml+json"}
+    async with httpx.AsyncClient(base_url=plant.url) as http:
+        sent = await http.post(f"/http/channels/{channel.id}/messages", json=records,
+                               headers=headers)  # fmt: skip
+        assert sent.status_code == 202
+    store = plant.platform.get(TimeseriesService).store
+    deadline = time.monotonic() + 10
+    while (await store.query(Query(channel=channel.id, limit=1))).total < len(records):
+        assert time.monotonic() < deadline, "the records were not stored in 10 s"
+        await asyncio.sleep(0.05)
+
+    def panel(id: str, type: str, x: int, **query: Any) -> dict[str, Any]:
+        return {"id": id, "type": type, "grid": {"x": x, "y": 0, "w": 4, "h": 8},
+                "query": {"channel": channel.id, **query}, "options": {"unit": ""}}  # fmt: skip
+
+    document = check_document({"title": "Every type", "panels": [
+        panel("line", "line", 0, limit=100), panel("bar", "bar", 4, name="temp"),
+        panel("gauge", "gauge", 8, name="temp"), panel("stat", "stat", 12, name="temp"),
+        panel("table", "table", 16, limit=5),
+    ]})  # fmt: skip
+    stored = await plant.platform.get(DashboardsService).store.create(plant.org_id, document)
+    page = browser.page
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await sign_in(page, plant.url, ADMIN)
+    await page.goto(f"{plant.url}/console/dashboards/{stored.id}")
+    await page.wait_for_selector("#dashboard:not([data-rendered='0'])")  # drawn once
+
+    async def last_values() -> dict[str, str | None]:
+        values: dict[str, str | None] = await page.evaluate(
+            "() => Object.fromEntries([...document.querySelectorAll('[data-panel-id]')]"
+            ".map((el) => [el.dataset.panelId, el.dataset.lastValue]))"
+        )
+        return values
+
+    async def table() -> list[list[str]]:
+        rows: list[list[str]] = await page.evaluate(
+            "() => [...document.querySelectorAll('[data-panel-id=table] tbody tr')]"
+            ".map((tr) => [...tr.cells].slice(1).map((td) => td.textContent))"
+        )
+        return rows
+
+    # the newest value of each: the door's false (a boolean reads 0) is the line's newest
+    assert await last_values() == {"line": "0", "bar": "29", "gauge": "29", "stat": "29",
+                                   "table": "0"}  # fmt: skip
+    # the newest 5 records of every name, the text among them
+    assert await table() == [["state", "running"], ["door", "0"], ["temp", "29"],
+                             ["temp", "28"], ["temp", "27"]]  # fmt: skip
+    charts: dict[str, list[str]] = await page.evaluate(
+        "() => Object.fromEntries(['line', 'bar'].map((id) => [id, echarts.getInstanceByDom("
+        "document.querySelector(`[data-panel-id=${id}] .dash-body`)).getOption().series"
+        ".map((s) => s.name)]))"
+    )
+    assert charts == {"line": ["temp", "door"], "bar": ["temp"]}  # the text draws no line
+
+    await page.wait_for_selector("#dashboard[data-live='open']")
+    async with httpx.AsyncClient(base_url=plant.url) as http:
+        sent = await http.post(f"/http/channels/{channel.id}/messages",
+                               json=[{"n": "temp", "v": 31.0}], headers=headers)  # fmt: skip
+        assert sent.status_code == 202
+    await page.wait_for_selector("[data-panel-id=stat][data-last-value='31']")
+    assert await last_values() == {"line": "31", "bar": "31", "gauge": "31", "stat": "31",
+                                   "table": "31"}  # fmt: skip
+    # still the newest 5: the oldest of them is gone
+    assert await table() == [["temp", "31"], ["state", "running"], ["door", "0"],
+                             ["temp", "29"], ["temp", "28"]]  # fmt: skip
+    await snap(page, "dashboard-types")
+    assert errors == []
     assert outside(plant, browser) == []

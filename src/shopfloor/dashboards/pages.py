@@ -1,6 +1,7 @@
 """The console's dashboard pages: the list (create, import a file, export, delete) and
 a dashboard, whose panels ECharts draws from one data answer for the whole dashboard
-(`/data`) and extends from one live stream (`/live`, server-sent events).
+(`/data`, one JSON line per panel, each drawn as it comes) and extends from one live
+stream (`/live`, server-sent events).
 
 The routes sign the caller in with the console's session and check the same actions as
 the API (`manage_dashboards` to change), through the same store and document model, so
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from shopfloor.api import event_stream
 from shopfloor.auth import Action
@@ -205,9 +206,13 @@ def _document_of(request: Request, stored: DashboardDocument) -> DashboardDocume
 @router.get(BASE + "/{dashboard_id}/data")
 async def dashboard_data(dashboard_id: str, caller: SignedInDep, request: Request) -> Response:
     """Every panel's stored points in the window (`from`, `to`: `now-1h` or seconds),
-    for the variables chosen (`var-<name>`), in one answer: `{"window", "panels": {id:
-    {"points": [[ms, name, value, text], ...], "unit"} | {"error"}}}`. A channel that is
-    not the organisation's is an error of its panel, as unknown as a missing one."""
+    for the variables chosen (`var-<name>`), in one answer of JSON lines
+    (`application/x-ndjson`): `{"window": {"from", "to", "live"}}` first, then one line
+    per panel in the document's order, `{"panel": id, "series": [{"name", "t": [ms, ...],
+    "v": [...], "texts"?: [[ms, text], ...]}, ...], "unit"}` or `{"panel": id, "error"}`,
+    each sent once read, so that the page draws the first panels while the server reads
+    the next. A channel that is not the organisation's is an error of its panel, as
+    unknown as a missing one."""
     org_id = caller.principal.require_org()
     dashboard = await _store(request).get(org_id, dashboard_id)
     return await _data(request, org_id, _document_of(request, dashboard.document))
@@ -236,19 +241,20 @@ async def _data(request: Request, org_id: str, document: DashboardDocument) -> R
         platform.get(IdentityService).registry, org_id, (t.channel for t in targets)
     )
     store = platform.get(TimeseriesService).store
-    panels: dict[str, Any] = {}
-    for target in targets:
-        why = refused[target.channel]
-        if why is not None:
-            panels[target.panel.id] = {"error": {"code": "channel_not_found", "message": why}}
-        else:
-            panels[target.panel.id] = await panel_data(store, target, span)
-    body = {
-        "window": {"from": span.from_ * 1000, "to": span.to * 1000, "live": span.live},
-        "panels": panels,
-    }
-    # orjson: ten panels of 10,000 points took the standard encoder 0.2 s, orjson 0.01 s.
-    return Response(orjson.dumps(body), media_type="application/json")
+    head = {"window": {"from": span.from_ * 1000, "to": span.to * 1000, "live": span.live}}
+
+    async def lines() -> AsyncIterator[bytes]:
+        # orjson: ten panels of 10,000 points took the standard encoder 0.2 s, orjson 0.01 s.
+        yield orjson.dumps(head) + b"\n"
+        for target in targets:
+            why = refused[target.channel]
+            if why is not None:
+                data: dict[str, Any] = {"error": {"code": "channel_not_found", "message": why}}
+            else:
+                data = await panel_data(store, target, span)
+            yield orjson.dumps({"panel": target.panel.id, **data}) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 @router.get(BASE + "/{dashboard_id}/live")

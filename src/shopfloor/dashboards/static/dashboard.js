@@ -1,5 +1,6 @@
 // A dashboard page: panels on a 24-column grid, drawn by ECharts from one answer of
-// the page's data route for the whole dashboard, and extended by one live stream
+// the page's data route for the whole dashboard (JSON lines: each panel is drawn as its
+// line arrives, while the server reads the next), and extended by one live stream
 // (server-sent events) for the whole dashboard: no request per panel, no polling loop
 // per panel. The time range, the refresh and the template variables are the page's
 // view; editing changes the document, which "Save" sends with the version it was
@@ -35,7 +36,7 @@
   let version = setup.version;
   let span = { from: Date.now() - 3600e3, to: Date.now(), live: true };
   const chosen = {};
-  const views = new Map(); // panel id -> {panel, el, body, chart, points}
+  const views = new Map(); // panel id -> {panel, el, body, chart, series, pending}
   let source = null;
   let sourceKey = "";
   let refreshTimer = null;
@@ -43,6 +44,7 @@
   let liveBatches = 0;
   let livePoints = 0;
   let loading = null;
+  let loads = 0; // answers of /data asked for: only the newest one is drawn
   // The first answer is the one the page preloads (its <link rel=preload>): the
   // document's own time range and variable defaults, the state the toolbar starts in.
   let preloaded = true;
@@ -196,29 +198,49 @@
       body.className = "dash-body";
       el.append(head, body);
       root.appendChild(el);
-      const view = { panel: panel, el: el, body: body, chart: null, points: [] };
+      const view = { panel: panel, el: el, body: body, chart: null, series: [], pending: [] };
       if (panel.type !== "table") {
         view.chart = echarts.init(body, null, { renderer: "canvas" });
+        view.chart.on("finished", function () {
+          const callbacks = view.pending;
+          view.pending = [];
+          callbacks.forEach((callback) => callback());
+        });
       }
       views.set(panel.id, view);
     });
   }
 
-  function lastValue(points) {
-    for (let i = points.length - 1; i >= 0; i--) {
-      if (points[i][2] !== null) {
-        return points[i][2];
+  // A view's data is its series by name, as columns: {name, t: [ms], v: [value],
+  // texts: [[ms, text]]} (texts: records without a value, for tables only), oldest first.
+  // ECharts reads the columns as a dataset, without copying them into points first.
+
+  // The newest value of a view: {t, v, series}, or null when it has none.
+  function newest(view) {
+    let best = null;
+    view.series.forEach(function (s) {
+      const last = s.t.length - 1;
+      if (last >= 0 && (best === null || s.t[last] > best.t)) {
+        best = { t: s.t[last], v: s.v[last], series: s };
       }
-    }
-    return null;
+    });
+    return best;
+  }
+
+  function lastValue(view) {
+    const last = newest(view);
+    return last === null ? null : last.v;
+  }
+
+  function datasetOf(s) {
+    return { dimensions: ["t", "v"], source: { t: s.t, v: s.v } };
   }
 
   function optionFor(view) {
     const panel = view.panel;
     const o = panel.options;
-    const points = view.points;
     if (panel.type === "gauge" || panel.type === "stat") {
-      const value = lastValue(points);
+      const value = lastValue(view);
       if (panel.type === "gauge") {
         const min = o.min === null ? 0 : o.min;
         const max = o.max === null ? 100 : o.max;
@@ -241,6 +263,7 @@
           }],
         };
       }
+      const last = newest(view); // the sparkline is the series of the newest value
       return {
         animation: false,
         title: { text: format(value, o), left: "center", top: "30%",
@@ -248,24 +271,16 @@
         grid: { left: 0, right: 0, top: "65%", bottom: 0 },
         xAxis: { type: "time", show: false, min: span.from, max: span.to },
         yAxis: { type: "value", show: false, scale: true },
-        series: [{ type: "line", showSymbol: false, areaStyle: { opacity: 0.15 },
-          lineStyle: { width: 1 }, data: points.filter((p) => p[2] !== null).map((p) => [p[0], p[2]]) }],
+        dataset: last ? [datasetOf(last.series)] : [],
+        series: last ? [{ type: "line", showSymbol: false, areaStyle: { opacity: 0.15 },
+          lineStyle: { width: 1 }, datasetIndex: 0, encode: { x: "t", y: "v" } }] : [],
       };
     }
-    const byName = new Map();
-    points.forEach(function (p) {
-      if (p[2] === null) {
-        return;
-      }
-      if (!byName.has(p[1])) {
-        byName.set(p[1], []);
-      }
-      byName.get(p[1]).push([p[0], p[2]]);
-    });
     const marks = (o.thresholds || []).map((t) => ({ yAxis: t.value, lineStyle: { color: t.color } }));
-    const series = [...byName.entries()].map(function (entry, index) {
-      const s = { type: panel.type === "bar" ? "bar" : "line", name: entry[0], data: entry[1],
-        showSymbol: false, sampling: "lttb" };
+    const drawn = view.series.filter((s) => s.t.length);
+    const series = drawn.map(function (column, index) {
+      const s = { type: panel.type === "bar" ? "bar" : "line", name: column.name,
+        datasetIndex: index, encode: { x: "t", y: "v" }, showSymbol: false, sampling: "lttb" };
       if (panel.type === "bar") {
         s.stack = "total"; // buckets of several names are one bar, as a count reads
       }
@@ -274,7 +289,7 @@
       }
       return s;
     });
-    const legend = byName.size > 1 && byName.size <= 4;
+    const legend = drawn.length > 1 && drawn.length <= 4;
     return {
       animation: false,
       grid: { left: 48, right: 16, top: legend ? 28 : 12, bottom: 24 },
@@ -284,8 +299,21 @@
       yAxis: { type: "value", scale: o.min === null && o.max === null,
         min: o.min === null ? undefined : o.min, max: o.max === null ? undefined : o.max,
         axisLabel: { formatter: (v) => format(v, Object.assign({}, o, { unit: "" })) } },
+      dataset: drawn.map(datasetOf),
       series: series,
     };
+  }
+
+  // The newest `count` records of a view, newest first: [ms, name, value, text].
+  function newestRows(view, count) {
+    const rows = [];
+    view.series.forEach(function (s) {
+      for (let i = Math.max(0, s.t.length - count); i < s.t.length; i++) {
+        rows.push([s.t[i], s.name, s.v[i], null]);
+      }
+      (s.texts || []).slice(-count).forEach((x) => rows.push([x[0], s.name, null, x[1]]));
+    });
+    return rows.sort((a, b) => b[0] - a[0]).slice(0, count);
   }
 
   function drawTable(view) {
@@ -297,7 +325,7 @@
       head.appendChild(th);
     });
     const body = table.createTBody();
-    view.points.slice(-TABLE_ROWS).reverse().forEach(function (p) {
+    newestRows(view, TABLE_ROWS).forEach(function (p) {
       const row = body.insertRow();
       row.insertCell().textContent = new Date(p[0]).toLocaleString();
       row.insertCell().textContent = p[1];
@@ -307,6 +335,91 @@
     });
     view.body.textContent = "";
     view.body.appendChild(table);
+  }
+
+  // Where `at` goes in the ascending `times`: the index of the first time above it.
+  function insertionPoint(times, at) {
+    let low = 0;
+    let high = times.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (times[middle] <= at) {
+        low = middle + 1;
+      } else {
+        high = middle;
+      }
+    }
+    return low;
+  }
+
+  // Adds a live point [ms, name, value, text] to a view, in time order, once: a point
+  // already shown (the same time and name) is not added again. True when it was added.
+  function addPoint(view, p) {
+    let s = view.series.find((c) => c.name === p[1]);
+    if (!s) {
+      s = { name: p[1], t: [], v: [] };
+      view.series.push(s);
+    }
+    if (p[2] === null) {
+      s.texts = s.texts || [];
+      if (s.texts.some((x) => x[0] === p[0])) {
+        return false;
+      }
+      s.texts.push([p[0], p[3]]);
+      s.texts.sort((a, b) => a[0] - b[0]);
+      return true;
+    }
+    const at = insertionPoint(s.t, p[0]);
+    if (at > 0 && s.t[at - 1] === p[0]) {
+      return false;
+    }
+    s.t.splice(at, 0, p[0]);
+    s.v.splice(at, 0, p[2]);
+    return true;
+  }
+
+  // Keeps what the view's query would read now: the window, and its newest `limit`.
+  function trim(view, from, limit) {
+    view.series.forEach(function (s) {
+      const first = insertionPoint(s.t, from - 1e-9);
+      if (first > 0) {
+        s.t.splice(0, first);
+        s.v.splice(0, first);
+      }
+      if (s.texts) {
+        s.texts = s.texts.filter((x) => x[0] >= from);
+      }
+    });
+    let excess = view.series.reduce((n, s) => n + s.t.length + (s.texts ? s.texts.length : 0), 0) - limit;
+    const heads = view.series.map(() => [0, 0]); // dropped from t, from texts
+    while (excess > 0) {
+      let oldest = -1;
+      let kind = 0;
+      view.series.forEach(function (s, i) {
+        const h = heads[i];
+        if (h[0] < s.t.length && (oldest < 0 || s.t[h[0]] < headTime(oldest, kind))) {
+          oldest = i;
+          kind = 0;
+        }
+        if (s.texts && h[1] < s.texts.length && (oldest < 0 || s.texts[h[1]][0] < headTime(oldest, kind))) {
+          oldest = i;
+          kind = 1;
+        }
+      });
+      heads[oldest][kind] += 1;
+      excess -= 1;
+    }
+    function headTime(i, k) {
+      const s = view.series[i];
+      return k === 0 ? s.t[heads[i][0]] : s.texts[heads[i][1]][0];
+    }
+    view.series.forEach(function (s, i) {
+      s.t.splice(0, heads[i][0]);
+      s.v.splice(0, heads[i][0]);
+      if (s.texts) {
+        s.texts.splice(0, heads[i][1]);
+      }
+    });
   }
 
   // Draws every view; `done` is called once all of them finished drawing.
@@ -323,18 +436,16 @@
     }
     ids.forEach(function (id) {
       const view = views.get(id);
-      const value = lastValue(view.points);
+      const value = lastValue(view);
       view.el.dataset.lastValue = value === null ? "" : String(value);
       if (!view.chart) {
         drawTable(view);
         finished();
         return;
       }
-      view.chart.off("finished");
-      view.chart.on("finished", function () {
-        view.chart.off("finished");
-        finished();
-      });
+      // Every draw asked for before ECharts' next `finished` is done by then: a live
+      // batch drawn while an answer is being drawn does not take the answer's callback.
+      view.pending.push(finished);
       view.chart.setOption(optionFor(view), { notMerge: true });
     });
   }
@@ -358,42 +469,96 @@
     }
     const url = preloaded && !dirty ? setup.urls.data : setup.urls.data + "?" + params;
     preloaded = false;
+    const generation = ++loads;
+    const current = () => generation === loads;
     fetch(url, request)
-      .then((response) => response.json().then((body) => [response, body]))
-      .then(function (pair) {
-        const response = pair[0];
-        const body = pair[1];
+      .then(function (response) {
         if (!response.ok) {
-          showError(body.error ? body.error.message : response.status + "");
-          return;
+          return response.json().then(
+            (body) => showError(body.error ? body.error.message : String(response.status)),
+            () => showError(String(response.status)));
         }
         showError("");
-        span = body.window;
         const names = new Set();
-        views.forEach(function (view, id) {
-          const data = body.panels[id];
-          view.points = data && data.points ? data.points : [];
-          view.points.forEach((p) => names.add(p[1]));
-          view.el.classList.toggle("failed", Boolean(data && data.error));
-          view.el.title = data && data.error ? data.error.message : "";
-        });
-        document.querySelectorAll("select[data-variable]").forEach(function (select) {
-          const variable = doc.variables.find((v) => v.name === select.dataset.variable);
-          if (variable && variable.kind === "name") {
-            fillVariable(select, variable, [...names].sort());
+        const waiting = new Set(views.keys());
+        let drawing = views.size;
+        const drawn = function () {
+          drawing -= 1;
+          if (drawing === 0 && current()) {
+            rendered += 1;
+            root.dataset.rendered = String(rendered);
           }
+        };
+        const show = function (id, body) {
+          const view = views.get(id);
+          view.series = body.series || [];
+          view.series.forEach((column) => names.add(column.name));
+          view.el.classList.toggle("failed", Boolean(body.error));
+          view.el.title = body.error ? body.error.message : "";
+          drawAll([id], drawn);
+        };
+        // Each panel is drawn as its line arrives, while the server reads the next.
+        return readLines(response, current, function (body) {
+          if (body.window) {
+            span = body.window;
+          } else if (waiting.delete(body.panel)) {
+            show(body.panel, body);
+          }
+        }).then(function () {
+          if (!current()) {
+            return;
+          }
+          waiting.forEach((id) => show(id, {})); // not in the answer: nothing to show
+          document.querySelectorAll("select[data-variable]").forEach(function (select) {
+            const variable = doc.variables.find((v) => v.name === select.dataset.variable);
+            if (variable && variable.kind === "name") {
+              fillVariable(select, variable, [...names].sort());
+            }
+          });
+          follow();
         });
-        drawAll([...views.keys()], function () {
-          rendered += 1;
-          root.dataset.rendered = String(rendered);
-        });
-        follow();
       })
       .catch(function (error) {
-        if (error.name !== "AbortError") {
+        if (error.name !== "AbortError" && current()) {
           showError(document.body.dataset.networkError || String(error));
         }
       });
+  }
+
+  // Reads an answer of JSON lines, handing each to `take` as soon as it is complete;
+  // stops once `current()` is false (a newer load took over).
+  function readLines(response, current, take) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let searched = 0;
+    function next() {
+      return reader.read().then(function (chunk) {
+        if (!current()) {
+          reader.cancel();
+          return undefined;
+        }
+        buffer += chunk.done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
+        let end = buffer.indexOf("\n", searched);
+        while (end >= 0) {
+          const line = buffer.slice(0, end);
+          buffer = buffer.slice(end + 1);
+          if (line.trim()) {
+            take(JSON.parse(line));
+          }
+          end = buffer.indexOf("\n");
+        }
+        searched = buffer.length;
+        if (chunk.done) {
+          if (buffer.trim()) {
+            take(JSON.parse(buffer));
+          }
+          return undefined;
+        }
+        return next();
+      });
+    }
+    return next();
   }
 
   function follow() {
@@ -448,16 +613,12 @@
       if (!view) {
         return;
       }
-      const newest = view.points.length ? view.points[view.points.length - 1][0] : -Infinity;
       batch[id].forEach(function (p) {
-        if (p[0] > newest || view.points.every((q) => q[0] !== p[0] || q[1] !== p[1])) {
-          view.points.push(p);
+        if (addPoint(view, p)) {
           count += 1;
         }
       });
-      view.points.sort((a, b) => a[0] - b[0]);
-      const first = view.points.findIndex((p) => p[0] >= span.from);
-      view.points = first < 0 ? [] : view.points.slice(first).slice(-view.panel.query.limit);
+      trim(view, span.from, view.panel.query.limit);
       ids.push(id);
     });
     drawAll(ids, function () {
