@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from basyx.aas import model
-from basyx.aas.adapter import json as aas_json
-from basyx.aas.adapter import xml as aas_xml
 
 from ._errors import InvalidAasRequest
 
@@ -81,6 +79,10 @@ class CoreConfig:
                 code="invalid_core_config",
             )
         path = Path(self.aas_file)
+        # basyx's adapters import lxml (0.3 s at every command's start): imported when used
+        from basyx.aas.adapter import json as aas_json
+        from basyx.aas.adapter import xml as aas_xml
+
         read = (
             aas_json.read_aas_json_file
             if path.suffix.lower() == ".json"

@@ -28,15 +28,17 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from basyx.aas import model
-from basyx.aas.adapter import aasx
-from basyx.aas.adapter.json import read_aas_json_file, write_aas_json_file
-from basyx.aas.adapter.xml import read_aas_xml_file, write_aas_xml_file
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no types
 
 from shopfloor.core import ErrorKind
+
+# basyx's adapters and lxml take 0.3 s to import, which every command paid at its start:
+# each function imports what it uses (a lookup in `sys.modules` once they are loaded).
+if TYPE_CHECKING:
+    from basyx.aas.adapter import aasx
+    from lxml import etree  # type: ignore[import-untyped]  # lxml ships no types
 
 from ._errors import InvalidAasFile
 
@@ -164,6 +166,8 @@ def read_environment(
 
 
 def _read_xml(data: bytes) -> Environment:
+    from basyx.aas.adapter.xml import read_aas_xml_file
+
     body, version = _xml_as_31(data)
     store = _checked(lambda failsafe: read_aas_xml_file(io.BytesIO(body), failsafe=failsafe))
     return Environment(
@@ -172,6 +176,8 @@ def _read_xml(data: bytes) -> Environment:
 
 
 def _read_json(data: bytes) -> Environment:
+    from basyx.aas.adapter.json import read_aas_json_file
+
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -185,6 +191,8 @@ def _read_json(data: bytes) -> Environment:
 
 
 def _read_aasx(data: bytes, max_bytes: int) -> Environment:
+    from basyx.aas.adapter import aasx
+
     package, version = _aasx_as_31(data, max_bytes)
 
     def read(failsafe: bool) -> tuple[Objects, aasx.DictSupplementaryFileContainer]:
@@ -207,6 +215,8 @@ def _read_aasx(data: bytes, max_bytes: int) -> Environment:
 
 
 def _file_container() -> aasx.DictSupplementaryFileContainer:
+    from basyx.aas.adapter import aasx
+
     return aasx.DictSupplementaryFileContainer()  # type: ignore[no-untyped-call]
 
 
@@ -312,6 +322,8 @@ def _describe(exc: BaseException) -> str:
 def _parse_xml(data: bytes) -> Any:
     """The root element of an environment. One with a DOCTYPE is refused: an environment
     has none, and basyx's parser would expand the entities it declares."""
+    from lxml import etree
+
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
@@ -324,12 +336,16 @@ def _parse_xml(data: bytes) -> Any:
 
 
 def _is_environment(root: Any) -> bool:
+    from lxml import etree
+
     name = etree.QName(root)
     return bool(name.localname == "environment" and name.namespace)
 
 
 def _xml_as_31(data: bytes) -> tuple[bytes, str]:
     """The XML in 3.1 and the version it was written in."""
+    from lxml import etree
+
     try:
         root = _parse_xml(data)
     except etree.XMLSyntaxError as exc:
@@ -362,6 +378,8 @@ def upgrade_xml(root: etree._Element) -> etree._Element:
     changed only relaxes 3.0: identifiers up to 2048 characters (2000), content types
     up to 128 (100), hyphens in idShorts, so a valid 3.0 file is a valid 3.1 one.
     """
+    from lxml import etree
+
     old, new = "{" + NS_30 + "}", "{" + NS_31 + "}"
     # First a new root declaring aas: as 3.1 (lxml can't redeclare a prefix in place),
     # then the children renamed under it: they take its prefix, and the reader's
@@ -386,6 +404,8 @@ def upgrade_xml(root: etree._Element) -> etree._Element:
 
 def _aasx_as_31(data: bytes, max_bytes: int) -> tuple[bytes, str]:
     """The package with its 3.0 XML parts in 3.1, and the version they were in."""
+    from lxml import etree
+
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
             members = package.infolist()
@@ -429,6 +449,10 @@ def write_environment(
 ) -> bytes:
     """The objects as one file of `fmt`; AASX packs the supplementary files the File
     elements and thumbnails name (those in `files`)."""
+    from basyx.aas.adapter import aasx
+    from basyx.aas.adapter.json import write_aas_json_file
+    from basyx.aas.adapter.xml import write_aas_xml_file
+
     store: Objects = model.DictIdentifiableStore(objects)
     if fmt is Format.XML:
         out = io.BytesIO()

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from basyx.aas import model
-from basyx.aas.adapter.json import AASToJsonEncoder, StrictAASFromJsonDecoder
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -104,10 +103,15 @@ class Page:
 
 
 def encode(obj: model.Identifiable) -> str:
+    # basyx's adapters import lxml (0.3 s at every command's start): imported when used
+    from basyx.aas.adapter.json import AASToJsonEncoder
+
     return json.dumps(obj, cls=AASToJsonEncoder, separators=(",", ":"))
 
 
 def decode(body: str) -> model.Identifiable:
+    from basyx.aas.adapter.json import StrictAASFromJsonDecoder
+
     obj = json.loads(body, cls=StrictAASFromJsonDecoder)
     if not isinstance(obj, model.Identifiable):
         raise InvalidAasRequest("a stored body is not an identifiable")

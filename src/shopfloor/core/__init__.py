@@ -20,6 +20,7 @@ from ._files import (
     sync_dir,
     write_atomically,
 )
+from ._lazy import lazy_import
 from ._lifecycle import Lifecycle, Loop, Opened, first_set, until_set
 from ._platform import Health, HealthCheck, Platform, plan, selectable_services
 from ._service import EDGE_STAGE, Service, ServiceError
@@ -73,6 +74,7 @@ __all__ = [
     "first_set",
     "held_file_lock",
     "http_status",
+    "lazy_import",
     "lock_data_dir",
     "mask_url_passwords",
     "migrate",

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import cel
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
+
+from shopfloor.core import lazy_import
+
+if TYPE_CHECKING:
+    import cel
+else:
+    cel = lazy_import("cel")  # its package imports its own command line: when first used
 
 __all__ = ["Expression", "compile_expression"]
 

@@ -6,7 +6,6 @@ import json
 from typing import Any, TypeVar
 
 from basyx.aas import model
-from basyx.aas.adapter.json import AASToJsonEncoder, StrictAASFromJsonDecoder
 
 from .._errors import InvalidAasRequest
 
@@ -25,6 +24,9 @@ def to_json(obj: object) -> Any:
     """basyx objects as the metamodel's JSON (plain dicts and lists), without empty
     arrays: the schema allows none (every array has `minItems: 1`), but basyx's encoder
     writes some (an Entity's `specificAssetIds`)."""
+    # basyx's adapters import lxml (0.3 s at every command's start): imported when used
+    from basyx.aas.adapter.json import AASToJsonEncoder
+
     return _normalised(json.loads(json.dumps(obj, cls=AASToJsonEncoder)))
 
 
@@ -45,6 +47,8 @@ def _normalised(data: Any) -> Any:
 def decode_object(data: Any, cls: type[T], what: str) -> T:
     """The metamodel's JSON of a `cls`, read strictly, or `InvalidAasRequest` naming the
     defect."""
+    from basyx.aas.adapter.json import StrictAASFromJsonDecoder
+
     try:
         obj = json.loads(json.dumps(data), cls=StrictAASFromJsonDecoder)
     except (KeyError, TypeError, ValueError, model.AASConstraintViolation) as exc:

@@ -8,7 +8,6 @@ import io
 from typing import Annotated
 
 from basyx.aas import model
-from basyx.aas.adapter.xml import write_aas_xml_file
 from fastapi import APIRouter, Query, Request, Response
 
 from .._errors import InvalidAasRequest
@@ -60,6 +59,9 @@ async def generate_serialization(
         objects: model.DictIdentifiableStore[model.Identifiable] = model.DictIdentifiableStore(
             item.obj for item in [*shells, *submodels, *descriptions]
         )
+        # basyx's adapters import lxml (0.3 s at every command's start): imported when used
+        from basyx.aas.adapter.xml import write_aas_xml_file
+
         out = io.BytesIO()
         write_aas_xml_file(out, objects)
         return Response(out.getvalue(), media_type=XML)

@@ -21,13 +21,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import aiomqtt
+from shopfloor.core import lazy_import
 
 from . import _dynsec as dynsec
 from ._access import BRIDGE_USERNAME
 from ._client import BrokerUrl, DynsecClient, login_hint
 from ._errors import InvalidBrokerUrl, MosquittoError
+
+if TYPE_CHECKING:
+    import aiomqtt
+else:
+    aiomqtt = lazy_import("aiomqtt")  # with paho and dnspython: when first used
 
 __all__ = [
     "BrokerFiles",

@@ -21,11 +21,15 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-import aiomqtt
+from shopfloor.core import Backoff, Lifecycle, lazy_import
 
-from shopfloor.core import Backoff, Lifecycle
+if TYPE_CHECKING:
+    import aiomqtt
+else:
+    aiomqtt = lazy_import("aiomqtt")  # with paho and dnspython: when first used
 
 from . import _dynsec as dynsec
 from ._dynsec import DynsecCommand, DynsecResponse
