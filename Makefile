@@ -50,6 +50,9 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 install: $(STAMP) $(PROTO_OUT) $(NODE_STAMP)
+	@# Bytecode of the package, written even where PYTHONDONTWRITEBYTECODE is set: every
+	@# `shopfloor` process would otherwise compile its 360 modules again at start.
+	@$(BIN)/python -m compileall -q src > /dev/null
 
 run: install
 	SHOPFLOOR_LOG_FORMAT=$${SHOPFLOOR_LOG_FORMAT:-text} \

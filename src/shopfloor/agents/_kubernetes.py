@@ -53,8 +53,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-import urllib3
-
 from shopfloor.core import lazy_import
 
 from ._errors import (
@@ -81,6 +79,7 @@ __all__ = ["KubernetesRuntime"]
 # mostly untyped functions: it is used as `Any`, and only in this module. Imported when
 # a runtime is first made (about 0.3 s that every command paid before).
 kubernetes: Any = lazy_import("kubernetes")
+urllib3: Any = lazy_import("urllib3")
 
 FILES_DIR = "/run/shopfloor/files"
 VERSION_LABEL = "shopfloor.agent.version"

@@ -28,11 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self, cast
 
-# docker ships no type information; everything it returns is treated as `Any` here and
-# given a type where it enters this module.
-import docker  # type: ignore[import-untyped]
-import docker.errors  # type: ignore[import-untyped]
-import requests
+from shopfloor.core import lazy_import
 
 from ._errors import (
     AgentConflict,
@@ -52,6 +48,12 @@ from ._runtime import (
     RestartPolicy,
     Workload,
 )
+
+# docker ships no type information; everything it returns is treated as `Any` here and
+# given a type where it enters this module. It and requests are imported when a runtime
+# is first made, not at every command's start.
+docker: Any = lazy_import("docker")
+requests: Any = lazy_import("requests")
 
 __all__ = ["VERSION_LABEL", "SwarmRuntime", "decode_frames", "parse_timestamp"]
 

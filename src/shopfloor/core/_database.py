@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -124,6 +122,10 @@ async def _migrate(engine: AsyncEngine, chains: Sequence[MigrationChain], target
 
 
 def _upgrade(connection: sa.Connection, chain: MigrationChain, target: str) -> None:
+    # alembic (with mako and pygments) is 0.2 s of every command's start: imported here.
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(ENVIRONMENT))
     config.set_main_option("path_separator", "os")

@@ -7,11 +7,12 @@ the server and the delay instead.
 
 from __future__ import annotations
 
-from typing import Any
-
-from nats.aio.client import Server
+from typing import TYPE_CHECKING, Any
 
 from shopfloor.core import Backoff
+
+if TYPE_CHECKING:
+    from nats.aio.client import Server
 
 __all__ = ["ReconnectPolicy"]
 

@@ -20,28 +20,14 @@ publishes are written back to back and their PubAcks awaited together.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
-import nats
-import nats.errors
-import nats.js.errors
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription as NatsCoreSubscription
-from nats.js import JetStreamContext
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
+from shopfloor.core import lazy_import
 
 from ._backoff import ReconnectPolicy
 from ._bus import DEFAULT_BATCH, Bus
@@ -68,27 +54,44 @@ from ._subjects import (
 from ._wire import decode_envelope, encode_envelope
 
 if TYPE_CHECKING:
+    import nats
+    import nats.errors
+    import nats.js.api
+    import nats.js.errors
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription as NatsCoreSubscription
+    from nats.js import JetStreamContext
+
     from ._nats_consumer import NatsConsumer
+else:
+    # With aiohttp, 0.25 s of every command's start: imported when a bus first connects.
+    nats = lazy_import("nats")
 
 __all__ = ["NatsBus", "translate_nats_error"]
 
 logger = logging.getLogger(__name__)
 
-# Connection-level failures: nothing is wrong with the request, try again later.
-_UNAVAILABLE = (
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.js.errors.NoStreamResponseError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionDrainingError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.OutboundBufferLimitError,
-    nats.errors.StaleConnectionError,
-    nats.errors.NoServersError,
-    asyncio.TimeoutError,
-    OSError,
-)
+
+@functools.cache
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """Connection-level failures: nothing is wrong with the request, try again later."""
+    return (
+        nats.errors.TimeoutError,
+        nats.errors.NoRespondersError,
+        nats.js.errors.NoStreamResponseError,
+        nats.js.errors.ServiceUnavailableError,
+        nats.errors.ConnectionClosedError,
+        nats.errors.ConnectionDrainingError,
+        nats.errors.ConnectionReconnectingError,
+        nats.errors.OutboundBufferLimitError,
+        nats.errors.StaleConnectionError,
+        nats.errors.NoServersError,
+        asyncio.TimeoutError,
+        OSError,
+    )
+
+
 # JetStream "insufficient resources"; limits reached under discard=new say "maximum ...".
 _STORE_FULL_ERR_CODES = frozenset({10047})
 _MESSAGE_TOO_LARGE_ERR_CODE = 10054
@@ -106,9 +109,9 @@ def translate_nats_error(exc: BaseException, action: str) -> MessagingError:
             return MessageTooLarge(f"{action}: {description}")
         if "maximum" in description or exc.err_code in _STORE_FULL_ERR_CODES:
             return BusFull(f"{action}: stream refused the message: {description}")
-        if not isinstance(exc, _UNAVAILABLE):
+        if not isinstance(exc, _unavailable()):
             return BusMisconfigured(f"{action}: JetStream error {exc.err_code}: {description}")
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, _unavailable()):
         return BusUnavailable(f"{action}: NATS unavailable ({type(exc).__name__})")
     return BusUnavailable(f"{action}: unexpected NATS failure ({type(exc).__name__}: {exc})")
 
@@ -349,11 +352,11 @@ class NatsBus(Bus, scheme="nats"):
         """
         validate_name(durable, what="durable consumer name")
         subject_filter = covering_filter(check_filters(filters))
-        config = ConsumerConfig(
+        config = nats.js.api.ConsumerConfig(
             durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=nats.js.api.AckPolicy.EXPLICIT,
             # "Declared" means: keeps what is published from now on, like MemoryBus.
-            deliver_policy=DeliverPolicy.NEW,
+            deliver_policy=nats.js.api.DeliverPolicy.NEW,
             filter_subject=with_prefix(subject_filter, self.config.prefix),
             ack_wait=self.config.ack_wait,
             max_ack_pending=self.config.max_ack_pending,
@@ -386,15 +389,15 @@ class NatsBus(Bus, scheme="nats"):
 
     async def _ensure_stream(self) -> None:
         config = self.config
-        stream_config = StreamConfig(
+        stream_config = nats.js.api.StreamConfig(
             name=config.stream,
             subjects=[config.stream_subjects],
-            retention=RetentionPolicy.LIMITS,
+            retention=nats.js.api.RetentionPolicy.LIMITS,
             max_age=config.max_age,
             max_bytes=config.max_bytes,
             max_msgs=config.max_msgs,
-            discard=DiscardPolicy(config.discard),
-            storage=StorageType(config.storage),
+            discard=nats.js.api.DiscardPolicy(config.discard),
+            storage=nats.js.api.StorageType(config.storage),
             num_replicas=config.replicas,
             duplicate_window=config.duplicate_window,
         )

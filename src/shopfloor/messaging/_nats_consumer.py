@@ -23,9 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import nats.errors
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription as NatsCoreSubscription
+from shopfloor.core import lazy_import
 
 from ._envelope import Envelope
 from ._errors import EnvelopeDecodeError, MessagingError
@@ -35,7 +33,13 @@ from ._subjects import envelope_subject, reduce_filters, subject_matches
 from ._wire import decode_envelope
 
 if TYPE_CHECKING:
+    import nats.errors
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription as NatsCoreSubscription
+
     from ._nats import NatsBus
+else:
+    nats = lazy_import("nats")  # imported when a bus first connects (see _nats.py)
 
 __all__ = ["NatsConsumer", "NatsDelivery"]
 

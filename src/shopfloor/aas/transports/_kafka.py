@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-
-from shopfloor.core import UrlOptions
+from shopfloor.core import UrlOptions, lazy_import
 
 from .._errors import AasUnavailable, InvalidTransportUrl
 from ._transport import PARTITIONS, Record, Transport
+
+if TYPE_CHECKING:
+    import aiokafka
+    import aiokafka.admin
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient
+else:
+    aiokafka = lazy_import("aiokafka")  # imported when the transport first opens
 
 __all__ = ["KafkaTransport"]
 
@@ -75,16 +79,18 @@ class KafkaTransport(Transport, scheme="kafka"):
         )
 
     async def open(self) -> None:
+        import aiokafka.admin  # not among the names the package imports itself
+
         try:
-            self._admin = AIOKafkaAdminClient(
+            self._admin = aiokafka.admin.AIOKafkaAdminClient(
                 bootstrap_servers=self.servers, client_id=self.client_id
             )
             await self._admin.start()
-            self._producer = AIOKafkaProducer(
+            self._producer = aiokafka.AIOKafkaProducer(
                 bootstrap_servers=self.servers, client_id=self.client_id, acks="all"
             )
             await self._producer.start()
-        except KafkaError as exc:
+        except aiokafka.errors.KafkaError as exc:
             await self.close()
             raise AasUnavailable(f"Kafka at {','.join(self.servers)} is not reachable") from exc
 
@@ -99,14 +105,16 @@ class KafkaTransport(Transport, scheme="kafka"):
         if topic in self._topics:
             return
         admin = self._running(self._admin)
+        import aiokafka.admin
+
         try:
-            new = NewTopic(
+            new = aiokafka.admin.NewTopic(
                 topic, num_partitions=len(PARTITIONS), replication_factor=self.replication
             )
             await admin.create_topics([new])
-        except TopicAlreadyExistsError:
+        except aiokafka.errors.TopicAlreadyExistsError:
             pass
-        except KafkaError as exc:
+        except aiokafka.errors.KafkaError as exc:
             raise AasUnavailable(f"cannot create the Kafka topic {topic}: {exc}") from exc
         partitions = await self._partitions(topic)
         if len(partitions) < len(PARTITIONS):
@@ -120,7 +128,7 @@ class KafkaTransport(Transport, scheme="kafka"):
         producer = self._running(self._producer)
         try:
             await producer.client.force_metadata_update()
-        except KafkaError as exc:
+        except aiokafka.errors.KafkaError as exc:
             raise AasUnavailable(f"Kafka does not answer: {exc}") from exc
         return producer.client.cluster.partitions_for_topic(topic) or set()
 
@@ -128,13 +136,13 @@ class KafkaTransport(Transport, scheme="kafka"):
         producer = self._running(self._producer)
         try:
             await producer.send_and_wait(topic, value=value, key=key.encode(), partition=partition)
-        except KafkaError as exc:
+        except aiokafka.errors.KafkaError as exc:
             raise AasUnavailable(f"cannot publish to the Kafka topic {topic}: {exc}") from exc
 
     async def snapshot(self, topic: str, partition: int) -> list[Record]:
         found: list[Record] = []
         async with self._consumer() as consumer:
-            tp = TopicPartition(topic, partition)
+            tp = aiokafka.TopicPartition(topic, partition)
             consumer.assign([tp])
             try:
                 end = (await consumer.end_offsets([tp]))[tp]
@@ -147,19 +155,19 @@ class KafkaTransport(Transport, scheme="kafka"):
                 raise AasUnavailable(
                     f"reading back the Kafka topic {topic} took over {SNAPSHOT_SECONDS} s"
                 ) from None
-            except KafkaError as exc:
+            except aiokafka.errors.KafkaError as exc:
                 raise AasUnavailable(f"cannot read the Kafka topic {topic}: {exc}") from exc
         return found
 
     async def read(self, topic: str, partition: int) -> AsyncGenerator[Record, None]:
         async with self._consumer() as consumer:
-            tp = TopicPartition(topic, partition)
+            tp = aiokafka.TopicPartition(topic, partition)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             while True:
                 try:
                     batches = await consumer.getmany(tp, timeout_ms=POLL_MS)
-                except KafkaError as exc:
+                except aiokafka.errors.KafkaError as exc:
                     raise AasUnavailable(f"cannot read the Kafka topic {topic}: {exc}") from exc
                 for message in batches.get(tp, []):
                     yield _record(message)
@@ -179,7 +187,7 @@ class _Consumer:
     """An AIOKafkaConsumer without a group (explicit assignment), started and stopped."""
 
     def __init__(self, servers: list[str], client_id: str, fetch_wait_ms: int) -> None:
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = aiokafka.AIOKafkaConsumer(
             bootstrap_servers=servers,
             client_id=client_id,
             fetch_max_wait_ms=fetch_wait_ms,
@@ -191,7 +199,7 @@ class _Consumer:
     async def __aenter__(self) -> AIOKafkaConsumer:
         try:
             await self._consumer.start()
-        except KafkaError as exc:
+        except aiokafka.errors.KafkaError as exc:
             raise AasUnavailable(f"Kafka is not reachable: {exc}") from exc
         return self._consumer
 

@@ -14,20 +14,23 @@ next sequence after a reconnect), from the first message on.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import nats
-import nats.errors
-import nats.js.errors
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, StreamConfig
-
-from shopfloor.core import UrlOptions
+from shopfloor.core import UrlOptions, lazy_import
 
 from .._errors import AasUnavailable, InvalidTransportUrl
 from ._transport import PARTITIONS, Record, Transport
+
+if TYPE_CHECKING:
+    import nats
+    import nats.errors
+    import nats.js.api
+    import nats.js.errors
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+else:
+    nats = lazy_import("nats")  # imported when the transport first connects
 
 __all__ = ["NatsTransport"]
 
@@ -100,7 +103,7 @@ class NatsTransport(Transport, scheme="nats"):
         if stream in self._streams:
             return
         js = self._jetstream()
-        config = StreamConfig(
+        config = nats.js.api.StreamConfig(
             name=stream,
             subjects=[self.subject(topic, p) for p in PARTITIONS],
             num_replicas=self.replicas,
@@ -153,7 +156,7 @@ class NatsTransport(Transport, scheme="nats"):
                 self.subject(topic, partition),
                 stream=self.stream(topic),
                 ordered_consumer=True,
-                deliver_policy=DeliverPolicy.ALL,
+                deliver_policy=nats.js.api.DeliverPolicy.ALL,
             )
         except (nats.errors.Error, OSError) as exc:
             raise AasUnavailable(f"cannot read the NATS stream of {topic}: {exc}") from exc
