@@ -44,7 +44,9 @@ def test_a_command_start_imports_no_client_library_it_does_not_use() -> None:
         "from shopfloor.core import discover\n"
         "discover()\n"
         "print(' '.join(m for m in ('kubernetes.client', 'lxml.etree', 'paho.mqtt.client',"
-        " 'dns.resolver', 'cel.cli') if m in sys.modules))\n"
+        " 'dns.resolver', 'cel.cli', 'nats.aio.client', 'aiohttp', 'aiokafka.consumer',"
+        " 'alembic.command', 'docker.api', 'requests.sessions', 'urllib3.connectionpool')"
+        " if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
