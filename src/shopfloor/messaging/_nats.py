@@ -132,8 +132,14 @@ async def _core_subscribe(
     try:
         for wire_filter in wire_filters:
             subs.append(await nc.subscribe(wire_filter, cb=callback))
-        # Once the server has seen the SUB, a publish from any connection reaches us.
-        await nc.flush(timeout=max(1, round(bus.config.publish_timeout)))
+        # Once the server has seen the SUB, a publish from any connection reaches us,
+        # in principle. In practice one flush was not always enough: publishes from
+        # another connection right after it were lost about once in 50 (plain nats-py
+        # against nats-server 2.9 here; nats-io/nats-server#2150 reports the same), and
+        # with a second round trip none of 320 were. A heuristic, not a guarantee.
+        timeout = max(1, round(bus.config.publish_timeout))
+        await nc.flush(timeout=timeout)
+        await nc.flush(timeout=timeout)
     except Exception as exc:
         await _core_unsubscribe(subs)
         raise translate_nats_error(exc, action) from exc
