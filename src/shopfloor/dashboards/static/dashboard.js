@@ -295,7 +295,9 @@
       grid: { left: 48, right: 16, top: legend ? 28 : 12, bottom: 24 },
       legend: { show: legend, top: 0 },
       tooltip: { trigger: "axis", valueFormatter: (v) => format(v, o) },
-      xAxis: { type: "time", min: span.from, max: span.to },
+      // a narrow panel leaves out the time labels that would overlap, not prints them over
+      // each other
+      xAxis: { type: "time", min: span.from, max: span.to, axisLabel: { hideOverlap: true } },
       yAxis: { type: "value", scale: o.min === null && o.max === null,
         min: o.min === null ? undefined : o.min, max: o.max === null ? undefined : o.max,
         axisLabel: { formatter: (v) => format(v, Object.assign({}, o, { unit: "" })) } },
