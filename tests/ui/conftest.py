@@ -6,12 +6,15 @@ viewer; Debian's chromium driven by Playwright, every request it makes recorded.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from playwright.async_api import async_playwright
@@ -22,6 +25,8 @@ from shopfloor.auth.capability import IdentityService
 from shopfloor.core import Platform
 from shopfloor.registry import Registry, Role
 from shopfloor.settings import Settings
+from shopfloor.storage import Query
+from shopfloor.storage.capability import TimeseriesService
 
 from ..serving import ADMIN, lifespan, served_app
 
@@ -43,6 +48,21 @@ class Plant:
     @property
     def registry(self) -> Registry:
         return self.platform.get(IdentityService).registry
+
+
+async def publish_stored(plant: Plant, channel_id: str, key: str, records: list[Any]) -> None:
+    """`records` published over HTTP with a thing's key, once the writer stored them all."""
+    async with httpx.AsyncClient(base_url=plant.url) as http:
+        sent = await http.post(
+            f"/http/channels/{channel_id}/messages", json=records,
+            headers={"Authorization": f"Thing {key}", "Content-Type": "application/senml+json"},
+        )  # fmt: skip
+        assert sent.status_code == 202
+    store = plant.platform.get(TimeseriesService).store
+    deadline = time.monotonic() + 10
+    while (await store.query(Query(channel=channel_id, limit=1))).total < len(records):
+        assert time.monotonic() < deadline, "the writer stored the records"
+        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

@@ -8,7 +8,6 @@ there (docs/console.md shows them); without it they take none.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import time
@@ -18,11 +17,8 @@ from typing import Any
 
 import httpx
 
-from shopfloor.storage import Query
-from shopfloor.storage.capability import TimeseriesService
-
 from ..serving import ADMIN
-from .conftest import VIEWER, Browser, Plant
+from .conftest import VIEWER, Browser, Plant, publish_stored
 
 SCREENSHOTS = os.environ.get("SHOPFLOOR_SCREENSHOTS")
 
@@ -190,17 +186,7 @@ async def test_the_overview_shows_when_each_thing_last_published_and_its_rate(
     now = time.time()
     records = [{"bn": "press-1:", "n": "temperature", "u": "Cel", "v": 20.0 + i, "t": now - i}
                for i in range(6)]  # fmt: skip
-    async with httpx.AsyncClient(base_url=plant.url) as http:
-        sent = await http.post(
-            f"/http/channels/{channel.id}/messages", json=records,
-            headers={"Authorization": f"Thing {key}", "Content-Type": "application/senml+json"},
-        )  # fmt: skip
-        assert sent.status_code == 202
-    store = plant.platform.get(TimeseriesService).store
-    deadline = time.monotonic() + 10
-    while (await store.query(Query(channel=channel.id))).total < len(records):
-        assert time.monotonic() < deadline, "the writer stored the records"
-        await asyncio.sleep(0.05)
+    await publish_stored(plant, channel.id, key, records)
 
     page = browser.page
     await sign_in(page, plant.url, ADMIN)

@@ -6,7 +6,6 @@ platform."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -14,11 +13,9 @@ import httpx
 
 from shopfloor.dashboards import check_document
 from shopfloor.dashboards.capability import DashboardsService
-from shopfloor.storage import Query
-from shopfloor.storage.capability import TimeseriesService
 
 from ..serving import ADMIN
-from .conftest import Browser, Plant
+from .conftest import Browser, Plant, publish_stored
 from .test_console import outside, sign_in, snap
 
 
@@ -110,15 +107,7 @@ async def test_every_panel_type_draws_the_stored_records_and_takes_live_ones(
         {"n": "state", "vs": "running", "t": now - 89},
     ]  # fmt: skip
     headers = {"Authorization": f"Thing {key}", "Content-Type": "application/senml+json"}
-    async with httpx.AsyncClient(base_url=plant.url) as http:
-        sent = await http.post(f"/http/channels/{channel.id}/messages", json=records,
-                               headers=headers)  # fmt: skip
-        assert sent.status_code == 202
-    store = plant.platform.get(TimeseriesService).store
-    deadline = time.monotonic() + 10
-    while (await store.query(Query(channel=channel.id, limit=1))).total < len(records):
-        assert time.monotonic() < deadline, "the records were not stored in 10 s"
-        await asyncio.sleep(0.05)
+    await publish_stored(plant, channel.id, key, records)
 
     def panel(id: str, type: str, x: int, **query: Any) -> dict[str, Any]:
         return {"id": id, "type": type, "grid": {"x": x, "y": 0, "w": 4, "h": 8},
