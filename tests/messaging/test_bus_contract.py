@@ -226,6 +226,26 @@ async def test_consumer_with_several_filters_gets_exactly_what_they_match(
     assert [d.envelope for d in received] == wanted
 
 
+async def test_a_durable_is_never_given_the_protocols_it_skips(backend: Backend) -> None:
+    bus = await backend.open()
+    skip = {"mqtt"}
+    await bus.declare("outbound", ["channels.>"], skip_protocols=skip)
+    sent = [
+        make_envelope("c1", "a", protocol="http"),
+        make_envelope("c1", "b", protocol="mqtt"),
+        make_envelope("c1", "c", protocol="websocket"),
+        make_envelope("c1", "d", protocol="mqtt"),
+    ]
+    for envelope in sent:
+        await bus.publish(envelope)
+    marker = make_envelope("c1", "marker")
+    async with bus.consume("outbound", ["channels.>"], skip_protocols=skip) as consumer:
+        assert consumer.skip_protocols == frozenset(skip)
+        await bus.publish(marker)
+        received = await deliveries_before(consumer, marker)
+    assert [d.envelope for d in received] == [sent[0], sent[2]]
+
+
 async def test_consumers_of_one_durable_share_the_messages(backend: Backend) -> None:
     bus = await backend.open()
     sent = [make_envelope("work", f"m{i}") for i in range(20)]

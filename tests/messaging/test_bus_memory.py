@@ -72,6 +72,19 @@ async def test_leaving_consumer_hands_back_unsettled_deliveries_at_once(bus: Mem
     assert bus.backlog("writer") == 0
 
 
+async def test_skipped_protocols_neither_wait_in_a_durable_nor_fill_it(bus: MemoryBus) -> None:
+    await bus.declare("outbound", ["channels.>"], skip_protocols={"mqtt"})
+    for i in range(5):  # more than max_pending=3
+        await bus.publish(make_envelope("c1", f"m{i}", protocol="mqtt"))
+    assert bus.backlog("outbound") == 0
+    for i in range(3):
+        await bus.publish(make_envelope("c1", f"h{i}", protocol="http"))
+    assert bus.backlog("outbound") == 3
+    with pytest.raises(BusFull):
+        await bus.publish(make_envelope("c1", "h3", protocol="http"))
+    await bus.publish(make_envelope("c1", "m5", protocol="mqtt"))  # still taken
+
+
 async def test_redeclaring_replaces_the_filters(bus: MemoryBus) -> None:
     await bus.declare("writer", ["channels.a.>"])
     await bus.declare("writer", ["channels.b.>"])

@@ -63,10 +63,14 @@ def test_a_scheme_can_be_registered_only_once() -> None:
             ) -> Subscription:
                 raise AssertionError
 
-            async def declare(self, durable: str, filters: Sequence[str]) -> None:
+            async def declare(
+                self, durable: str, filters: Sequence[str], *, skip_protocols: object = ()
+            ) -> None:
                 return None
 
-            def consume(self, durable: str, filters: Sequence[str], *, batch: int = 1) -> Consumer:
+            def consume(
+                self, durable: str, filters: Sequence[str], *, batch: int = 1, **_: object
+            ) -> Consumer:
                 raise AssertionError
 
 

@@ -19,6 +19,7 @@ from shopfloor.adapters.mosquitto import (
     thing_acls,
 )
 from shopfloor.adapters.mosquitto._access import bridge_client, secret_fingerprint, thing_client
+from shopfloor.adapters.mosquitto._bridge_support import RecentIds
 from shopfloor.adapters.mosquitto._dynsec import (
     ClientInfo,
     RoleInfo,
@@ -246,3 +247,16 @@ def test_config_refuses_an_unlimited_message_queue() -> None:
             publisher_plugin=Path("p.so"),
             max_queued_messages=0,
         )
+
+
+def test_recent_ids_remember_the_last_ones_only() -> None:
+    recent = RecentIds(3)
+    for message_id in ("a", "b", "c", "b"):  # "b" again: still one entry
+        recent.add(message_id)
+    assert all(i in recent for i in "abc")
+    recent.add("d")
+    assert "a" not in recent
+    assert all(i in recent for i in "bcd")
+    recent.add("e")
+    assert "b" not in recent
+    assert all(i in recent for i in "cde")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import ClassVar, Self
 
 from shopfloor.core import Backends, Opened, Pluggable
@@ -121,14 +121,27 @@ class Bus(Pluggable, Opened, registry=_BACKENDS):
         """Platform events matching logical event filters (`registry.>`), while open."""
 
     @abstractmethod
-    async def declare(self, durable: str, filters: Sequence[str]) -> None:
-        """Create or update a durable consumer so that it keeps messages from now on."""
+    async def declare(
+        self, durable: str, filters: Sequence[str], *, skip_protocols: Collection[str] = ()
+    ) -> None:
+        """Create or update a durable consumer so that it keeps messages from now on.
+
+        Messages whose envelope `protocol` is in `skip_protocols` are never delivered
+        to it: the memory bus does not keep them for it at all, JetStream (which cannot
+        filter on a header) keeps them and its consumers acknowledge them unseen.
+        """
 
     @abstractmethod
     def consume(
-        self, durable: str, filters: Sequence[str], *, batch: int = DEFAULT_BATCH
+        self,
+        durable: str,
+        filters: Sequence[str],
+        *,
+        batch: int = DEFAULT_BATCH,
+        skip_protocols: Collection[str] = (),
     ) -> Consumer:
-        """A consumer attached to the durable `durable`, declared on entry.
+        """A consumer attached to the durable `durable`, declared on entry (with
+        `skip_protocols`, as `declare` takes them).
 
         One-by-one iteration may fetch up to `batch` messages ahead; each must be
         settled within the ack wait, or it is delivered again.

@@ -16,7 +16,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,8 @@ class DurableQueue:
     ) -> None:
         self.name = name
         self.filters = tuple(filters)
+        #: Protocols whose messages the bus does not give this durable (`Bus.declare`).
+        self.skip_protocols: frozenset[str] = frozenset()
         self.max_pending = max_pending
         self.ack_wait = ack_wait
         self.changed = asyncio.Event()
@@ -182,8 +184,16 @@ class MemoryConsumer(Consumer):
     consumer's deliveries come back after the ack wait instead, as on JetStream).
     """
 
-    def __init__(self, bus: MemoryBus, durable: str, filters: Sequence[str], *, batch: int) -> None:
-        super().__init__(durable, filters, batch=batch)
+    def __init__(
+        self,
+        bus: MemoryBus,
+        durable: str,
+        filters: Sequence[str],
+        *,
+        batch: int,
+        skip_protocols: Collection[str] = (),
+    ) -> None:
+        super().__init__(durable, filters, batch=batch, skip_protocols=skip_protocols)
         self._bus = bus
         self._queue: DurableQueue | None = None
         self._outstanding: dict[int, int] = {}  # seq -> token of unsettled deliveries

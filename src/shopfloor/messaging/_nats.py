@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
@@ -349,12 +349,15 @@ class NatsBus(Bus, scheme="nats"):
     ) -> NatsEventSubscription:
         return NatsEventSubscription(self, filters, max_queued=max_queued or self.config.max_queued)
 
-    async def declare(self, durable: str, filters: Sequence[str]) -> None:
+    async def declare(
+        self, durable: str, filters: Sequence[str], *, skip_protocols: Collection[str] = ()
+    ) -> None:
         """Create or update the durable pull consumer `durable` of the stream.
 
         JetStream 2.9 gives a consumer one filter subject, so several filters are
         folded into the narrowest covering one and consumers drop the rest (acking
-        them, since this durable does not want them).
+        them, since this durable does not want them). It cannot filter on a header
+        either: messages of `skip_protocols` are kept, and dropped by the consumers.
         """
         validate_name(durable, what="durable consumer name")
         subject_filter = covering_filter(check_filters(filters))
@@ -374,11 +377,16 @@ class NatsBus(Bus, scheme="nats"):
             raise translate_nats_error(exc, f"declare consumer {durable!r}") from exc
 
     def consume(
-        self, durable: str, filters: Sequence[str], *, batch: int = DEFAULT_BATCH
+        self,
+        durable: str,
+        filters: Sequence[str],
+        *,
+        batch: int = DEFAULT_BATCH,
+        skip_protocols: Collection[str] = (),
     ) -> NatsConsumer:
         from ._nats_consumer import NatsConsumer
 
-        return NatsConsumer(self, durable, filters, batch=batch)
+        return NatsConsumer(self, durable, filters, batch=batch, skip_protocols=skip_protocols)
 
     def _connection(self) -> Client:
         if self._nc is None or self._closed:

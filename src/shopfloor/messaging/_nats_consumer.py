@@ -20,7 +20,7 @@ import itertools
 import json
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from shopfloor.core import lazy_import
@@ -88,8 +88,16 @@ class NatsConsumer(Consumer):
     once; if the process dies instead, the server redelivers after `ack_wait`.
     """
 
-    def __init__(self, bus: NatsBus, durable: str, filters: Sequence[str], *, batch: int) -> None:
-        super().__init__(durable, filters, batch=batch)
+    def __init__(
+        self,
+        bus: NatsBus,
+        durable: str,
+        filters: Sequence[str],
+        *,
+        batch: int,
+        skip_protocols: Collection[str] = (),
+    ) -> None:
+        super().__init__(durable, filters, batch=batch, skip_protocols=skip_protocols)
         self._bus = bus
         # With one filter the server filters exactly; otherwise it uses a covering
         # filter and the rest is dropped here.
@@ -238,6 +246,9 @@ class NatsConsumer(Consumer):
                 subject_matches(f, envelope_subject(envelope)) for f in self.filters
             ):
                 await self._settle_quietly(msg, terminate=False)  # matched the covering filter only
+                continue
+            if envelope.protocol in self.skip_protocols:
+                await self._settle_quietly(msg, terminate=False)  # not for this durable
                 continue
             delivery = NatsDelivery(self, msg, envelope, attempt)
             self._outstanding[delivery] = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
@@ -211,12 +211,20 @@ class Consumer(_Receiver):
 
     _kind = "consumer"
 
-    def __init__(self, durable: str, filters: Sequence[str], *, batch: int) -> None:
+    def __init__(
+        self,
+        durable: str,
+        filters: Sequence[str],
+        *,
+        batch: int,
+        skip_protocols: Collection[str] = (),
+    ) -> None:
         if batch < 1:
             raise ValueError("batch must be >= 1")
         self._durable = validate_name(durable, what="durable consumer name")
         self._filters = check_filters(filters)
         self._batch = batch
+        self._skip_protocols = frozenset(skip_protocols)
         super().__init__()
 
     @property
@@ -226,6 +234,11 @@ class Consumer(_Receiver):
     @property
     def filters(self) -> tuple[str, ...]:
         return self._filters
+
+    @property
+    def skip_protocols(self) -> frozenset[str]:
+        """Protocols whose messages this consumer never receives (see `Bus.declare`)."""
+        return self._skip_protocols
 
     @property
     def batch(self) -> int:

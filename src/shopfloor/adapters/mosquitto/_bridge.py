@@ -48,7 +48,7 @@ from ._bridge_support import (
     parse_channel_topic,
 )
 from ._connection import BrokerConnection, ConnectionLost
-from ._forwarder import ALL_CHANNELS, MQTT_PROTOCOL, BrokerLink, Forwarder
+from ._forwarder import ALL_CHANNELS, MQTT_PROTOCOL, SKIPPED, BrokerLink, Forwarder
 from ._options import MosquittoOptions
 
 __all__ = ["MosquittoBridge"]
@@ -145,7 +145,9 @@ class MosquittoBridge(Lifecycle):
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         try:
             # Declared now, so what is published from here on is kept for Mosquitto.
-            await self._bus.declare(self._options.outbound_durable, ALL_CHANNELS)
+            await self._bus.declare(
+                self._options.outbound_durable, ALL_CHANNELS, skip_protocols=SKIPPED
+            )
         except MessagingError as exc:
             logger.warning("cannot declare the bus consumer for mosquitto yet: %s", exc)
         self._inbound = await self.spawn("mosquitto-bridge-in", self._run_inbound, restart=False)

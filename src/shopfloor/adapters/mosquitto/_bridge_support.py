@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -117,13 +117,18 @@ class RecentIds:
     """The last `size` message ids the bus took, to recognise redeliveries."""
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        # A set to look up, a deque for the order: cheaper per message than an OrderedDict.
+        self._ids: set[str] = set()
+        self._order: deque[str] = deque(maxlen=size)
 
     def __contains__(self, message_id: str) -> bool:
         return message_id in self._ids
 
     def add(self, message_id: str) -> None:
-        self._ids[message_id] = None
-        if len(self._ids) > self._size:
-            self._ids.popitem(last=False)
+        if message_id in self._ids:
+            return
+        order = self._order
+        if len(order) == order.maxlen:
+            self._ids.discard(order[0])  # the append below pushes it out
+        order.append(message_id)
+        self._ids.add(message_id)

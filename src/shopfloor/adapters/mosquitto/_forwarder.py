@@ -1,10 +1,11 @@
 """Bus → Mosquitto: what reached the platform another way, for MQTT subscribers.
 
 A durable bus consumer (shared by every bridge process, so each message is sent once)
-hands over every channel message; those that came from Mosquitto are acknowledged at
-once, the others are published at QoS 1 with the `shopfloor-publisher`,
-`shopfloor-message-id` and `shopfloor-protocol` properties, which the broker plugin
-lets the bridge set, and acknowledged on the bus once the broker has them.
+hands over every channel message but those that came from Mosquitto (its subscribers
+have them; the durable skips the MQTT protocol). Each is published at QoS 1 with the
+`shopfloor-publisher`, `shopfloor-message-id` and `shopfloor-protocol` properties,
+which the broker plugin lets the bridge set, and acknowledged on the bus once the
+broker has them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ._bridge_support import BridgeMetrics, channel_topic
 from ._connection import BrokerConnection, ConnectionLost
 from ._options import MosquittoOptions
 
-__all__ = ["ALL_CHANNELS", "MQTT_PROTOCOL", "BrokerLink", "Forwarder"]
+__all__ = ["ALL_CHANNELS", "MQTT_PROTOCOL", "SKIPPED", "BrokerLink", "Forwarder"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 MQTT_PROTOCOL = "mqtt"
 #: Filter of every channel on the bus (the bus's own subject scheme).
 ALL_CHANNELS = ("channels.>",)
+#: What the outbound durable is not given: what came from Mosquitto. Acknowledging
+#: each of those unseen cost the bridge's process a sixth of its time per message.
+SKIPPED = frozenset({MQTT_PROTOCOL})
 
 
 @dataclass(eq=False)
@@ -77,13 +81,13 @@ class Forwarder:
     async def _forward_all(self) -> None:
         window = asyncio.Semaphore(self._options.outbound_window)
         consumer = self._bus.consume(
-            self._options.outbound_durable, ALL_CHANNELS, batch=self._options.outbound_window
+            self._options.outbound_durable,
+            ALL_CHANNELS,
+            batch=self._options.outbound_window,
+            skip_protocols=SKIPPED,
         )
         async with consumer, asyncio.TaskGroup() as tasks:
             async for delivery in consumer:
-                if delivery.envelope.protocol == MQTT_PROTOCOL:
-                    await delivery.ack()  # came from Mosquitto: its subscribers have it
-                    continue
                 await window.acquire()
                 task = tasks.create_task(self._forward(delivery), name="mosquitto-bridge-send")
                 task.add_done_callback(lambda _task: window.release())
