@@ -101,9 +101,17 @@ class Writer:
         await self.bus.declare(self.durable, ALL_CHANNELS)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Store until `stopping` is set, then drain what the bus still holds, and return."""
+        """Store until `stopping` is set, then drain what the bus still holds, and return.
+
+        One batch is being stored while the next is fetched and turned into rows: the
+        store works off the event loop (SQLite in its own thread, the network for the
+        others), and waiting for it with nothing else to do left a third of a core idle
+        whenever the bus was full and its publishers waited.
+        """
         failures = 0
         deadline: float | None = None
+        storing: asyncio.Task[bool] | None = None
+        previous: asyncio.Task[bool] | None = None
         async with self.bus.consume(self.durable, ALL_CHANNELS, batch=self.batch_size) as consumer:
             self.running = True
             try:
@@ -114,16 +122,27 @@ class Writer:
                         logger.warning("writer stopped before draining: the bus keeps the rest")
                         return
                     batch = await self._next_batch(consumer)
-                    if not batch:
+                    if not batch and storing is None:
                         if stopping.is_set():
                             return  # drained
                         continue
-                    if await self._store(batch):
-                        failures = 0
-                        continue
-                    failures += 1
-                    await self._back_off(failures, stopping)
+                    previous = storing
+                    storing = asyncio.create_task(self._store(batch)) if batch else None
+                    if previous is not None:
+                        failures = 0 if await asyncio.shield(previous) else failures + 1
+                    if failures:
+                        if storing is not None:
+                            # Stored or handed back too, before waiting: the wait is long.
+                            failures = 0 if await storing else failures + 1
+                            storing = None
+                        if failures:
+                            await self._back_off(failures, stopping)
             finally:
+                # Whatever happens to the writer, a batch being stored is settled first.
+                for task in (previous, storing):
+                    if task is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(task)
                 self.running = False
 
     async def _next_batch(self, consumer: Consumer) -> list[Delivery]:
