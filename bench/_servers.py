@@ -514,7 +514,10 @@ class Counts:
         if http is None:
             with httpx.Client(timeout=10) as client:
                 return cls.read(url, client)
-        text = http.get(f"{url}/metrics").text
+        # Only the two counters: a whole scrape costs the server about 5 ms of CPU, a
+        # tenth of a core when polled every 50 ms while the writer drains.
+        params = [("name[]", ACCEPTED), ("name[]", RECORDS)]
+        text = http.get(f"{url}/metrics", params=params).text
         return cls(accepted=_sum(text, ACCEPTED, {}), stored=_sum(text, RECORDS, {}))
 
 

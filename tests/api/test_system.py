@@ -61,6 +61,16 @@ async def test_metrics_count_requests_by_route_template(api: Api) -> None:
     assert "shopfloor_http_request_seconds_bucket" in text
 
 
+async def test_metrics_can_be_narrowed_to_named_samples(api: Api) -> None:
+    await api.http.get("/api/v1/things/123")
+    wanted = "shopfloor_http_requests_total"
+    response = await api.http.get("/metrics", params=[("name[]", wanted)])
+    samples = [line for line in response.text.splitlines() if not line.startswith("#")]
+    assert samples, response.text
+    assert all(line.startswith(f"{wanted}{{") for line in samples), samples
+    assert "shopfloor_http_request_seconds_bucket" not in response.text
+
+
 async def test_docs_load_only_local_assets(api: Api) -> None:
     page = await api.http.get("/docs")
     assert page.status_code == 200
